@@ -1,0 +1,1 @@
+"""The `slmkit` command line: parse, call one function, print."""

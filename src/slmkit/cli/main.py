@@ -1,0 +1,60 @@
+"""Entry point: every command, and one place that turns user errors into messages."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from slmkit.cli import project, release, serve, stages
+from slmkit.errors import SlmkitError
+
+app = typer.Typer(
+    name="slmkit",
+    help="Fine-tune, evaluate, release and serve small language models for narrow tasks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Build versioned datasets from raw inputs.", no_args_is_help=True)
+
+app.command("init")(project.init)
+app.command("validate")(project.validate)
+data_app.command("build")(stages.data_build)
+app.add_typer(data_app, name="data")
+app.command("train")(stages.train)
+app.command("eval")(stages.evaluate)
+app.command("release")(release.release)
+app.command("rollback")(release.rollback)
+app.command("releases")(release.releases)
+app.command("serve")(serve.serve)
+app.command("demo")(serve.demo)
+
+
+def main() -> None:
+    """Run the CLI; a SlmkitError prints as 'error: ...' (no traceback) with its exit code."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(standalone_mode=False)
+    except SlmkitError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,558 @@
+"""slmkit.yaml: typed settings for every stage, validated all at once.
+
+`load_config(path)` returns a `ProjectConfig` or raises one `ConfigError` listing every
+problem with its YAML path, line and the fix. Field descriptions are the single source of
+help text: `slmkit init` templates and `slmkit config --explain` read them from here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import string
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from slmkit.errors import ConfigError
+
+CONFIG_FILE = "slmkit.yaml"
+STATE_DIR = ".slmkit"
+
+# Metrics `slmkit eval` computes and gates may name; `field_accuracy.<field>` is added per
+# output field. Kept here so config validation can name a typo before any model loads.
+GATE_METRICS = (
+    "exact_match",
+    "schema_validity",
+    "label_accuracy",
+    "label_macro_f1",
+    "refusal_precision",
+    "refusal_recall",
+)
+_GATE_RE = re.compile(
+    r"^\s*(?P<metric>[a-z_][a-z0-9_.]*)\s*(?P<op>>=|<=|>|<)\s*"
+    r"(?:(?P<base>base)\s*(?P<sign>[+-])\s*)?(?P<value>\d+(?:\.\d+)?)\s*$"
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --- task -------------------------------------------------------------------------------
+
+
+class RefusalRule(_Section):
+    output: dict[str, Any] = Field(
+        description="The exact answer for out-of-scope or unclear inputs; must match the output schema."
+    )
+    when: str = Field(
+        "",
+        description="When to refuse, in plain words; added to the system prompt.",
+    )
+
+
+class EscalationRule(_Section):
+    description: str = Field("", description="Why these answers go to a human; shown in reports.")
+    when_output: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Escalate when an output field takes one of these values, e.g. {priority: [urgent]}.",
+    )
+    when_input_contains: list[str] = Field(
+        default_factory=list,
+        description="Escalate when the input contains any of these phrases (case-insensitive).",
+    )
+
+
+class TaskConfig(_Section):
+    name: str = Field(
+        description="Task and release name, e.g. support-tickets (lowercase, digits, - _ .).",
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+    )
+    description: str = Field("", description="One line on what the model does.")
+    input_fields: list[str] = Field(
+        description="Record fields that form the model input, e.g. [subject, body].", min_length=1
+    )
+    input_template: str | None = Field(
+        None,
+        description="How the fields are joined into the prompt, e.g. 'Subject: {subject}\\n\\n{body}'. "
+        "Default: one 'field: value' line per field (the value alone for a single field).",
+    )
+    system_prompt: str = Field(description="Instructions and tone, sent as the system message.")
+    output_schema: dict[str, Any] | None = Field(
+        None, description="JSON schema of the answer (a label set is an enum)."
+    )
+    output_schema_file: str | None = Field(
+        None, description="Path to a JSON schema file, relative to slmkit.yaml (instead of output_schema)."
+    )
+    label_field: str | None = Field(
+        None,
+        description="Output field holding the class label (an enum): used for accuracy, macro-F1 and "
+        "stratified splits.",
+    )
+    refusal: RefusalRule | None = Field(None, description="What to answer when out of scope or unsure.")
+    escalation: EscalationRule | None = Field(None, description="Which answers are handed to a human.")
+    describe_output_in_prompt: bool = Field(
+        True, description="Append a compact description of the output format to the system prompt."
+    )
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+class SourceConfig(_Section):
+    path: str = Field(description="Input file (JSONL or CSV), relative to slmkit.yaml.")
+    format: Literal["auto", "jsonl", "csv"] = Field(
+        "auto", description="File format; auto picks it from the extension."
+    )
+    output_field: str = Field(
+        "output", description="Column holding the target answer (a JSON object or JSON text)."
+    )
+    id_field: str | None = Field(
+        None, description="Column with a record id, kept as provenance (file and line always are)."
+    )
+
+
+class SplitConfig(_Section):
+    validation: float = Field(0.1, ge=0.0, lt=0.5, description="Share of rows for validation loss.")
+    gold: float = Field(0.15, gt=0.0, lt=0.5, description="Share of rows locked as the gold eval set.")
+    seed: int = Field(13, description="Seed for the split; the same data and seed give the same split.")
+    stratify: bool = Field(
+        True, description="Keep label proportions equal across splits (needs label_field)."
+    )
+
+
+class DataConfig(_Section):
+    sources: list[SourceConfig] = Field(description="Where the labelled rows come from.", min_length=1)
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Train / validation / gold split.")
+    max_input_chars: int = Field(
+        8000, gt=0, description="Rows whose rendered input is longer are rejected as over-long."
+    )
+
+
+# --- train ------------------------------------------------------------------------------
+
+
+class LoraSettings(_Section):
+    r: int = Field(16, gt=0, le=1024, description="LoRA rank.")
+    alpha: int = Field(32, gt=0, description="LoRA alpha (scaling = alpha / r).")
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input (0 is fastest; 0.05-0.1 regularizes small datasets)."
+    )
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or all-linear."
+    )
+
+
+class TrainConfig(_Section):
+    method: Literal["lora", "dora"] = Field("lora", description="lora or dora (weight-decomposed LoRA).")
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="Adapter shape.")
+    epochs: float = Field(1.0, gt=0.0, description="Passes over the training rows (fractions allowed).")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
+    learning_rate: float = Field(1e-3, gt=0.0, lt=1.0, description="Peak learning rate (cosine decay).")
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Share of steps with linear warm-up.")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay on adapter weights.")
+    batch_size: int = Field(8, gt=0, description="Sequences per optimizer step (before accumulation).")
+    grad_accum: int = Field(1, gt=0, description="Micro-batches accumulated per optimizer step.")
+    max_seq_len: int = Field(512, ge=16, description="Longer examples are truncated from the prompt side.")
+    eval_every: int = Field(20, gt=0, description="Compute validation loss every N optimizer steps.")
+    max_validation_rows: int = Field(64, gt=0, description="Validation rows used for the loss.")
+    seed: int = Field(13, description="Seed for adapter init, shuffling and dropout.")
+    threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: all cores).")
+
+
+# --- eval -------------------------------------------------------------------------------
+
+
+class Gate(BaseModel):
+    """A parsed gate: `metric op value`, or `metric op base + delta`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    metric: str
+    op: Literal[">=", "<=", ">", "<"]
+    value: float
+    relative_to_base: bool = False
+
+    def check(self, observed: float, base: float | None = None) -> bool:
+        threshold = self.threshold(base)
+        return {
+            ">=": observed >= threshold,
+            "<=": observed <= threshold,
+            ">": observed > threshold,
+            "<": observed < threshold,
+        }[self.op]
+
+    def threshold(self, base: float | None = None) -> float:
+        if not self.relative_to_base:
+            return self.value
+        if base is None:
+            raise ValueError(f"gate '{self.text}' needs the base model's {self.metric}")
+        return base + self.value
+
+
+def parse_gate(text: str) -> Gate:
+    """Parse `schema_validity >= 0.95` or `label_accuracy >= base + 0.1`."""
+    match = _GATE_RE.match(text)
+    if not match:
+        raise ValueError(
+            f"cannot read gate {text!r}; write 'METRIC >= NUMBER' or 'METRIC >= base + NUMBER', "
+            "e.g. 'schema_validity >= 0.95'"
+        )
+    value = float(match["value"])
+    if match["sign"] == "-":
+        value = -value
+    return Gate(
+        text=text.strip(),
+        metric=match["metric"],
+        op=match["op"],  # type: ignore[arg-type]
+        value=value,
+        relative_to_base=match["base"] is not None,
+    )
+
+
+class EvalConfig(_Section):
+    gates: list[str] = Field(
+        default_factory=list,
+        description="Pass/fail rules set before training, e.g. 'schema_validity >= 0.95'. "
+        "A release needs every gate to pass.",
+    )
+    batch_size: int = Field(16, gt=0, description="Gold items generated together.")
+    max_new_tokens: int = Field(96, gt=0, description="Upper bound on answer length in tokens.")
+    compare_base: bool = Field(True, description="Also evaluate the base model, side by side.")
+    max_items: int | None = Field(
+        None, gt=0, description="Evaluate only the first N gold items (smoke runs)."
+    )
+
+    @field_validator("gates")
+    @classmethod
+    def _gates_parse(cls, gates: list[str]) -> list[str]:
+        for gate in gates:
+            parse_gate(gate)
+        return gates
+
+    def parsed_gates(self) -> list[Gate]:
+        return [parse_gate(g) for g in self.gates]
+
+
+# --- release / serve --------------------------------------------------------------------
+
+
+class ReleaseConfig(_Section):
+    alias: str = Field("production", description="Alias a passing release moves to.")
+
+
+class ServeConfig(_Section):
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes it to the network.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    engine: Literal["transformers"] = Field("transformers", description="Inference engine.")
+    release: str = Field("production", description="Alias or version (e.g. 3) served by default.")
+    max_new_tokens: int = Field(128, gt=0, description="Upper bound on answer length in tokens.")
+    max_batch_size: int = Field(8, gt=0, description="Concurrent requests generated together.")
+    max_retries: int = Field(1, ge=0, le=5, description="Regenerations when an answer fails the schema.")
+    timeout_s: float = Field(120.0, gt=0, description="Longest a request may wait for its answer (then 504).")
+    max_request_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused (413).")
+
+
+# --- the project ------------------------------------------------------------------------
+
+
+class ProjectConfig(_Section):
+    base_model: str = Field(
+        description="smollm2-135m-instruct (built in), a local model directory, a .gguf file or a hub id."
+    )
+    task: TaskConfig
+    data: DataConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    # Set by load_config: the directory holding slmkit.yaml; relative paths resolve against it.
+    _root: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def resolve_path(self, relative: str) -> Path:
+        path = Path(relative).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    def output_schema(self) -> dict[str, Any]:
+        """The output JSON schema, inline or read from output_schema_file."""
+        if self.task.output_schema is not None:
+            return self.task.output_schema
+        assert self.task.output_schema_file is not None  # guaranteed by validation
+        return json.loads(self.resolve_path(self.task.output_schema_file).read_text(encoding="utf-8"))
+
+    def task_hash(self) -> str:
+        """sha256 of the task spec (schema inlined): what a dataset and an adapter are built for."""
+        import hashlib
+
+        task = self.resolved()["task"]
+        return hashlib.sha256(json.dumps(task, sort_keys=True).encode()).hexdigest()
+
+    def resolved(self) -> dict[str, Any]:
+        """The config with defaults filled in and the schema inlined, for artifacts."""
+        data = self.model_dump(mode="json")
+        data["task"]["output_schema"] = self.output_schema()
+        data["task"]["output_schema_file"] = None
+        return data
+
+
+def load_config(path: str | Path = CONFIG_FILE, *, check_files: bool = True) -> ProjectConfig:
+    """Read and validate slmkit.yaml (a file or the directory holding it).
+
+    `check_files=False` skips checking that the raw data sources exist: serving or rolling
+    back on a host that never saw the training data is legitimate.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError(
+            [f"no {CONFIG_FILE} here; run `slmkit init --template classification DIR` or pass --project"],
+            path=str(path),
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+        root_node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(
+            [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"], path=str(path)
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            ["the file must be a mapping of sections (base_model, task, data, ...)"], path=str(path)
+        )
+    return validate_config(raw, root=path.parent, source=str(path), node=root_node, check_files=check_files)
+
+
+def validate_config(
+    raw: dict[str, Any],
+    *,
+    root: Path,
+    source: str = CONFIG_FILE,
+    node: yaml.Node | None = None,
+    check_files: bool = True,
+) -> ProjectConfig:
+    """Validate a parsed config; collect every problem, then raise once."""
+    problems: list[str] = []
+    try:
+        config = ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_describe(err, node, ProjectConfig) for err in exc.errors())
+        config = None
+    if config is not None:
+        config._root = root.resolve()
+        problems.extend(_semantic_problems(config, node, check_files))
+    if problems:
+        raise ConfigError(problems, path=source)
+    assert config is not None
+    return config
+
+
+# --- error messages ---------------------------------------------------------------------
+
+
+def _describe(err: Any, node: yaml.Node | None, model: type[BaseModel]) -> str:
+    loc = tuple(err["loc"])
+    dotted = _dotted(loc)
+    line = _line_of(node, loc)
+    where = f"line {line}: " if line else ""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean '{guess[0]}'?" if guess else f"allowed here: {', '.join(allowed)}"
+        return f"{where}{dotted}: unknown setting; {hint}"
+    if kind == "missing":
+        return f"{where}{dotted}: required; add it (see `slmkit init` for a commented example)"
+    got = err.get("input")
+    message = err["msg"]
+    if kind == "value_error":
+        message = message.removeprefix("Value error, ")
+    shown = json.dumps(got) if isinstance(got, (int, float, str, bool)) else None
+    return f"{where}{dotted}: {message[0].lower()}{message[1:]}" + (f" (got {shown})" if shown else "")
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = _inner_model(field.annotation)
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at `loc` (or of its nearest existing parent)."""
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == part]
+            if not match:
+                return line
+            key, node = match[0]
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+# --- checks across fields ---------------------------------------------------------------
+
+
+def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_files: bool) -> list[str]:
+    problems: list[str] = []
+
+    def add(loc: tuple[Any, ...], message: str) -> None:
+        line = _line_of(node, loc)
+        problems.append(f"{'line ' + str(line) + ': ' if line else ''}{_dotted(loc)}: {message}")
+
+    task = config.task
+    schema = _check_schema(config, add)
+
+    if task.input_template is not None:
+        names = {f for _, f, _, _ in string.Formatter().parse(task.input_template) if f}
+        unknown = sorted(names - set(task.input_fields))
+        if unknown:
+            add(
+                ("task", "input_template"),
+                f"uses {', '.join('{' + n + '}' for n in unknown)} which "
+                f"{'is' if len(unknown) == 1 else 'are'} not in task.input_fields {task.input_fields}",
+            )
+
+    if schema is not None:
+        properties = schema.get("properties", {})
+        if task.label_field is not None:
+            spec = properties.get(task.label_field)
+            if spec is None:
+                add(
+                    ("task", "label_field"),
+                    f"'{task.label_field}' is not a property of the output schema "
+                    f"(properties: {', '.join(properties) or 'none'})",
+                )
+            elif "enum" not in spec:
+                add(
+                    ("task", "label_field"), f"'{task.label_field}' must have an enum of labels in the schema"
+                )
+        if task.refusal is not None:
+            errors = _schema_errors(schema, task.refusal.output)
+            if errors:
+                add(("task", "refusal", "output"), f"does not match the output schema: {errors[0]}")
+        if task.escalation is not None:
+            for field in task.escalation.when_output:
+                if field not in properties:
+                    add(
+                        ("task", "escalation", "when_output", field), "is not a property of the output schema"
+                    )
+        for i, gate_text in enumerate(config.eval.gates):
+            metric = parse_gate(gate_text).metric
+            known = list(GATE_METRICS) + [f"field_accuracy.{p}" for p in properties]
+            if metric not in known:
+                guess = difflib.get_close_matches(metric, known, n=1)
+                add(
+                    ("eval", "gates", i),
+                    f"unknown metric '{metric}'; "
+                    + (f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(known)}"),
+                )
+            if metric.startswith("label_") and task.label_field is None:
+                add(("eval", "gates", i), f"'{metric}' needs task.label_field")
+            if metric.startswith("refusal_") and task.refusal is None:
+                add(("eval", "gates", i), f"'{metric}' needs task.refusal")
+
+    split = config.data.split
+    if split.validation + split.gold > 0.6:
+        add(
+            ("data", "split"),
+            f"validation + gold = {split.validation + split.gold:.2f} leaves too little "
+            "to train on; keep the sum at or below 0.6",
+        )
+    if split.stratify and task.label_field is None:
+        add(("data", "split", "stratify"), "needs task.label_field; set it or set stratify: false")
+    for i, source in enumerate(config.data.sources if check_files else []):
+        if not config.resolve_path(source.path).exists():
+            add(("data", "sources", i, "path"), f"file not found: {config.resolve_path(source.path)}")
+    return problems
+
+
+def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:
+    task = config.task
+    if (task.output_schema is None) == (task.output_schema_file is None):
+        add(("task", "output_schema"), "give exactly one of output_schema or output_schema_file")
+        return None
+    try:
+        schema = config.output_schema()
+    except FileNotFoundError:
+        add(
+            ("task", "output_schema_file"),
+            f"file not found: {config.resolve_path(task.output_schema_file or '')}",
+        )
+        return None
+    except json.JSONDecodeError as exc:
+        add(("task", "output_schema_file"), f"not valid JSON (line {exc.lineno}: {exc.msg})")
+        return None
+    import jsonschema
+
+    where = ("task", "output_schema" if task.output_schema is not None else "output_schema_file")
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        path = "/".join(str(p) for p in exc.path)
+        add(where, f"not a valid JSON schema{' at ' + path if path else ''}: {exc.message}")
+        return None
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+        add(where, "must describe a JSON object: type: object with properties")
+        return None
+    return schema
+
+
+def _schema_errors(schema: dict[str, Any], value: Any) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    return [
+        f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
+        for e in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    ]

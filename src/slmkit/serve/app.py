@@ -1,0 +1,134 @@
+"""The HTTP surface: a thin FastAPI router over ChatService, in the OpenAI wire format.
+
+Routes only read the request, call the service and shape the reply; every error, including
+unknown routes and oversized bodies, answers in the OpenAI error format the clients parse.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from slmkit import __version__
+from slmkit.serve.protocol import (
+    APIError,
+    chunk_body,
+    completion_body,
+    completion_id,
+    model_card,
+    models_body,
+    sse,
+    usage_chunk_body,
+)
+from slmkit.serve.service import Answer, ChatService
+
+log = logging.getLogger("slmkit.serve")
+
+STREAM_PIECES = 4  # a validated answer is sent in a few chunks, so streaming clients see deltas
+
+
+def create_app(service: ChatService) -> FastAPI:
+    app = FastAPI(title="slmkit", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    limit = service.config.serve.max_request_bytes
+
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, exc: APIError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(APIError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return service.health()
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return models_body(service.model_cards())
+
+    @app.get("/v1/models/{model_id:path}")
+    async def retrieve_model(model_id: str) -> dict[str, Any]:
+        for card in service.model_cards():
+            if card["id"] == model_id:
+                return card
+        release = service.resolve(model_id)  # an unknown one raises the 404 that lists the models
+        return model_card(model_id, int(time.time())) | {"release": release.ref}
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
+        received = time.perf_counter()
+        request_id = completion_id()
+        headers = {"x-request-id": request_id}
+        try:
+            body = await _read_body(request, limit)
+            answer = await service.chat(body, request_id=request_id, received=received)
+        except APIError as exc:
+            if exc.status == 413:
+                service.record_error(request_id, "", received, "too_large")
+            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        except Exception:
+            # The traceback goes to the server log, never the request text (it may be personal data).
+            log.exception("request %s failed", request_id)
+            service.record_error(request_id, "", received, "internal")
+            error = APIError(500, f"internal error (request {request_id}); see the server log", kind="server_error")
+            return JSONResponse(error.body(), status_code=500, headers=headers)
+        if answer.request.stream:
+            return StreamingResponse(_stream(answer), media_type="text/event-stream", headers=headers)
+        body = completion_body(
+            request_id=answer.request_id,
+            model=answer.model,
+            content=answer.content,
+            finish_reason=answer.outcome.finish_reason,
+            prompt_tokens=answer.outcome.prompt_tokens,
+            completion_tokens=answer.outcome.completion_tokens,
+            extras=answer.extras(),
+        )
+        return JSONResponse(body, headers=headers)
+
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` (before reading it all when declared)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"the request body is {declared} bytes; the limit is {limit}", code="request_too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"the request body is over the limit of {limit} bytes", code="request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _stream(answer: Answer) -> AsyncIterator[str]:
+    """The answer as server-sent events in the OpenAI chunk format, ending with `data: [DONE]`.
+
+    Nothing is streamed while the model generates: the guard must see the whole answer (a
+    structured answer is valid only as a whole, and may be regenerated or replaced), so the
+    validated content is sent in a few chunks once it is final. The last chunk carries the
+    finish_reason and the `slmkit` extras.
+    """
+    created = int(time.time())
+    ids = {"request_id": answer.request_id, "model": answer.model, "created": created}
+    yield sse(chunk_body(**ids, delta={"role": "assistant", "content": ""}))
+    content = answer.content
+    step = max(1, -(-len(content) // STREAM_PIECES))
+    for start in range(0, len(content), step):
+        yield sse(chunk_body(**ids, delta={"content": content[start : start + step]}))
+    yield sse(chunk_body(**ids, delta={}, finish_reason=answer.outcome.finish_reason, extras=answer.extras()))
+    options = answer.request.stream_options
+    if options is not None and options.include_usage:
+        outcome = answer.outcome
+        yield sse(
+            usage_chunk_body(**ids, prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens)
+        )
+    yield sse("[DONE]")

@@ -1,0 +1,238 @@
+"""The transformers engine: one worker thread owns the models and answers requests in batches.
+
+Requests that arrive within a few milliseconds of each other are generated together, grouped
+by release version (and length limit), so a release or rollback mid-traffic never mixes two
+versions in one answer. The guard runs here too: an invalid answer is regenerated, batched with
+the other invalid answers of the same round, before anything goes back to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from slmkit.errors import ServeError, SlmkitError
+from slmkit.monitor import RequestRecord
+from slmkit.monitor.requests import now
+from slmkit.registry import Release
+from slmkit.serve.guard import GuardResult, acceptable, judge
+from slmkit.serve.releases import LoadedRelease, ModelCache
+
+log = logging.getLogger("slmkit.serve")
+
+RETRY_TEMPERATURE = 0.7  # enough to leave the greedy answer's rut, little enough to stay on task
+
+
+class EngineBusy(ServeError):
+    """The queue is full: the client should retry shortly (HTTP 429)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the engine made of one request; `guard.output` is None when nothing valid exists."""
+
+    release: Release
+    guard: GuardResult
+    escalation: str | None
+    prompt_tokens: int  # summed over attempts
+    completion_tokens: int  # summed over attempts
+    finish_reason: str
+
+
+@dataclass
+class Job:
+    request_id: str
+    model_ref: str  # what the client asked for, for the request log
+    release: Release  # resolved once, when the request arrived
+    input_text: str
+    max_new_tokens: int
+    received: float = field(default_factory=time.perf_counter)
+    ts: str = field(default_factory=now)  # arrival time, for the request log
+    future: Future[Outcome] = field(default_factory=Future)
+
+
+class Engine:
+    """Batched generation + guard on a background thread; `submit` is safe from any thread."""
+
+    def __init__(
+        self,
+        cache: ModelCache,
+        *,
+        record: Callable[[RequestRecord], None],
+        max_batch_size: int = 8,
+        max_retries: int = 1,
+        max_queue: int = 256,
+        batch_wait_s: float = 0.005,
+    ) -> None:
+        self.cache = cache
+        self._record = record
+        self._max_batch = max_batch_size
+        self._max_retries = max_retries
+        self._wait = batch_wait_s
+        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
+        self._stats = {"batches": 0, "requests": 0, "largest_batch": 0}
+        self._thread = threading.Thread(target=self._run, name="slmkit-engine", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> Future[Outcome]:
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            raise EngineBusy(
+                f"the server is at capacity ({self._jobs.maxsize} requests queued)", hint="retry in a moment"
+            ) from None
+        return job.future
+
+    def stats(self) -> dict[str, int]:
+        return {**self._stats, "queued": self._jobs.qsize()}
+
+    def close(self) -> None:
+        """Finish the batch in progress, fail what is still queued, stop the thread."""
+        self._jobs.put(None)
+        self._thread.join(timeout=60)
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(ServeError("the server is shutting down"))
+
+    # --- the worker thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                return
+            batch, stop = self._collect(first)
+            try:
+                self._run_batch(batch)
+            except Exception:  # never let one batch kill the worker
+                log.exception("engine batch failed")
+            if stop:
+                return
+
+    def _collect(self, first: Job) -> tuple[list[Job], bool]:
+        """Wait a few milliseconds for company, up to max_batch_size requests."""
+        batch = [first]
+        deadline = time.perf_counter() + self._wait
+        while len(batch) < self._max_batch:
+            remaining = deadline - time.perf_counter()
+            try:
+                job = self._jobs.get(timeout=remaining) if remaining > 0 else self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return batch, True
+            batch.append(job)
+        return batch, False
+
+    def _run_batch(self, batch: list[Job]) -> None:
+        # A request the client gave up on before its batch started is dropped here.
+        live = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        self._stats["batches"] += 1
+        self._stats["requests"] += len(live)
+        self._stats["largest_batch"] = max(self._stats["largest_batch"], len(live))
+        groups: dict[tuple[str, int, int], list[Job]] = {}
+        for job in live:
+            groups.setdefault((job.release.name, job.release.version, job.max_new_tokens), []).append(job)
+        records: list[RequestRecord] = []
+        for jobs in groups.values():
+            try:
+                loaded = self.cache.get(jobs[0].release)
+                outcomes = self._answer(loaded, jobs)
+            except Exception as exc:
+                if not isinstance(exc, SlmkitError):
+                    # The traceback, never the request: its text may carry personal data.
+                    log.exception("generation failed for %s", jobs[0].release.ref)
+                kind = "load_failed" if isinstance(exc, SlmkitError) else "internal"
+                for job in jobs:
+                    job.future.set_exception(exc)
+                    records.append(_record(job, None, error_kind=kind))
+                continue
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                job.future.set_result(outcome)
+                records.append(_record(job, outcome))
+        # Written after the answers are out: the log is never on a request's critical path.
+        for record in records:
+            self._record(record)
+
+    def _answer(self, loaded: LoadedRelease, jobs: list[Job]) -> list[Outcome]:
+        """Greedy first (as evaluated); each retry round samples, batched over the still-invalid."""
+        from slmkit.models.generate import generate
+
+        task, tokenizer = loaded.task, loaded.tokenizer
+        prompts = [task.prompt_text(tokenizer, job.input_text) for job in jobs]
+        texts: list[list[str]] = [[] for _ in jobs]
+        finished: list[list[bool]] = [[] for _ in jobs]
+        prompt_tokens = [0] * len(jobs)
+        completion_tokens = [0] * len(jobs)
+        pending = list(range(len(jobs)))
+        for attempt in range(1 + self._max_retries):
+            if not pending:
+                break
+            sampling = {} if attempt == 0 else {"temperature": RETRY_TEMPERATURE, "seed": attempt}
+            generations = generate(
+                loaded.model,
+                tokenizer,
+                [prompts[i] for i in pending],
+                max_new_tokens=jobs[0].max_new_tokens,
+                batch_size=len(pending),
+                **sampling,
+            )
+            for i, generation in zip(pending, generations, strict=True):
+                texts[i].append(generation.text)
+                finished[i].append(generation.finished)
+                prompt_tokens[i] += generation.prompt_tokens
+                completion_tokens[i] += generation.completion_tokens
+            pending = [i for i in pending if not acceptable(task, texts[i][-1])]
+
+        outcomes = []
+        for i, job in enumerate(jobs):
+            guard = judge(task, texts[i])
+            # "length" only when the answer returned is one the model cut off mid-way.
+            cut = guard.chosen is not None and not finished[i][guard.chosen]
+            escalation = task.escalation_reason(job.input_text, guard.output) if guard.output is not None else None
+            outcomes.append(
+                Outcome(
+                    job.release, guard, escalation, prompt_tokens[i], completion_tokens[i], "length" if cut else "stop"
+                )
+            )
+        return outcomes
+
+
+def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None) -> RequestRecord:
+    latency_ms = round((time.perf_counter() - job.received) * 1000, 2)
+    common = {
+        "request_id": job.request_id,
+        "model_ref": job.model_ref[:200],
+        "latency_ms": latency_ms,
+        "release_name": job.release.name,
+        "release_version": job.release.version,
+        "ts": job.ts,
+    }
+    if outcome is None:
+        return RequestRecord(outcome="error", error_kind=error_kind, **common)
+    guard = outcome.guard
+    if guard.output is None:
+        status, error_kind = "error", "no_valid_answer"
+    else:
+        status = "refused" if guard.refused else "ok"
+    return RequestRecord(
+        outcome=status,
+        error_kind=error_kind,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        valid=guard.valid_first,
+        refused=guard.refused,
+        replaced=guard.replaced,
+        attempts=guard.attempts,
+        escalate=outcome.escalation is not None,
+        **common,
+    )

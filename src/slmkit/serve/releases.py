@@ -1,0 +1,125 @@
+"""A release made ready to answer: its task spec, its base model checked, its adapter merged.
+
+Everything comes from the release record, not from today's slmkit.yaml: the task (schema,
+system prompt, refusal and escalation rules) is rebuilt from the config recorded at training
+time, and the base model must hash to the one the adapter was trained on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slmkit.config import ProjectConfig
+from slmkit.errors import RegistryError, ServeError
+from slmkit.registry import Registry, Release
+from slmkit.task import Task
+
+ModelKey = tuple[str, int]  # (release name, version): immutable, unlike an alias
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """What the HTTP side needs to know about a release before any model is loaded."""
+
+    release: Release
+    task: Task
+    max_input_chars: int
+
+
+def release_spec(release: Release) -> ReleaseSpec:
+    """The task exactly as the release was trained and evaluated (schema inlined in its config)."""
+    recorded = {k: v for k, v in release.config.items() if not k.startswith("_")}
+    try:
+        trained = ProjectConfig.model_validate(recorded)
+    except Exception as exc:  # pydantic lists every problem; the first line is enough here
+        raise ServeError(
+            f"{release.ref}: its recorded config cannot be read by this slmkit version: {str(exc).splitlines()[0]}",
+            hint="serve it with the slmkit version that released it, or release it again",
+        ) from None
+    if trained.task.output_schema is None:
+        raise ServeError(f"{release.ref}: its recorded config has no inlined output schema", hint="release it again")
+    task = Task(trained.task, trained.task.output_schema)
+    return ReleaseSpec(release, task, trained.data.max_input_chars)
+
+
+@dataclass
+class LoadedRelease:
+    spec: ReleaseSpec
+    tokenizer: Any
+    model: Any
+
+    @property
+    def task(self) -> Task:
+        return self.spec.task
+
+
+def load_release(release: Release, *, state_dir: Path, root: Path) -> LoadedRelease:
+    """Resolve the base, refuse a changed one, merge the adapter; seconds, so never on the event loop."""
+    from slmkit.models import load_model, load_tokenizer, resolve_base_model
+
+    spec = release_spec(release)
+    recorded = release.base_model
+    base = resolve_base_model(recorded["spec"], root)
+    if base.sha256 != recorded.get("sha256"):
+        raise ServeError(
+            f"{release.ref} was trained on base model '{recorded['spec']}' with sha256 "
+            f"{str(recorded.get('sha256'))[:12]}, but it now hashes to {base.sha256[:12]}",
+            hint="restore the original base model; an adapter only fits the base it was trained on",
+        )
+    tokenizer = load_tokenizer(base)
+    # A separate connection: this runs on the engine's thread, not the event loop's.
+    registry = Registry(state_dir)
+    try:
+        adapter = registry.store.path(release.adapter_digest)
+        expected = _trained_prompt_fingerprint(registry, release)
+    finally:
+        registry.close()
+    if expected and spec.task.prompt_fingerprint(tokenizer) != expected:
+        raise ServeError(
+            f"{release.ref}: the prompt rendered now differs from the one it was trained with",
+            hint="the base model's chat template or slmkit's prompt format changed; retrain and release again",
+        )
+    model = load_model(base, adapter=adapter, merge=True)
+    return LoadedRelease(spec, tokenizer, model)
+
+
+def _trained_prompt_fingerprint(registry: Registry, release: Release) -> str | None:
+    try:
+        return registry.get_run(release.run_id).metrics.get("prompt_sha256")
+    except RegistryError:
+        return None  # a release recorded without its run (imported, or built by hand) has nothing to compare
+
+
+class ModelCache:
+    """The last `capacity` loaded releases, least recently used evicted; thread-safe."""
+
+    def __init__(self, state_dir: Path, root: Path, capacity: int = 2) -> None:
+        self.state_dir = state_dir
+        self.root = root
+        self.capacity = max(1, capacity)
+        self._models: OrderedDict[ModelKey, LoadedRelease] = OrderedDict()
+        self._lock = threading.Lock()  # guards the dict, held for microseconds
+        self._load_lock = threading.Lock()  # one load at a time: two would only double the memory peak
+
+    def get(self, release: Release) -> LoadedRelease:
+        key = (release.name, release.version)
+        with self._load_lock:
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key]
+            loaded = load_release(release, state_dir=self.state_dir, root=self.root)
+            with self._lock:
+                self._models[key] = loaded
+                while len(self._models) > self.capacity:
+                    self._models.popitem(last=False)  # a batch still running on it keeps its own reference
+            return loaded
+
+    def loaded(self) -> list[str]:
+        """What is in memory now, oldest first; never waits for a load in progress."""
+        with self._lock:
+            return [f"{name}@{version}" for name, version in self._models]

@@ -1,0 +1,253 @@
+"""What the server does for one request: resolve the release, read the input, queue it, answer.
+
+Each request resolves its model (`name`, `name@3`, `name@staging`) to one immutable release
+version when it arrives and runs entirely on that version, so `slmkit rollback` or a new
+release takes effect on the next request, with no restart. The task spec comes from the
+release's recorded config, and client system messages are ignored: the adapter was trained
+with its task's own system prompt, so that is the one it always gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slmkit.config import ProjectConfig
+from slmkit.errors import RegistryError, SlmkitError
+from slmkit.monitor import RequestLog, RequestRecord
+from slmkit.registry import Registry, Release
+from slmkit.serve.engine import Engine, EngineBusy, Job, Outcome
+from slmkit.serve.protocol import APIError, ChatCompletionRequest, ChatMessage, model_card, parse_chat_request
+from slmkit.serve.recorder import Recorder
+from slmkit.serve.releases import ModelCache, ModelKey, ReleaseSpec, release_spec
+from slmkit.task import Task
+
+
+@dataclass(frozen=True)
+class Answer:
+    request_id: str
+    request: ChatCompletionRequest
+    outcome: Outcome
+
+    @property
+    def model(self) -> str:
+        return self.outcome.release.ref  # the version that answered, never the alias asked for
+
+    @property
+    def content(self) -> str:
+        assert self.outcome.guard.content is not None  # the service answers 502 before that
+        return self.outcome.guard.content
+
+    def extras(self) -> dict[str, Any]:
+        """The top-level `slmkit` object of a response: which release answered and what the guard did."""
+        guard = self.outcome.guard
+        return {
+            "release": self.model,
+            "valid": guard.valid_first,
+            "refused": guard.refused,
+            "guard": {"replaced": guard.replaced, "attempts": guard.attempts, "reason": guard.reason},
+            "escalate": self.outcome.escalation is not None,
+            "escalation_reason": self.outcome.escalation,
+        }
+
+
+class ChatService:
+    """The serving layer behind the HTTP routes: owns the registry reads, the engine and the log."""
+
+    def __init__(self, config: ProjectConfig, *, default_release: str | None = None, max_loaded: int = 2) -> None:
+        self.config = config
+        self.default_release = default_release or config.serve.release
+        self.registry = Registry(config.state_dir)
+        self.recorder = Recorder(RequestLog(config.state_dir / "requests.db"))
+        self.cache = ModelCache(config.state_dir, config.root, capacity=max_loaded)
+        self.engine = Engine(
+            self.cache,
+            record=self.recorder.put,
+            max_batch_size=config.serve.max_batch_size,
+            max_retries=config.serve.max_retries,
+        )
+        self._specs: dict[ModelKey, ReleaseSpec] = {}
+
+    # --- releases ------------------------------------------------------------------------
+
+    def resolve(self, model_ref: str) -> Release:
+        """A model name from a request -> one release version (aliases are read now, each time)."""
+        try:
+            return self.registry.resolve(model_ref, default_alias=self.default_release)
+        except RegistryError as exc:
+            known = ", ".join(card["id"] for card in self.model_cards()) or "none (run `slmkit release` first)"
+            raise APIError(
+                404,
+                f"model '{model_ref}' does not exist ({exc.message}). Available models: {known}",
+                code="model_not_found",
+                param="model",
+            ) from None
+
+    def spec(self, release: Release) -> ReleaseSpec:
+        key = (release.name, release.version)
+        if key not in self._specs:  # a release never changes, so its spec is built once
+            self._specs[key] = release_spec(release)
+        return self._specs[key]
+
+    def warm(self, model_ref: str) -> Release:
+        """Resolve and load a release before traffic arrives (refuses a changed base model)."""
+        release = self.resolve(model_ref)
+        self.spec(release)
+        self.cache.get(release)
+        return release
+
+    def model_cards(self) -> list[dict[str, Any]]:
+        """`name` (its default release), `name@<alias>` and `name@<version>` for every release."""
+        releases = self.registry.list_releases()
+        cards = []
+        for name in dict.fromkeys(r.name for r in releases):
+            versions = {r.version: r for r in releases if r.name == name}
+            try:
+                default = self.registry.resolve(name, default_alias=self.default_release)
+                cards.append(model_card(name, _epoch(default.created_at)))
+            except RegistryError:
+                pass  # no release behind the default alias: only explicit refs work
+            for alias, version in self.registry.aliases(name).items():
+                cards.append(model_card(f"{name}@{alias}", _epoch(versions[version].created_at)))
+            cards.extend(model_card(f"{name}@{v}", _epoch(r.created_at)) for v, r in versions.items())
+        return cards
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "default_release": self.default_release,
+            "loaded": self.cache.loaded(),
+            "engine": self.engine.stats(),
+        }
+
+    # --- one request ---------------------------------------------------------------------
+
+    async def chat(self, body: bytes, *, request_id: str, received: float) -> Answer:
+        """Parse, resolve, queue and await one chat completion; every failure is an APIError."""
+        model_ref = ""
+        release: Release | None = None
+        try:
+            request = parse_chat_request(body)
+            model_ref = request.model
+            release = self.resolve(model_ref)
+            spec = self.spec(release)
+            input_text = user_input(spec.task, request.messages)
+            if len(input_text) > spec.max_input_chars:
+                raise APIError(
+                    400,
+                    f"the input is {len(input_text)} characters; {release.ref} was trained on inputs of at most "
+                    f"{spec.max_input_chars} (data.max_input_chars)",
+                    param="messages",
+                    code="input_too_long",
+                )
+            limit = self.config.serve.max_new_tokens
+            job = Job(
+                request_id=request_id,
+                model_ref=model_ref,
+                release=release,
+                input_text=input_text,
+                max_new_tokens=min(request.max_completion_tokens or request.max_tokens or limit, limit),
+                received=received,
+            )
+            try:
+                future = self.engine.submit(job)
+            except EngineBusy as exc:
+                raise APIError(429, str(exc), kind="server_error", code="overloaded") from None
+        except APIError as exc:
+            kind = {404: "unknown_model", 429: "overloaded"}.get(exc.status, "bad_request")
+            self.record_error(request_id, model_ref, received, kind, release)
+            raise
+        except SlmkitError as exc:  # the release's recorded config cannot be read
+            self.record_error(request_id, model_ref, received, "load_failed", release)
+            raise APIError(500, str(exc), kind="server_error", code="release_unusable") from None
+        outcome = await self._wait(future, job)
+        if outcome.guard.output is None:
+            raise APIError(
+                502,
+                f"{release.ref} produced no valid answer in {outcome.guard.attempts} attempt(s) "
+                f"(first: {outcome.guard.reason}) and its task has no refusal output to fall back to",
+                kind="server_error",
+                code="no_valid_answer",
+            )
+        return Answer(request_id, request, outcome)
+
+    async def _wait(self, future: Any, job: Job) -> Outcome:
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.config.serve.timeout_s)
+        except TimeoutError:
+            if future.cancel():  # it never started, so the engine will not log it
+                self.record_error(job.request_id, job.model_ref, job.received, "timeout", job.release)
+            raise APIError(
+                504,
+                f"no answer within {self.config.serve.timeout_s:g}s (serve.timeout_s)",
+                kind="server_error",
+                code="timeout",
+            ) from None
+        except asyncio.CancelledError:  # the client went away
+            if future.cancel():
+                self.record_error(job.request_id, job.model_ref, job.received, "cancelled", job.release)
+            raise
+        except SlmkitError as exc:  # loading the release failed; the engine logged the row
+            raise APIError(500, str(exc), kind="server_error", code="release_unusable") from None
+        except Exception:  # the engine logged the traceback and the row
+            raise APIError(
+                500,
+                f"internal error while generating (request {job.request_id}); see the server log",
+                kind="server_error",
+                code="internal_error",
+            ) from None
+
+    def record_error(
+        self, request_id: str, model_ref: str, received: float, kind: str, release: Release | None = None
+    ) -> None:
+        self.recorder.put(
+            RequestRecord(
+                request_id=request_id,
+                model_ref=model_ref[:200],
+                latency_ms=round((time.perf_counter() - received) * 1000, 2),
+                outcome="error",
+                release_name=release.name if release else None,
+                release_version=release.version if release else None,
+                error_kind=kind,
+            )
+        )
+
+    def close(self) -> None:
+        self.engine.close()
+        self.recorder.close()
+        self.registry.close()
+
+
+def user_input(task: Task, messages: list[ChatMessage]) -> str:
+    """The model input: the last user message, rendered through the task's template when it is a record.
+
+    A JSON object naming any of the task's input fields is a record ({"subject": ..., "body": ...})
+    and renders exactly as the training data did; anything else is the input text itself.
+    """
+    users = [m for m in messages if m.role == "user"]
+    if not users:
+        raise APIError(
+            400, "the request has no user message; put the input in a message with role 'user'", param="messages"
+        )
+    text = users[-1].text().strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, dict) and any(name in value for name in task.cfg.input_fields):
+            text = task.render_input(value)
+    if not text:
+        raise APIError(400, "the last user message is empty", param="messages")
+    return text
+
+
+def _epoch(iso: str) -> int:
+    try:
+        return int(datetime.fromisoformat(iso).timestamp())
+    except ValueError:
+        return 0

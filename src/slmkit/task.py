@@ -1,0 +1,249 @@
+"""The behaviour spec: what goes in, what must come out, when to refuse or escalate.
+
+`Task` turns a record into the prompt the model sees, an output into the exact target text it
+is trained on, and a generated text back into a validated output. Training, evaluation and
+serving all go through it, so the three can never disagree about the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from slmkit.config import ProjectConfig, TaskConfig
+from slmkit.errors import ModelError
+
+
+class ChatTokenizer(Protocol):
+    chat_template: str | None
+
+    def apply_chat_template(self, conversation: list[dict[str, str]], **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A generated text read back: the value (when it is JSON), and why it is not valid."""
+
+    text: str
+    value: Any = None
+    errors: tuple[str, ...] = ()
+    is_json: bool = False
+
+    @property
+    def valid(self) -> bool:
+        return self.is_json and not self.errors
+
+
+@dataclass
+class Task:
+    cfg: TaskConfig
+    schema: dict[str, Any]
+    _validator: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        import jsonschema
+
+        self._validator = jsonschema.Draft202012Validator(
+            self.schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+
+    @classmethod
+    def from_config(cls, config: ProjectConfig) -> Task:
+        return cls(config.task, config.output_schema())
+
+    # --- the spec ------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def fields(self) -> list[str]:
+        return list(self.schema.get("properties", {}))
+
+    @property
+    def labels(self) -> list[Any] | None:
+        if self.cfg.label_field is None:
+            return None
+        return list(self.schema["properties"][self.cfg.label_field]["enum"])
+
+    @property
+    def refusal_output(self) -> dict[str, Any] | None:
+        return self.canonical(self.cfg.refusal.output) if self.cfg.refusal else None
+
+    def is_refusal(self, output: Any) -> bool:
+        refusal = self.refusal_output
+        return refusal is not None and isinstance(output, dict) and self.canonical(output) == refusal
+
+    def escalation_reason(self, input_text: str, output: Any) -> str | None:
+        """Why this answer must go to a human, or None."""
+        rule = self.cfg.escalation
+        if rule is None:
+            return None
+        if isinstance(output, dict):
+            for name, values in rule.when_output.items():
+                if output.get(name) in values:
+                    return f"{name} is {output.get(name)!r}"
+        lowered = input_text.lower()
+        for phrase in rule.when_input_contains:
+            if phrase.lower() in lowered:
+                return f"input mentions {phrase!r}"
+        return None
+
+    # --- prompts -------------------------------------------------------------------------
+
+    def render_input(self, record: Mapping[str, Any]) -> str:
+        """The user message for a record; missing or empty fields render as empty text."""
+        values = {name: _as_text(record.get(name)) for name in self.cfg.input_fields}
+        if self.cfg.input_template is not None:
+            return self.cfg.input_template.format(**values).strip()
+        if len(values) == 1:
+            return next(iter(values.values())).strip()
+        return "\n".join(f"{name}: {value}" for name, value in values.items()).strip()
+
+    def system_message(self) -> str:
+        parts = [self.cfg.system_prompt.strip()]
+        if self.cfg.refusal is not None and self.cfg.refusal.when:
+            parts.append(
+                f"{self.cfg.refusal.when.strip()} In that case answer exactly: "
+                f"{self.format_output(self.cfg.refusal.output)}"
+            )
+        if self.cfg.describe_output_in_prompt:
+            parts.append(self.describe_output())
+        return "\n".join(p for p in parts if p)
+
+    def describe_output(self) -> str:
+        """A compact, model-readable description of the output object."""
+        items = []
+        for name, spec in self.schema.get("properties", {}).items():
+            items.append(f'"{name}": {_describe_type(spec)}')
+        return "Reply with only a JSON object: {" + ", ".join(items) + "}"
+
+    def messages(self, input_text: str, output: Any = None) -> list[dict[str, str]]:
+        msgs = [
+            {"role": "system", "content": self.system_message()},
+            {"role": "user", "content": input_text},
+        ]
+        if output is not None:
+            msgs.append({"role": "assistant", "content": self.format_output(output)})
+        return msgs
+
+    def prompt_text(self, tokenizer: ChatTokenizer, input_text: str) -> str:
+        """The full prompt, through the model's chat template, ending where the answer starts."""
+        _require_template(tokenizer)
+        return str(
+            tokenizer.apply_chat_template(
+                self.messages(input_text), tokenize=False, add_generation_prompt=True
+            )
+        )
+
+    def prompt_fingerprint(self, tokenizer: ChatTokenizer) -> str:
+        """sha256 of the prompt for a placeholder input: the system message and the chat template.
+
+        Recorded with every adapter, so evaluation and serving can prove they prompt the model
+        exactly as it was trained.
+        """
+        return hashlib.sha256(self.prompt_text(tokenizer, "<input>").encode()).hexdigest()
+
+    def training_texts(self, tokenizer: ChatTokenizer, input_text: str, output: Any) -> tuple[str, str]:
+        """(prompt, completion): the completion is exactly what the model must learn to write.
+
+        Split through the template so that loss lands on the answer and the template's own
+        end-of-turn marker, never on the system prompt or the user's text.
+        """
+        prompt = self.prompt_text(tokenizer, input_text)
+        full = str(tokenizer.apply_chat_template(self.messages(input_text, output), tokenize=False))
+        if not full.startswith(prompt):
+            raise ModelError(
+                "the chat template renders the prompt differently with and without the answer, so "
+                "the answer tokens cannot be isolated",
+                hint="use a model whose chat template appends the assistant turn after the generation prompt",
+            )
+        return prompt, full[len(prompt) :]
+
+    # --- outputs -------------------------------------------------------------------------
+
+    def canonical(self, output: Mapping[str, Any]) -> dict[str, Any]:
+        """Keys in schema order (then the rest sorted), so equal answers are equal text."""
+        order = {name: i for i, name in enumerate(self.fields)}
+        keys = sorted(output, key=lambda k: (order.get(k, len(order)), k))
+        return {k: output[k] for k in keys}
+
+    def format_output(self, output: Mapping[str, Any]) -> str:
+        """The exact target text for an output: canonical key order, one line."""
+        return json.dumps(self.canonical(output), ensure_ascii=False)
+
+    def validate(self, output: Any) -> list[str]:
+        """Schema problems as 'field: message' strings; empty when the output is valid."""
+        errors = sorted(self._validator.iter_errors(output), key=lambda e: list(e.absolute_path))
+        return [f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors]
+
+    def parse(self, text: str) -> Parsed:
+        """Read a generated answer: JSON (fences and trailing text tolerated), then the schema."""
+        value, ok = _extract_json(text)
+        if not ok:
+            return Parsed(text=text, errors=("not a JSON object",))
+        errors = self.validate(value)
+        return Parsed(text=text, value=value, errors=tuple(errors), is_json=True)
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _describe_type(spec: Mapping[str, Any]) -> str:
+    if "enum" in spec:
+        return " | ".join(json.dumps(v) for v in spec["enum"])
+    if "const" in spec:
+        return json.dumps(spec["const"])
+    kinds = spec.get("type", "any")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    words = {
+        "string": "string",
+        "integer": "integer",
+        "number": "number",
+        "boolean": "true | false",
+        "null": "null",
+        "array": "list",
+        "object": "object",
+    }
+    return " | ".join(words.get(k, str(k)) for k in kinds)
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def _extract_json(text: str) -> tuple[Any, bool]:
+    stripped = text.strip()
+    fenced = _FENCE.match(stripped)
+    if fenced:
+        stripped = fenced.group(1)
+    try:
+        value = json.loads(stripped)
+        return value, isinstance(value, dict)
+    except json.JSONDecodeError:
+        pass
+    start = stripped.find("{")
+    if start < 0:
+        return None, False
+    try:
+        value, _ = json.JSONDecoder().raw_decode(stripped[start:])
+    except json.JSONDecodeError:
+        return None, False
+    return value, isinstance(value, dict)
+
+
+def _require_template(tokenizer: ChatTokenizer) -> None:
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelError(
+            "the base model's tokenizer has no chat template, so prompts cannot be rendered",
+            hint="use an instruct / chat model (e.g. smollm2-135m-instruct) or add a chat_template to its tokenizer_config.json",
+        )

@@ -1,0 +1,112 @@
+"""Tokenized examples with loss on the answer only, and length-grouped batches."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slmkit.task import Task
+
+IGNORE = -100  # label id that carries no loss
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE on the prompt, the token id on the answer
+    truncated: bool
+
+    @property
+    def answer_tokens(self) -> int:
+        return sum(1 for t in self.labels if t != IGNORE)
+
+
+def encode_example(task: Task, tokenizer: Any, input_text: str, output: Any, max_seq_len: int) -> Encoded:
+    """Prompt and answer tokenized separately, so no token straddles the boundary.
+
+    An example longer than max_seq_len loses the start of its prompt, never its answer: the
+    answer is what the adapter must learn to write.
+    """
+    prompt, completion = task.training_texts(tokenizer, input_text, output)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    room = max_seq_len - len(answer_ids)
+    truncated = len(prompt_ids) > room
+    if truncated:
+        prompt_ids = prompt_ids[len(prompt_ids) - max(room, 0) :]
+    ids = prompt_ids + answer_ids
+    labels = [IGNORE] * len(prompt_ids) + answer_ids
+    return Encoded(ids[-max_seq_len:], labels[-max_seq_len:], truncated)
+
+
+def length_grouped_batches(
+    examples: Sequence[Encoded], batch_size: int, *, seed: int, epoch: int
+) -> list[list[int]]:
+    """Indices in batches of similar length (little padding), in a seeded random order.
+
+    Shuffle, cut into windows of 32 batches, sort each window by length, then shuffle the
+    batches: the order stays random while padding inside a batch stays small.
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    window = batch_size * 32
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: len(examples[i].input_ids))
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def shared_prefix_length(examples: Sequence[Encoded], minimum: int = 16) -> int:
+    """Tokens every example starts with (the system prompt), stopping before any answer.
+
+    The prefix must end at least one token before the first answer token: that token is
+    predicted from the hidden state before it, which has to be computed with the rest.
+    """
+    if not examples:
+        return 0
+    first = examples[0].input_ids
+    length = min(len(e.input_ids) for e in examples)
+    for e in examples[1:]:
+        ids = e.input_ids
+        cut = 0
+        while cut < length and ids[cut] == first[cut]:
+            cut += 1
+        length = cut
+    for e in examples:
+        answer_start = next((i for i, t in enumerate(e.labels) if t != IGNORE), len(e.labels))
+        length = min(length, answer_start - 1)
+    return length if length >= minimum else 0
+
+
+def collate(examples: Sequence[Encoded], pad_id: int, prefix_len: int = 0) -> dict[str, Any]:
+    """Right-padded tensors; padding carries neither attention nor loss.
+
+    With `prefix_len`, the shared first tokens go once into `prefix_ids` and the rows hold
+    only what follows, so the system prompt is computed once per batch instead of per row.
+    """
+    import torch
+
+    rows = [(e.input_ids[prefix_len:], e.labels[prefix_len:]) for e in examples]
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, (ids, labs) in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(ids)] = torch.tensor(labs)
+        attention[row, : len(ids)] = 1
+    batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+    if prefix_len:
+        batch["prefix_ids"] = torch.tensor([examples[0].input_ids[:prefix_len]], dtype=torch.long)
+    return batch
+
+
+def iterate_steps(batches: list[list[int]], grad_accum: int) -> Iterator[list[list[int]]]:
+    """Group micro-batches into optimizer steps."""
+    for start in range(0, len(batches) - grad_accum + 1, grad_accum):
+        yield batches[start : start + grad_accum]

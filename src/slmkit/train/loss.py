@@ -1,0 +1,64 @@
+"""Answer-only loss: the vocabulary projection only where a label exists, the shared prefix once."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from slmkit.train.batches import IGNORE
+
+
+def answer_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
+    """(summed cross-entropy over answer tokens, number of answer tokens).
+
+    Two savings, both exact:
+    - The vocabulary projection is the largest matmul of a small model (49k x 576 for
+      SmolLM2), and on prompt tokens its output is thrown away: project only the hidden
+      states whose next token carries a label.
+    - When the batch has `prefix_ids` (the system prompt every row starts with), run them
+      once, repeat their keys/values across the rows and run only the rest per row. The
+      gradient flows back through the shared keys/values, summed over rows, as it would
+      through identical copies.
+    Summed, not averaged, so gradient accumulation can divide by the step's token count.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    causal_lm = _causal_lm(model)
+    decoder = causal_lm.model
+    input_ids, attention = batch["input_ids"], batch["attention_mask"]
+    if "prefix_ids" in batch:
+        prefix = batch["prefix_ids"]
+        rows, suffix_len, prefix_len = input_ids.shape[0], input_ids.shape[1], prefix.shape[1]
+        cache_arg = _cache_argument(decoder)
+        prefix_out = decoder(input_ids=prefix, use_cache=True)
+        cache = getattr(prefix_out, cache_arg)
+        cache.batch_repeat_interleave(rows)
+        hidden = decoder(
+            input_ids=input_ids,
+            attention_mask=torch.cat([torch.ones(rows, prefix_len, dtype=attention.dtype), attention], dim=1),
+            position_ids=torch.arange(prefix_len, prefix_len + suffix_len).unsqueeze(0),
+            use_cache=True,
+            **{cache_arg: cache},
+        ).last_hidden_state
+    else:
+        hidden = decoder(input_ids=input_ids, attention_mask=attention, use_cache=False).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    logits = causal_lm.lm_head(hidden[:, :-1][keep])
+    loss = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+    return loss, int(keep.sum())
+
+
+def _cache_argument(decoder: Any) -> str:
+    """transformers 5 renamed past_key_values to cache; accept either."""
+    names = inspect.signature(decoder.forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
+
+
+def _causal_lm(model: Any) -> Any:
+    """The *ForCausalLM module inside a PEFT wrapper (LoRA layers stay in place inside it)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not (hasattr(inner, "lm_head") and hasattr(inner, "model")):
+        raise TypeError(f"cannot find the decoder and lm_head inside {type(model).__name__}")
+    return inner

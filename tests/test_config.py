@@ -1,0 +1,125 @@
+"""slmkit.yaml: every problem reported at once, with its path, line and fix; templates validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slmkit.config import load_config, parse_gate
+from slmkit.errors import ConfigError
+from slmkit.templates import render_config, write_template
+
+GOOD = {
+    "base_model": "smollm2-135m-instruct",
+    "task": {
+        "name": "routing",
+        "input_fields": ["text"],
+        "system_prompt": "Route it.",
+        "output_schema": {"type": "object", "required": ["team"], "properties": {"team": {"enum": ["a", "b", "none"]}}},
+        "label_field": "team",
+        "refusal": {"output": {"team": "none"}},
+    },
+    "data": {"sources": [{"path": "rows.jsonl"}]},
+    "eval": {"gates": ["label_accuracy >= 0.8", "schema_validity >= base + 0.1"]},
+}
+
+
+def write(tmp_path: Path, config: dict) -> Path:
+    (tmp_path / "rows.jsonl").write_text('{"text": "x", "output": {"team": "a"}}\n')
+    (tmp_path / "slmkit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return tmp_path
+
+
+def problems(tmp_path: Path, config: dict) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, config))
+    return info.value.problems
+
+
+def test_valid_config_loads_with_defaults_and_root(tmp_path):
+    config = load_config(write(tmp_path, GOOD))
+    assert config.root == tmp_path.resolve()
+    assert config.train.lora.r == 16 and config.serve.port == 8000
+    assert config.resolve_path("rows.jsonl").exists()
+    assert [g.metric for g in config.eval.parsed_gates()] == ["label_accuracy", "schema_validity"]
+
+
+def test_every_problem_is_reported_at_once_with_path_and_line(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(GOOD))
+    bad["train"] = {"lora": {"r": 0}, "lerning_rate": 0.1}
+    bad["task"]["label_field"] = "queue"
+    bad["task"]["refusal"]["output"] = {"team": "nobody"}
+    bad["eval"]["gates"].append("label_acuracy >= 0.5")
+    bad["data"]["sources"].append({"path": "missing.csv"})
+    found = problems(tmp_path, bad)
+    text = "\n".join(found)
+    assert "train.lora.r: input should be greater than 0 (got 0)" in text
+    assert "train.lerning_rate: unknown setting; did you mean 'learning_rate'?" in text
+    # Structural errors stop semantic checks for that load, so fix them and look again.
+    assert all(p.startswith("line ") for p in found), found
+
+    bad.pop("train")
+    found = problems(tmp_path, bad)
+    text = "\n".join(found)
+    assert "task.label_field: 'queue' is not a property of the output schema" in text
+    assert "task.refusal.output: does not match the output schema" in text
+    assert "eval.gates[2]: unknown metric 'label_acuracy'; did you mean 'label_accuracy'?" in text
+    assert "data.sources[1].path: file not found" in text
+    assert len(found) == 4
+
+
+def test_missing_section_and_bad_yaml(tmp_path):
+    config = dict(GOOD)
+    config.pop("task")
+    found = problems(tmp_path, config)
+    assert any(p.endswith("task: required; add it (see `slmkit init` for a commented example)") for p in found)
+    (tmp_path / "slmkit.yaml").write_text("task: [unclosed\n")
+    with pytest.raises(ConfigError, match="line 2, column 1: not valid YAML"):
+        load_config(tmp_path)
+    with pytest.raises(ConfigError, match="no slmkit.yaml here"):
+        load_config(tmp_path / "elsewhere")
+
+
+def test_schema_that_does_not_parse_is_named(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(GOOD))
+    bad["task"]["output_schema"] = {"type": "object", "properties": {"team": {"type": "strnig"}}}
+    found = problems(tmp_path, bad)
+    assert any("task.output_schema: not a valid JSON schema at properties/team/type" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "op", "value", "relative"),
+    [("schema_validity >= 0.95", "schema_validity", ">=", 0.95, False),
+     ("label_accuracy>=base+0.1", "label_accuracy", ">=", 0.1, True),
+     ("exact_match > base - 0.02", "exact_match", ">", -0.02, True)],
+)
+def test_gate_parsing(text, metric, op, value, relative):
+    gate = parse_gate(text)
+    assert (gate.metric, gate.op, gate.value, gate.relative_to_base) == (metric, op, value, relative)
+
+
+def test_gate_checks_relative_to_base():
+    gate = parse_gate("label_accuracy >= base + 0.2")
+    assert gate.check(0.7, base=0.5) and not gate.check(0.69, base=0.5)
+    with pytest.raises(ValueError):
+        parse_gate("accuracy is high")
+
+
+@pytest.mark.parametrize("kind", ["classification", "extraction"])
+def test_init_templates_validate_and_explain_every_section(tmp_path, kind):
+    written = write_template(kind, tmp_path / kind)
+    config = load_config(written[0])
+    text = written[0].read_text()
+    # Each key carries its description; options left at their default are shown commented out.
+    assert "# Task and release name" in text and "# Pass/fail rules set before training" in text
+    assert "# max_steps: null" in text and "# Stop after this many optimizer steps." in text
+    assert config.task.name
+    with pytest.raises(Exception, match="already exists"):
+        write_template(kind, tmp_path / kind)
+
+
+def test_rendered_config_round_trips():
+    rendered = render_config(GOOD)
+    assert yaml.safe_load(rendered)["task"]["label_field"] == "team"
