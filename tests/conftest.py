@@ -31,9 +31,7 @@ def tiny_model_dir(tmp_path_factory, smollm2_ref) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), smollm2_ref.path)
 
 
-def write_project(
-    root: Path, base_model: str | Path, *, rows: int | None = 120, overrides: dict | None = None
-) -> Path:
+def write_project(root: Path, base_model: str | Path, *, rows: int | None = 120, overrides: dict | None = None) -> Path:
     """Copy the example project into `root`, keeping the first `rows` JSONL lines, on another base model."""
     root.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((EXAMPLE / "slmkit.yaml").read_text())

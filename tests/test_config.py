@@ -78,7 +78,7 @@ def test_missing_section_and_bad_yaml(tmp_path):
     (tmp_path / "slmkit.yaml").write_text("task: [unclosed\n")
     with pytest.raises(ConfigError, match="line 2, column 1: not valid YAML"):
         load_config(tmp_path)
-    with pytest.raises(ConfigError, match="no slmkit.yaml here"):
+    with pytest.raises(ConfigError, match=r"no slmkit\.yaml here"):
         load_config(tmp_path / "elsewhere")
 
 
@@ -91,9 +91,11 @@ def test_schema_that_does_not_parse_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "metric", "op", "value", "relative"),
-    [("schema_validity >= 0.95", "schema_validity", ">=", 0.95, False),
-     ("label_accuracy>=base+0.1", "label_accuracy", ">=", 0.1, True),
-     ("exact_match > base - 0.02", "exact_match", ">", -0.02, True)],
+    [
+        ("schema_validity >= 0.95", "schema_validity", ">=", 0.95, False),
+        ("label_accuracy>=base+0.1", "label_accuracy", ">=", 0.1, True),
+        ("exact_match > base - 0.02", "exact_match", ">", -0.02, True),
+    ],
 )
 def test_gate_parsing(text, metric, op, value, relative):
     gate = parse_gate(text)

@@ -108,9 +108,7 @@ class SourceConfig(_Section):
     format: Literal["auto", "jsonl", "csv"] = Field(
         "auto", description="File format; auto picks it from the extension."
     )
-    output_field: str = Field(
-        "output", description="Column holding the target answer (a JSON object or JSON text)."
-    )
+    output_field: str = Field("output", description="Column holding the target answer (a JSON object or JSON text).")
     id_field: str | None = Field(
         None, description="Column with a record id, kept as provenance (file and line always are)."
     )
@@ -120,9 +118,7 @@ class SplitConfig(_Section):
     validation: float = Field(0.1, ge=0.0, lt=0.5, description="Share of rows for validation loss.")
     gold: float = Field(0.15, gt=0.0, lt=0.5, description="Share of rows locked as the gold eval set.")
     seed: int = Field(13, description="Seed for the split; the same data and seed give the same split.")
-    stratify: bool = Field(
-        True, description="Keep label proportions equal across splits (needs label_field)."
-    )
+    stratify: bool = Field(True, description="Keep label proportions equal across splits (needs label_field).")
 
 
 class DataConfig(_Section):
@@ -140,7 +136,10 @@ class LoraSettings(_Section):
     r: int = Field(16, gt=0, le=1024, description="LoRA rank.")
     alpha: int = Field(32, gt=0, description="LoRA alpha (scaling = alpha / r).")
     dropout: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input (0 is fastest; 0.05-0.1 regularizes small datasets)."
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout on the LoRA input (0 is fastest; 0.05-0.1 regularizes small datasets).",
     )
     target_modules: list[str] | Literal["all-linear"] = Field(
         "all-linear", description="Module names to adapt, or all-linear."
@@ -157,7 +156,9 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay on adapter weights.")
     batch_size: int = Field(8, gt=0, description="Sequences per optimizer step (before accumulation).")
     grad_accum: int = Field(1, gt=0, description="Micro-batches accumulated per optimizer step.")
-    max_seq_len: int = Field(512, ge=16, description="Longer examples are truncated from the prompt side.")
+    max_seq_len: int = Field(
+        1024, ge=16, description="Longer examples lose the end of their input (never the system prompt or answer)."
+    )
     eval_every: int = Field(20, gt=0, description="Compute validation loss every N optimizer steps.")
     max_validation_rows: int = Field(64, gt=0, description="Validation rows used for the loss.")
     seed: int = Field(13, description="Seed for adapter init, shuffling and dropout.")
@@ -224,9 +225,7 @@ class EvalConfig(_Section):
     batch_size: int = Field(16, gt=0, description="Gold items generated together.")
     max_new_tokens: int = Field(96, gt=0, description="Upper bound on answer length in tokens.")
     compare_base: bool = Field(True, description="Also evaluate the base model, side by side.")
-    max_items: int | None = Field(
-        None, gt=0, description="Evaluate only the first N gold items (smoke runs)."
-    )
+    max_items: int | None = Field(None, gt=0, description="Evaluate only the first N gold items (smoke runs).")
 
     @field_validator("gates")
     @classmethod
@@ -330,13 +329,9 @@ def load_config(path: str | Path = CONFIG_FILE, *, check_files: bool = True) -> 
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(
-            [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"], path=str(path)
-        ) from None
+        raise ConfigError([f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"], path=str(path)) from None
     if not isinstance(raw, dict):
-        raise ConfigError(
-            ["the file must be a mapping of sections (base_model, task, data, ...)"], path=str(path)
-        )
+        raise ConfigError(["the file must be a mapping of sections (base_model, task, data, ...)"], path=str(path))
     return validate_config(raw, root=path.parent, source=str(path), node=root_node, check_files=check_files)
 
 
@@ -474,9 +469,7 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
                     f"(properties: {', '.join(properties) or 'none'})",
                 )
             elif "enum" not in spec:
-                add(
-                    ("task", "label_field"), f"'{task.label_field}' must have an enum of labels in the schema"
-                )
+                add(("task", "label_field"), f"'{task.label_field}' must have an enum of labels in the schema")
         if task.refusal is not None:
             errors = _schema_errors(schema, task.refusal.output)
             if errors:
@@ -484,9 +477,7 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
         if task.escalation is not None:
             for field in task.escalation.when_output:
                 if field not in properties:
-                    add(
-                        ("task", "escalation", "when_output", field), "is not a property of the output schema"
-                    )
+                    add(("task", "escalation", "when_output", field), "is not a property of the output schema")
         for i, gate_text in enumerate(config.eval.gates):
             metric = parse_gate(gate_text).metric
             known = list(GATE_METRICS) + [f"field_accuracy.{p}" for p in properties]

@@ -26,9 +26,7 @@ class PipelineResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_pipeline(
-    config: ProjectConfig, *, note: str = "", progress: bool = True, log: Log = print
-) -> PipelineResult:
+def run_pipeline(config: ProjectConfig, *, note: str = "", progress: bool = True, log: Log = print) -> PipelineResult:
     """Build the dataset, train, evaluate and release when every gate passes.
 
     A failed gate is not an exception here: the result says so and `release` stays None, so
@@ -82,9 +80,7 @@ def run_demo(example: Path, workdir: Path, *, log: Log = print) -> PipelineResul
     result = run_pipeline(config, note="slmkit demo", log=log)
     if result.release is None:
         failed = ", ".join(g.gate for g in result.eval.gates if not g.passed)
-        raise GateFailed(
-            f"the adapter failed {failed}; nothing was released", hint=f"see {result.eval.report_path}"
-        )
+        raise GateFailed(f"the adapter failed {failed}; nothing was released", hint=f"see {result.eval.report_path}")
 
     log("== serve (OpenAI-compatible API, official openai client)")
     serve_began = time.perf_counter()
@@ -161,6 +157,7 @@ def _summary(result: PipelineResult, answers: list[dict[str, Any]], log: Log) ->
             base = metrics["base"][name].value if "base" in metrics else float("nan")
             log(f"{name:<18}{base:>8.3f}{metrics['adapter'][name].value:>9.3f}")
     rel = result.release
+    assert rel is not None  # the demo stops before serving when nothing was released
     log(f"release: {rel.name}@{rel.version} (production), adapter sha256:{rel.adapter_digest[:12]}")
     if answers:
         log(f"served answer: {answers[0]['answer']}")

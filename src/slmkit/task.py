@@ -135,11 +135,7 @@ class Task:
     def prompt_text(self, tokenizer: ChatTokenizer, input_text: str) -> str:
         """The full prompt, through the model's chat template, ending where the answer starts."""
         _require_template(tokenizer)
-        return str(
-            tokenizer.apply_chat_template(
-                self.messages(input_text), tokenize=False, add_generation_prompt=True
-            )
-        )
+        return str(tokenizer.apply_chat_template(self.messages(input_text), tokenize=False, add_generation_prompt=True))
 
     def prompt_fingerprint(self, tokenizer: ChatTokenizer) -> str:
         """sha256 of the prompt for a placeholder input: the system message and the chat template.
@@ -245,5 +241,6 @@ def _require_template(tokenizer: ChatTokenizer) -> None:
     if not getattr(tokenizer, "chat_template", None):
         raise ModelError(
             "the base model's tokenizer has no chat template, so prompts cannot be rendered",
-            hint="use an instruct / chat model (e.g. smollm2-135m-instruct) or add a chat_template to its tokenizer_config.json",
+            hint="use an instruct / chat model (e.g. smollm2-135m-instruct), or add a chat_template to its "
+            "tokenizer_config.json",
         )

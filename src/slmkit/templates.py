@@ -174,9 +174,7 @@ def write_template(kind: str, directory: Path) -> list[Path]:
         raise SlmkitError(f"unknown template '{kind}'", hint=f"choose one of: {', '.join(TEMPLATES)}")
     config_path = directory / CONFIG_FILE
     if config_path.exists():
-        raise SlmkitError(
-            f"{config_path} already exists; not overwriting it", hint="choose an empty directory"
-        )
+        raise SlmkitError(f"{config_path} already exists; not overwriting it", hint="choose an empty directory")
     values = _CLASSIFICATION if kind == "classification" else _EXTRACTION
     data_path = directory / values["data"]["sources"][0]["path"]
     data_path.parent.mkdir(parents=True, exist_ok=True)

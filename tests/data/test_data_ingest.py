@@ -61,7 +61,7 @@ def test_malformed_lines_each_get_a_reason(tmp_path):
     expected = {
         2: ("json", "a JSON array"),
         3: ("json", "not valid JSON"),
-        4: ("json", "not valid JSON"),
+        4: ("json", "line 4: the line ends before its JSON object does"),
         5: ("field_type", "input field 'body' is a number"),
         6: ("missing_field", "missing input field 'body'"),
         7: ("missing_field", "missing output field 'output'"),
@@ -75,6 +75,7 @@ def test_malformed_lines_each_get_a_reason(tmp_path):
         reject = rejects[f"data/t.jsonl:{line}"]
         assert (reject["kind"], words in reject["reason"]) == (kind, True), reject
     assert rejects["data/t.jsonl:5"]["id"] == "T-5"  # the id is kept as provenance
+    assert rejects["data/t.jsonl:4"]["id"] == "T-9"  # even from a line cut off after it
     assert result.counts["input"] == 19 and result.counts["kept"] == 8
 
 
@@ -124,6 +125,7 @@ def test_an_empty_file_is_a_data_error(tmp_path, content, words):
     with pytest.raises(DataError, match=words) as err:
         build(root)
     assert "data/t.jsonl" in str(err.value)
+    assert not list((root / ".slmkit").glob("data-build-*"))  # the half-built dataset is cleaned up
 
 
 def test_header_only_csv_and_missing_file_are_data_errors(tmp_path):

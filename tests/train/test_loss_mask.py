@@ -38,11 +38,16 @@ def test_exactly_the_answer_and_end_of_turn_carry_loss(task, smollm2_ref):
     assert all(t == IGNORE for t in encoded.labels[:first])
 
 
-def test_truncation_keeps_the_whole_answer(task, smollm2_ref):
+def test_truncation_cuts_the_input_never_the_instructions_or_the_answer(task, smollm2_ref):
     tokenizer = load_tokenizer(smollm2_ref)
-    long_ticket = "Subject: long\n\n" + "my order is late again. " * 200
-    encoded = encode_example(task, tokenizer, long_ticket, ANSWER, max_seq_len=128)
-    assert encoded.truncated and len(encoded.input_ids) == 128
+    long_ticket = "Subject: long\n\nMy order ORD-482913 is late. " + "It is still not here. " * 300
+    short = encode_example(task, tokenizer, "Subject: s\n\nhi", ANSWER, max_seq_len=4096)
+    limit = len(short.input_ids) + 60
+    encoded = encode_example(task, tokenizer, long_ticket, ANSWER, max_seq_len=limit)
+    assert encoded.truncated and limit - 8 <= len(encoded.input_ids) <= limit
+    text = tokenizer.decode(encoded.input_ids)
+    assert text.startswith("<|im_start|>system\nYou triage")  # the instructions survive whole
+    assert "My order ORD-482913 is late." in text and " …<|im_end|>" in text  # the input's start, marked cut
     assert tokenizer.decode([t for t in encoded.labels if t != IGNORE]).startswith(task.format_output(ANSWER))
 
 
@@ -71,8 +76,11 @@ def test_shared_prefix_gives_the_same_loss_and_gradients(task, tiny_model_dir):
     encoded = [encode_example(task, tokenizer, t, ANSWER, 512) for t in TICKETS]
     prefix = shared_prefix_length(encoded)
     results = []
-    for prefix_len in (0, prefix):
-        loss, count = answer_loss(model, collate(encoded, tokenizer.pad_token_id, prefix_len))
+    assert prefix > 0
+    for share in (False, True):
+        batch = collate(encoded, tokenizer.pad_token_id, share_prefix=share)
+        assert ("prefix_ids" in batch) is share and (not share or batch["prefix_ids"].shape[1] == prefix)
+        loss, count = answer_loss(model, batch)
         loss.backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
         model.zero_grad()
@@ -94,8 +102,9 @@ def test_length_grouped_batches_cover_every_example_once_and_reduce_padding(task
     assert batches != length_grouped_batches(encoded, 8, seed=1, epoch=1)
 
     def padding(bs: list[list[int]]) -> int:
-        return sum(max(len(encoded[i].input_ids) for i in b) * len(b) - sum(len(encoded[i].input_ids) for i in b)
-                   for b in bs)
+        return sum(
+            max(len(encoded[i].input_ids) for i in b) * len(b) - sum(len(encoded[i].input_ids) for i in b) for b in bs
+        )
 
     in_order = [list(range(i, i + 8)) for i in range(0, 96, 8)]
     assert padding(batches) < padding(in_order) / 3

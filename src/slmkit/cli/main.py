@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import typer
 
@@ -35,6 +36,8 @@ app.command("demo")(serve.demo)
 def main() -> None:
     """Run the CLI; a SlmkitError prints as 'error: ...' (no traceback) with its exit code."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # A deprecation inside peft's calls into transformers; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
         app(standalone_mode=False)
     except SlmkitError as exc:

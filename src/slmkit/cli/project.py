@@ -18,9 +18,7 @@ class Template(StrEnum):
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Directory for the new project (created if missing).")],
-    template: Annotated[
-        Template, typer.Option("--template", "-t", help="Starter task.")
-    ] = Template.classification,
+    template: Annotated[Template, typer.Option("--template", "-t", help="Starter task.")] = Template.classification,
 ) -> None:
     """Write a commented starter project: slmkit.yaml and a few sample rows."""
     from slmkit.templates import write_template
@@ -41,6 +39,5 @@ def validate(project: ProjectOption = Path(".")) -> None:
         f"output fields" + (f", label '{task.label_field}'" if task.label_field else "")
     )
     say(
-        f"  base model {config.base_model}; {len(config.data.sources)} data source(s); "
-        f"{len(config.eval.gates)} gate(s)"
+        f"  base model {config.base_model}; {len(config.data.sources)} data source(s); {len(config.eval.gates)} gate(s)"
     )

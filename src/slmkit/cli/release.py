@@ -14,9 +14,7 @@ def release(
     project: ProjectOption = Path("."),
     run: Annotated[str | None, typer.Option("--run", help="Training run id (default: latest).")] = None,
     note: Annotated[str, typer.Option("--note", "-m", help="Why this release; kept in the audit log.")] = "",
-    alias: Annotated[
-        str | None, typer.Option("--alias", help="Alias to move (default: release.alias).")
-    ] = None,
+    alias: Annotated[str | None, typer.Option("--alias", help="Alias to move (default: release.alias).")] = None,
 ) -> None:
     """Record a gated run as a release and move the production alias to it."""
     from slmkit.registry.publish import run_release
@@ -32,12 +30,8 @@ def release(
 
 def rollback(
     project: ProjectOption = Path("."),
-    to: Annotated[
-        int | None, typer.Option("--to", help="Version to return to (default: the previous one).")
-    ] = None,
-    alias: Annotated[
-        str | None, typer.Option("--alias", help="Alias to move (default: release.alias).")
-    ] = None,
+    to: Annotated[int | None, typer.Option("--to", help="Version to return to (default: the previous one).")] = None,
+    alias: Annotated[str | None, typer.Option("--alias", help="Alias to move (default: release.alias).")] = None,
     reason: Annotated[str, typer.Option("--reason", "-m", help="Why; kept in the audit log.")] = "",
 ) -> None:
     """Move the production alias back to the previous (or a given) release."""

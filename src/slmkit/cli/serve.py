@@ -26,9 +26,7 @@ def demo(
     example: Annotated[Path, typer.Argument(help="Example project to copy and run.")] = Path(
         "examples/support-tickets"
     ),
-    workdir: Annotated[Path, typer.Option(help="Where the demo copy runs (replaced on each run).")] = Path(
-        ".demo"
-    ),
+    workdir: Annotated[Path, typer.Option(help="Where the demo copy runs (replaced on each run).")] = Path(".demo"),
 ) -> None:
     """Run the whole chain on the example: data, train, eval, release, serve, answer."""
     from slmkit.pipeline import run_demo

@@ -25,9 +25,7 @@ def data_build(
 
 def train(
     project: ProjectOption = Path("."),
-    dataset: Annotated[
-        str | None, typer.Option("--dataset", help="Dataset version (default: latest).")
-    ] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset version (default: latest).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train a LoRA adapter on the dataset; writes .slmkit/runs/<run-id>/."""

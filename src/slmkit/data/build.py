@@ -73,13 +73,13 @@ def run_data_build(
         )
         train = [rows[i] for i in parts.train]
         validation = [rows[i] for i in parts.validation]
-        write_jsonl(out / "train.jsonl", (row.example().as_dict() for row in train))
-        write_jsonl(out / "validation.jsonl", (row.example().as_dict() for row in validation))
+        write_jsonl(out / "train.jsonl", (row.example.as_dict() for row in train))
+        write_jsonl(out / "validation.jsonl", (row.example.as_dict() for row in validation))
         if locked is not None:
             shutil.copyfile(locked.path, out / "gold.jsonl")
             gold = locked.examples
         else:
-            gold = [rows[i].example() for i in parts.gold]
+            gold = [rows[i].example for i in parts.gold]
             write_jsonl(out / "gold.jsonl", (example.as_dict() for example in gold))
         gold_hash = hash_file(out / "gold.jsonl")
 
@@ -103,16 +103,22 @@ def run_data_build(
     meta = {
         "config_hash": _config_hash(config),
         "sources": [{"path": s.path, "sha256": s.sha256} for s in sources],
-        "gold": {"reused": locked is not None, "locked_from": locked.dataset_version if locked else None},
-        "new_gold": new_gold,
+        "gold": {
+            "reused": locked is not None,
+            "locked_from": locked.dataset_version if locked else None,
+            "new_gold": new_gold,
+            "salt": lock.gold_hash if lock is not None and new_gold else "",
+        },
     }
     registry.record_dataset(version, task.name, digest, gold_hash, counts, meta)
     if locked is None:
-        if lock is not None:
-            registry.unlock_gold(
-                task.name, reason=f"slmkit data build --new-gold: replaced by the gold set of {version}"
-            )
-        registry.lock_gold(task.name, gold_hash, version)
+        registry.lock_gold(
+            task.name,
+            gold_hash,
+            version,
+            replace=lock is not None,
+            reason=f"slmkit data build --new-gold: replaced by the gold set of {version}",
+        )
     return DataBuildResult(
         version=version,
         digest=digest,

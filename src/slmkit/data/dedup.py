@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from slmkit.data.rows import Reject, Row
+from slmkit.data.dataset import Example
+from slmkit.data.rows import Reject, Row, answer_difference
 
 MAX_LISTED = 5
 
@@ -29,39 +30,24 @@ def drop_duplicates(rows: Sequence[Row]) -> tuple[list[Row], list[Reject]]:
         if len(group) == 1:
             kept.append(row)
             continue
-        answers = {json.dumps(rows[i].output, sort_keys=True) for i in group}
+        answers = {json.dumps(rows[i].example.output, sort_keys=True) for i in group}
         if len(answers) > 1:
-            others = [rows[i] for i in group if i != index]
-            rejects.append(_reject(row, "conflict", _conflict_reason(row, others)))
+            others = [rows[i].example for i in group if i != index]
+            rejects.append(row.reject("conflict", _conflict_reason(row.example, others), "dedup"))
         elif group[0] == index:
             kept.append(row)
         else:
-            rejects.append(_reject(row, "duplicate", f"exact duplicate of {rows[group[0]].source}"))
+            rejects.append(row.reject("duplicate", f"exact duplicate of {rows[group[0]].example.source}", "dedup"))
     return kept, rejects
 
 
-def _conflict_reason(row: Row, others: list[Row]) -> str:
-    listed = []
-    for other in others[:MAX_LISTED]:
-        differing = [
-            f"{name} {row.output.get(name)!r} here, {other.output.get(name)!r} there"
-            for name in dict.fromkeys([*row.output, *other.output])
-            if row.output.get(name) != other.output.get(name)
-        ]
-        listed.append(f"{other.source} ({'; '.join(differing) or 'same answer'})")
+def _conflict_reason(example: Example, others: list[Example]) -> str:
+    listed = [
+        f"{other.source} ({answer_difference(example.output, other.output) or 'same answer'})"
+        for other in others[:MAX_LISTED]
+    ]
     more = f" and {len(others) - MAX_LISTED} more" if len(others) > MAX_LISTED else ""
     return (
         f"conflicting labels: the same input is also at {', '.join(listed)}{more}; every row of this input "
         "is rejected until the labels agree"
-    )
-
-
-def _reject(row: Row, kind: str, reason: str) -> Reject:
-    return Reject(
-        source=row.source,
-        id=row.id,
-        kind=kind,
-        reason=reason,
-        stage="dedup",
-        raw={"input": row.input, "output": row.output},
     )

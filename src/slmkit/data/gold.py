@@ -13,7 +13,7 @@ from pathlib import Path
 
 from slmkit.data.dataset import NEW_GOLD_HINT, Example, read_examples, verify_gold_file
 from slmkit.data.normalize import dedup_key
-from slmkit.data.rows import Reject, Row
+from slmkit.data.rows import Reject, Row, answer_difference
 from slmkit.errors import RegistryError, StageError
 from slmkit.registry import GoldLock, Registry
 from slmkit.task import Task
@@ -74,24 +74,14 @@ def separate_gold(rows: Sequence[Row], gold: LockedGold) -> tuple[list[Row], set
         example = gold_by_key.get(row.key)
         if example is None:
             kept.append(row)
-        elif example.output == row.output:
+        elif example.output == row.example.output:
             gold_indices.add(len(kept))
             kept.append(row)
         else:
-            differing = "; ".join(
-                f"{name} {row.output.get(name)!r} here, {example.output.get(name)!r} in gold"
-                for name in dict.fromkeys([*row.output, *example.output])
-                if row.output.get(name) != example.output.get(name)
+            differing = answer_difference(row.example.output, example.output, "in gold")
+            reason = (
+                f"already in the locked gold set (as {example.source}) with another answer: {differing}; "
+                "make the row agree, or rebuild with --new-gold"
             )
-            rejects.append(
-                Reject(
-                    source=row.source,
-                    id=row.id,
-                    kind="gold_overlap",
-                    reason=f"already in the locked gold set (as {example.source}) with another answer: "
-                    f"{differing}; make the row agree, or rebuild with --new-gold",
-                    stage="gold",
-                    raw={"input": row.input, "output": row.output},
-                )
-            )
+            rejects.append(row.reject("gold_overlap", reason, "gold"))
     return kept, gold_indices, rejects

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,17 +122,22 @@ def _read_jsonl(path: Path, source: SourceConfig, stats: SourceStats, digest: An
                 f"line {number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}); "
                 "re-export the file as UTF-8",
                 shown,
+                _salvage_id(shown, source.id_field),
             )
             continue
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
+            if exc.pos >= len(text.rstrip()):
+                problem = "the line ends before its JSON object does (cut off?)"
+            else:
+                problem = f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
             yield _ingest_reject(
                 where,
                 "json",
-                f"line {number}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be one "
-                "complete JSON object",
+                f"line {number}: {problem}; each line must be one complete JSON object",
                 text.rstrip("\r\n"),
+                _salvage_id(text, source.id_field),
             )
             continue
         if not isinstance(value, dict):
@@ -207,6 +213,14 @@ def _read_csv(
             f"{source.path}: line {reader.line_num}: cannot read the CSV ({exc})",
             hint="check the quoting near that line, or export the data as JSONL",
         ) from None
+
+
+def _salvage_id(text: str, id_field: str | None) -> str | None:
+    """The id of a row that does not parse, when its text still shows one: which ticket to fix."""
+    if not id_field:
+        return None
+    found = re.search(rf'"{re.escape(id_field)}"\s*:\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d+))', text)
+    return (found.group(1) or found.group(2)) if found else None
 
 
 def _ingest_reject(where: str, kind: str, reason: str, raw: Any, row_id: str | None = None) -> Reject:

@@ -38,8 +38,11 @@ class DataBuildResult:
             f"dataset {self.version}: {c['input']} rows in: {c['train']} train, {c['validation']} validation, "
             f"{c['gold']} gold, {c['rejected']} rejected" + (f" ({by_kind})" if by_kind else "")
         ]
-        if c["blank_lines"]:
-            lines.append(f"{c['blank_lines']} blank lines skipped")
+        kept = c["train"] + c["validation"] + c["gold_from_sources"]
+        lines.append(
+            f"accounting: {c['input']} in = {kept} kept + {c['rejected']} rejected"
+            + (f" ({c['blank_lines']} blank lines skipped)" if c["blank_lines"] else "")
+        )
         if self.gold_reused:
             gold = f"gold set sha256:{self.gold_hash[:12]} kept as locked (byte-identical)"
             if c["gold"] > c["gold_from_sources"]:

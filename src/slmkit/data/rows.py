@@ -34,19 +34,20 @@ REJECT_KINDS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Row:
-    """A readable, valid, normalized row; `key` is its dedup key."""
+    """A valid, normalized example on its way to a split, with its dedup key."""
 
-    id: str
-    source: str
-    input: str
-    fields: dict[str, str]
-    output: dict[str, Any]
-    label: Any
+    example: Example
     key: str
 
-    def example(self) -> Example:
-        """The row as it is written to its split file."""
-        return Example(self.id, self.source, self.input, self.fields, self.output, self.label)
+    @property
+    def label(self) -> Any:
+        return self.example.label
+
+    def reject(self, kind: str, reason: str, stage: str) -> Reject:
+        """This row as a reject (after validation), showing the input and answer it had."""
+        e = self.example
+        raw = {"input": e.input, "output": e.output}
+        return Reject(source=e.source, id=e.id, kind=kind, reason=reason, stage=stage, raw=raw)
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,12 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def answer_difference(here: dict[str, Any], there: dict[str, Any], there_name: str = "there") -> str:
+    """What differs between two answers, e.g. "priority 'low' here, 'urgent' there"."""
+    return "; ".join(
+        f"{name} {here.get(name)!r} here, {there.get(name)!r} {there_name}"
+        for name in dict.fromkeys([*here, *there])
+        if here.get(name) != there.get(name)
+    )

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from slmkit.config import SourceConfig
+from slmkit.data.dataset import Example
 from slmkit.data.ingest import RawRow
 from slmkit.data.normalize import OutputError, dedup_key, json_type, normalize_text, parse_output
 from slmkit.data.rows import Reject, Row
@@ -63,7 +64,7 @@ def check_record(task: Task, raw: RawRow, source: SourceConfig, max_input_chars:
             "or raise the limit",
         )
     label = output.get(task.cfg.label_field) if task.cfg.label_field else None
-    return Row(id=row_id, source=raw.source, input=text, fields=fields, output=output, label=label, key=dedup_key(text))
+    return Row(Example(row_id, raw.source, text, fields, output, label), key=dedup_key(text))
 
 
 def _row_id(record: dict[str, Any], id_field: str | None, where: str) -> str:

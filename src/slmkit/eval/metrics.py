@@ -76,9 +76,7 @@ def score(task: Task, gold: Sequence[dict[str, Any]], predictions: Sequence[Pars
     }
     for name in task.fields:
         hits = sum(
-            1
-            for g, v in zip(gold, values, strict=True)
-            if v is not None and name in v and v[name] == g.get(name)
+            1 for g, v in zip(gold, values, strict=True) if v is not None and name in v and v[name] == g.get(name)
         )
         out[f"field_accuracy.{name}"] = wilson(hits, n)
 
@@ -89,9 +87,7 @@ def score(task: Task, gold: Sequence[dict[str, Any]], predictions: Sequence[Pars
         out["label_accuracy"] = wilson(sum(g == p for g, p in zip(gold_labels, pred_labels, strict=True)), n)
         f1 = macro_f1(gold_labels, pred_labels, task.labels)
         low, high = bootstrap(
-            lambda idx: macro_f1(
-                [gold_labels[i] for i in idx], [pred_labels[i] for i in idx], task.labels or []
-            ),
+            lambda idx: macro_f1([gold_labels[i] for i in idx], [pred_labels[i] for i in idx], task.labels or []),
             n,
         )
         out["label_macro_f1"] = Metric(f1, low, high, n)
@@ -105,9 +101,7 @@ def score(task: Task, gold: Sequence[dict[str, Any]], predictions: Sequence[Pars
     return out
 
 
-def confusion(
-    task: Task, gold: Sequence[dict[str, Any]], predictions: Sequence[Parsed]
-) -> dict[str, dict[str, int]]:
+def confusion(task: Task, gold: Sequence[dict[str, Any]], predictions: Sequence[Parsed]) -> dict[str, dict[str, int]]:
     """gold label -> predicted label (or '(invalid)') -> count."""
     label = task.cfg.label_field
     table: dict[str, dict[str, int]] = {}

@@ -26,9 +26,7 @@ def write_html(report: dict[str, Any], path: Path) -> None:
     ]
     verdict = "pass" if report["passed"] else "fail"
     parts.append(f"<h2>Gates: <span class={verdict}>{verdict.upper()}</span></h2>")
-    parts.append(
-        "<table><tr><th class=l>gate</th><th>observed</th><th>95% CI</th><th>needs</th><th>result</th></tr>"
-    )
+    parts.append("<table><tr><th class=l>gate</th><th>observed</th><th>95% CI</th><th>needs</th><th>result</th></tr>")
     for g in report["gates"]:
         ci = g.get("ci95") or [None, None]
         parts.append(
@@ -40,9 +38,7 @@ def write_html(report: dict[str, Any], path: Path) -> None:
 
     sides = list(report["metrics"])
     parts.append(
-        "<h2>Metrics</h2><table><tr><th class=l>metric</th>"
-        + "".join(f"<th>{e(s)}</th>" for s in sides)
-        + "</tr>"
+        "<h2>Metrics</h2><table><tr><th class=l>metric</th>" + "".join(f"<th>{e(s)}</th>" for s in sides) + "</tr>"
     )
     names = list(report["metrics"][sides[-1]])
     for name in names:

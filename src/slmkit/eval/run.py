@@ -90,6 +90,8 @@ def run_eval(
         )
     prompts = [task.prompt_text(tokenizer, row.input) for row in gold_rows]
     gold = [row.output for row in gold_rows]
+    if run.adapter_digest is None:
+        raise StageError(f"run {run.run_id} recorded no adapter", hint="train again")
     adapter_dir = registry.store.path(run.adapter_digest)
 
     sides: dict[str, Path | None] = {"adapter": adapter_dir}

@@ -23,9 +23,7 @@ def load_tokenizer(ref: BaseModelRef, *, padding_side: str = "left") -> Any:
     return tokenizer
 
 
-def load_model(
-    ref: BaseModelRef, *, adapter: Path | None = None, merge: bool = True, dtype: str = "float32"
-) -> Any:
+def load_model(ref: BaseModelRef, *, adapter: Path | None = None, merge: bool = True, dtype: str = "float32") -> Any:
     """The base model in eval mode; with `adapter`, the adapter attached (merged by default).
 
     Merging folds the low-rank update into the weights: the same answers as base + adapter,
@@ -33,7 +31,10 @@ def load_model(
     """
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    # A per-tensor progress bar for a model that loads in a second is noise in every stage's output.
+    hf_logging.disable_progress_bar()
     try:
         model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=getattr(torch, dtype))
     except Exception as exc:

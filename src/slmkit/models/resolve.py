@@ -81,9 +81,7 @@ def resolve_base_model(spec: str, root: Path | None = None) -> BaseModelRef:
                 f"base model directory {path} has no config.json",
                 hint="point base_model at a transformers model directory (config.json, *.safetensors, tokenizer files)",
             )
-        return BaseModelRef(
-            spec, _model_id(path), path.resolve(), _hash_weights(path), f"local directory {path}"
-        )
+        return BaseModelRef(spec, _model_id(path), path.resolve(), _hash_weights(path), f"local directory {path}")
     if path.suffix == ".gguf":
         if not path.exists():
             raise ModelError(f"GGUF file not found: {path}", hint="check base_model in slmkit.yaml")
@@ -163,7 +161,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     # The dequantized weights are plain float tensors now; drop the GGUF marker so they save.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 

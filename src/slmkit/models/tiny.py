@@ -13,9 +13,7 @@ _TOKENIZER_FILES = (
 )
 
 
-def build_tiny_model(
-    out_dir: Path, tokenizer_dir: Path, *, seed: int = 0, hidden: int = 16, layers: int = 2
-) -> Path:
+def build_tiny_model(out_dir: Path, tokenizer_dir: Path, *, seed: int = 0, hidden: int = 16, layers: int = 2) -> Path:
     """Write a 2-layer Llama with hidden size 16 and the tokenizer (and chat template) of another model."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM

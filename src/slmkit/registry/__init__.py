@@ -1,14 +1,14 @@
-"""Registry: SQLite (WAL) records + a content-addressed object store. Never imports torch."""
+"""Registry: SQLite (WAL) records + a content-addressed object store. Never imports torch.
 
-from slmkit.registry.registry import (
-    AuditEntry,
-    DatasetRecord,
-    EvalRecord,
-    GoldLock,
-    Registry,
-    Release,
-    RunRecord,
-)
+`Registry(home)` is the entry point; `ObjectStore`, `hash_file` and `hash_dir` are the store
+on their own (the data stage hashes sources with them).
+"""
+
+from __future__ import annotations
+
+from slmkit.registry.db import connect
+from slmkit.registry.records import AuditEntry, DatasetRecord, EvalRecord, GoldLock, Release, RunRecord
+from slmkit.registry.registry import Registry
 from slmkit.registry.store import ObjectStore, hash_dir, hash_file
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Registry",
     "Release",
     "RunRecord",
+    "connect",
     "hash_dir",
     "hash_file",
 ]

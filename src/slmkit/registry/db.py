@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from slmkit.registry.records import default_actor
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -48,11 +53,33 @@ MIGRATIONS: list[tuple[str, str]] = [
             BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         """,
     ),
+    (
+        # The latest dataset is the last one *built*: rebuilding an older version's exact data
+        # must make it current again, even though its row already exists.
+        "0002_datasets_built_at",
+        """
+        ALTER TABLE datasets ADD COLUMN built_at TEXT;
+        ALTER TABLE datasets ADD COLUMN build_seq INTEGER;
+        UPDATE datasets SET built_at = created_at, build_seq = rowid;
+        CREATE INDEX datasets_task_build ON datasets(task, build_seq);
+        """,
+    ),
 ]
 
 
 def now() -> str:
+    """UTC now as ISO-8601 with a `Z`, millisecond precision (sorts as text)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def audit(
+    conn: sqlite3.Connection, action: str, name: str | None, detail: dict[str, Any], actor: str | None = None
+) -> None:
+    """Append one row to the audit log, inside the caller's transaction so it commits with the change."""
+    conn.execute(
+        "INSERT INTO audit (ts, actor, action, name, detail) VALUES (?, ?, ?, ?, ?)",
+        (now(), actor or default_actor(), action, name, json.dumps(detail, sort_keys=True, default=str)),
+    )
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -62,17 +89,31 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _enable_wal(conn, timeout_s=30.0)
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     migrate(conn)
     return conn
 
 
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    # Switching a fresh database to WAL does not wait on busy_timeout: two processes opening a
+    # new registry at once would see "database is locked". Once in WAL (persistent), this is a no-op.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded, in order, each in its own transaction."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    applied = []
+    applied: list[str] = []
     for name, sql in MIGRATIONS:
         if conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
             continue
@@ -94,14 +135,18 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration into statements; trigger bodies keep their inner semicolons."""
-    statements, current = [], []
+    """Split a migration into statements; a trigger body keeps its inner semicolons.
+
+    Not `executescript`: it commits on its own, and a migration must apply whole or not at all.
+    """
+    statements: list[str] = []
+    current: list[str] = []
     for line in sql.strip().splitlines():
         current.append(line)
         joined = "\n".join(current).strip()
-        if joined.endswith(";") and sqlite3.complete_statement(joined):
+        if sqlite3.complete_statement(joined):
             statements.append(joined)
             current = []
     if "".join(current).strip():
-        statements.append("\n".join(current))
+        raise ValueError(f"incomplete SQL statement in a migration: {' '.join(current)[:200]}")
     return statements

@@ -7,7 +7,8 @@ from typing import Any
 
 from slmkit.config import ProjectConfig
 from slmkit.errors import GateFailed, GoldSetChanged, RegistryError, StageError
-from slmkit.registry.registry import Registry, Release
+from slmkit.registry.records import Release
+from slmkit.registry.registry import Registry
 
 
 def run_release(
@@ -65,7 +66,9 @@ def run_release(
 def _describe_gate(gate: dict[str, Any]) -> str:
     observed = gate.get("observed")
     ci = gate.get("ci95") or [None, None]
-    shown = "not computed" if observed is None or (isinstance(observed, float) and math.isnan(observed)) else (
-        f"{observed:.3f}" + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci[0] is not None else "")
+    shown = (
+        "not computed"
+        if observed is None or (isinstance(observed, float) and math.isnan(observed))
+        else (f"{observed:.3f}" + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci[0] is not None else ""))
     )
     return f"{gate['gate']}: observed {shown}, needs {gate['threshold']:.3f}"

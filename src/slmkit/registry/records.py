@@ -21,6 +21,8 @@ class DatasetRecord:
     counts: dict[str, Any]
     meta: dict[str, Any]
     created_at: str
+    built_at: str | None = None  # the last build that produced this version
+    build_seq: int | None = None  # orders builds; timestamps can tie
 
 
 @dataclass(frozen=True)

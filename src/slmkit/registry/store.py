@@ -156,9 +156,19 @@ class ObjectStore:
                 shutil.rmtree(staging, ignore_errors=True)
         return digest
 
+    def size(self, digest: str) -> int:
+        """Bytes the object holds (the sum of its files for a directory)."""
+        target = self.path(digest)
+        if target.is_dir():
+            return sum(file.stat().st_size for _, file in _files(target))
+        return target.stat().st_size
+
     def verify(self, digest: str) -> list[str]:
-        """Problems with one object (missing, altered); empty when it re-hashes to its name."""
-        target = self._target(digest)
+        """Problems with one object (missing, altered, malformed name); empty when it re-hashes to its name."""
+        try:
+            target = self._target(digest)
+        except RegistryError as exc:
+            return [str(exc)]
         if not target.exists():
             return [f"sha256:{digest} is missing from {self.root}"]
         try:

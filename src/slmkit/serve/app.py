@@ -45,6 +45,12 @@ def create_app(service: ChatService) -> FastAPI:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(APIError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error: %s", type(exc).__name__)  # uvicorn logs the traceback
+        error = APIError(500, "internal server error; see the server log", kind="server_error")
+        return JSONResponse(error.body(), status_code=500)
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return service.health()
@@ -81,7 +87,7 @@ def create_app(service: ChatService) -> FastAPI:
             return JSONResponse(error.body(), status_code=500, headers=headers)
         if answer.request.stream:
             return StreamingResponse(_stream(answer), media_type="text/event-stream", headers=headers)
-        body = completion_body(
+        payload = completion_body(
             request_id=answer.request_id,
             model=answer.model,
             content=answer.content,
@@ -90,7 +96,7 @@ def create_app(service: ChatService) -> FastAPI:
             completion_tokens=answer.outcome.completion_tokens,
             extras=answer.extras(),
         )
-        return JSONResponse(body, headers=headers)
+        return JSONResponse(payload, headers=headers)
 
     return app
 
@@ -118,7 +124,7 @@ async def _stream(answer: Answer) -> AsyncIterator[str]:
     finish_reason and the `slmkit` extras.
     """
     created = int(time.time())
-    ids = {"request_id": answer.request_id, "model": answer.model, "created": created}
+    ids: dict[str, Any] = {"request_id": answer.request_id, "model": answer.model, "created": created}
     yield sse(chunk_body(**ids, delta={"role": "assistant", "content": ""}))
     content = answer.content
     step = max(1, -(-len(content) // STREAM_PIECES))

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from slmkit.errors import ServeError, SlmkitError
 from slmkit.monitor import RequestRecord
@@ -92,7 +92,7 @@ class Engine:
         return {**self._stats, "queued": self._jobs.qsize()}
 
     def close(self) -> None:
-        """Finish the batch in progress, fail what is still queued, stop the thread."""
+        """Answer what is already queued, then stop; a request submitted after this fails."""
         self._jobs.put(None)
         self._thread.join(timeout=60)
         while True:
@@ -144,24 +144,37 @@ class Engine:
             groups.setdefault((job.release.name, job.release.version, job.max_new_tokens), []).append(job)
         records: list[RequestRecord] = []
         for jobs in groups.values():
-            try:
-                loaded = self.cache.get(jobs[0].release)
-                outcomes = self._answer(loaded, jobs)
-            except Exception as exc:
-                if not isinstance(exc, SlmkitError):
-                    # The traceback, never the request: its text may carry personal data.
-                    log.exception("generation failed for %s", jobs[0].release.ref)
-                kind = "load_failed" if isinstance(exc, SlmkitError) else "internal"
-                for job in jobs:
-                    job.future.set_exception(exc)
+            for job, result in self._answer_group(jobs):
+                if isinstance(result, Outcome):
+                    job.future.set_result(result)
+                    records.append(_record(job, result))
+                else:
+                    job.future.set_exception(result)
+                    kind = "load_failed" if isinstance(result, SlmkitError) else "internal"
                     records.append(_record(job, None, error_kind=kind))
-                continue
-            for job, outcome in zip(jobs, outcomes, strict=True):
-                job.future.set_result(outcome)
-                records.append(_record(job, outcome))
         # Written after the answers are out: the log is never on a request's critical path.
         for record in records:
             self._record(record)
+
+    def _answer_group(self, jobs: list[Job]) -> list[tuple[Job, Outcome | Exception]]:
+        """Answers for one release version; a failing request fails alone, not its whole batch."""
+        try:
+            loaded = self.cache.get(jobs[0].release)
+        except Exception as exc:  # the release cannot be loaded: nothing in this group can run
+            if not isinstance(exc, SlmkitError):
+                log.exception("loading %s failed", jobs[0].release.ref)
+            return [(job, exc) for job in jobs]
+        try:
+            return list(zip(jobs, self._answer(loaded, jobs), strict=True))
+        except Exception as exc:
+            if len(jobs) == 1:
+                # The traceback, never the request: its text may carry personal data.
+                log.exception("generation failed for a request to %s", jobs[0].release.ref)
+                return [(jobs[0], exc)]
+        results: list[tuple[Job, Outcome | Exception]] = []
+        for job in jobs:  # find the request that broke the batch by answering each alone
+            results.extend(self._answer_group([job]))
+        return results
 
     def _answer(self, loaded: LoadedRelease, jobs: list[Job]) -> list[Outcome]:
         """Greedy first (as evaluated); each retry round samples, batched over the still-invalid."""
@@ -177,14 +190,14 @@ class Engine:
         for attempt in range(1 + self._max_retries):
             if not pending:
                 break
-            sampling = {} if attempt == 0 else {"temperature": RETRY_TEMPERATURE, "seed": attempt}
             generations = generate(
                 loaded.model,
                 tokenizer,
                 [prompts[i] for i in pending],
                 max_new_tokens=jobs[0].max_new_tokens,
                 batch_size=len(pending),
-                **sampling,
+                temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE,
+                seed=attempt,  # retries are reproducible for the same batch
             )
             for i, generation in zip(pending, generations, strict=True):
                 texts[i].append(generation.text)
@@ -208,25 +221,23 @@ class Engine:
 
 
 def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None) -> RequestRecord:
-    latency_ms = round((time.perf_counter() - job.received) * 1000, 2)
-    common = {
-        "request_id": job.request_id,
-        "model_ref": job.model_ref[:200],
-        "latency_ms": latency_ms,
-        "release_name": job.release.name,
-        "release_version": job.release.version,
-        "ts": job.ts,
-    }
-    if outcome is None:
-        return RequestRecord(outcome="error", error_kind=error_kind, **common)
-    guard = outcome.guard
-    if guard.output is None:
-        status, error_kind = "error", "no_valid_answer"
-    else:
-        status = "refused" if guard.refused else "ok"
-    return RequestRecord(
-        outcome=status,
+    failed = RequestRecord(
+        request_id=job.request_id,
+        model_ref=job.model_ref[:200],
+        latency_ms=round((time.perf_counter() - job.received) * 1000, 2),
+        outcome="error",
+        release_name=job.release.name,
+        release_version=job.release.version,
         error_kind=error_kind,
+        ts=job.ts,
+    )
+    if outcome is None:
+        return failed
+    guard = outcome.guard
+    return replace(
+        failed,
+        outcome="error" if guard.output is None else "refused" if guard.refused else "ok",
+        error_kind="no_valid_answer" if guard.output is None else None,
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         valid=guard.valid_first,
@@ -234,5 +245,4 @@ def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None)
         replaced=guard.replaced,
         attempts=guard.attempts,
         escalate=outcome.escalation is not None,
-        **common,
     )

@@ -58,7 +58,10 @@ class LoadedRelease:
 
 
 def load_release(release: Release, *, state_dir: Path, root: Path) -> LoadedRelease:
-    """Resolve the base, refuse a changed one, merge the adapter; seconds, so never on the event loop."""
+    """Check the base model and the adapter against the release record, then load and merge.
+
+    Takes seconds, so it runs on the engine's thread (or at start-up), never on the event loop.
+    """
     from slmkit.models import load_model, load_tokenizer, resolve_base_model
 
     spec = release_spec(release)
@@ -74,6 +77,12 @@ def load_release(release: Release, *, state_dir: Path, root: Path) -> LoadedRele
     # A separate connection: this runs on the engine's thread, not the event loop's.
     registry = Registry(state_dir)
     try:
+        problems = registry.store.verify(release.adapter_digest)  # missing or altered since release
+        if problems:
+            raise ServeError(
+                f"{release.ref}: its adapter {'; '.join(problems)}",
+                hint="the stored copy no longer matches the release record; release the adapter again",
+            )
         adapter = registry.store.path(release.adapter_digest)
         expected = _trained_prompt_fingerprint(registry, release)
     finally:

@@ -26,24 +26,40 @@ class Encoded:
 def encode_example(task: Task, tokenizer: Any, input_text: str, output: Any, max_seq_len: int) -> Encoded:
     """Prompt and answer tokenized separately, so no token straddles the boundary.
 
-    An example longer than max_seq_len loses the start of its prompt, never its answer: the
-    answer is what the adapter must learn to write.
+    An example longer than max_seq_len loses the end of its *input* (marked with "…"), never
+    the system prompt (the instructions every answer depends on) and never the answer (what
+    the adapter must learn to write).
     """
-    prompt, completion = task.training_texts(tokenizer, input_text, output)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    room = max_seq_len - len(answer_ids)
-    truncated = len(prompt_ids) > room
-    if truncated:
-        prompt_ids = prompt_ids[len(prompt_ids) - max(room, 0) :]
+    prompt_ids, answer_ids = _encode(task, tokenizer, input_text, output)
+    truncated = len(prompt_ids) + len(answer_ids) > max_seq_len
+    for _ in range(4):
+        overflow = len(prompt_ids) + len(answer_ids) - max_seq_len
+        if overflow <= 0:
+            break
+        input_ids = tokenizer(input_text, add_special_tokens=False)["input_ids"]
+        keep = len(input_ids) - overflow - 4  # room for the marker, and for merges at the cut
+        if keep <= 0:
+            break
+        input_text = tokenizer.decode(input_ids[:keep]).rstrip() + " …"
+        prompt_ids, answer_ids = _encode(task, tokenizer, input_text, output)
+    if len(prompt_ids) + len(answer_ids) > max_seq_len:
+        # Not even the system prompt fits: keep the answer whole and the prompt's end.
+        room = max(max_seq_len - len(answer_ids), 0)
+        prompt_ids = prompt_ids[len(prompt_ids) - room :]
     ids = prompt_ids + answer_ids
     labels = [IGNORE] * len(prompt_ids) + answer_ids
     return Encoded(ids[-max_seq_len:], labels[-max_seq_len:], truncated)
 
 
-def length_grouped_batches(
-    examples: Sequence[Encoded], batch_size: int, *, seed: int, epoch: int
-) -> list[list[int]]:
+def _encode(task: Task, tokenizer: Any, input_text: str, output: Any) -> tuple[list[int], list[int]]:
+    prompt, completion = task.training_texts(tokenizer, input_text, output)
+    return (
+        tokenizer(prompt, add_special_tokens=False)["input_ids"],
+        tokenizer(completion, add_special_tokens=False)["input_ids"],
+    )
+
+
+def length_grouped_batches(examples: Sequence[Encoded], batch_size: int, *, seed: int, epoch: int) -> list[list[int]]:
     """Indices in batches of similar length (little padding), in a seeded random order.
 
     Shuffle, cut into windows of 32 batches, sort each window by length, then shuffle the
@@ -83,14 +99,16 @@ def shared_prefix_length(examples: Sequence[Encoded], minimum: int = 16) -> int:
     return length if length >= minimum else 0
 
 
-def collate(examples: Sequence[Encoded], pad_id: int, prefix_len: int = 0) -> dict[str, Any]:
+def collate(examples: Sequence[Encoded], pad_id: int, *, share_prefix: bool = True) -> dict[str, Any]:
     """Right-padded tensors; padding carries neither attention nor loss.
 
-    With `prefix_len`, the shared first tokens go once into `prefix_ids` and the rows hold
-    only what follows, so the system prompt is computed once per batch instead of per row.
+    With `share_prefix`, the first tokens every row of the batch starts with (the system
+    prompt) go once into `prefix_ids` and the rows hold only what follows, so that prefix is
+    computed once per batch instead of once per row.
     """
     import torch
 
+    prefix_len = shared_prefix_length(examples) if share_prefix and len(examples) > 1 else 0
     rows = [(e.input_ids[prefix_len:], e.labels[prefix_len:]) for e in examples]
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)

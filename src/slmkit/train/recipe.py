@@ -6,6 +6,7 @@ every `eval_every` steps, and the adapter from the step with the best validation
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -79,9 +80,7 @@ def run_train(
     tokenizer = load_tokenizer(base, padding_side="right")
     train_rows = dataset.examples("train")
     if not train_rows:
-        raise StageError(
-            f"dataset {dataset.version} has no training rows", hint="add data and run `slmkit data build`"
-        )
+        raise StageError(f"dataset {dataset.version} has no training rows", hint="add data and run `slmkit data build`")
 
     def encode(rows: list[Any]) -> list[Encoded]:
         return [encode_example(task, tokenizer, r.input, r.output, cfg.max_seq_len) for r in rows]
@@ -115,7 +114,7 @@ def run_train(
         model = get_peft_model(model, peft_config)
         metrics = _train_loop(model, tokenizer, train_set, val_set, config, run_dir, progress, log)
         adapter_dir = run_dir / "adapter"
-        model.save_pretrained(adapter_dir)
+        model.save_pretrained(str(adapter_dir))
         digest = registry.store.put_dir(adapter_dir)
         registry.record_artifact(digest, "adapter", _dir_size(adapter_dir), {"run_id": run_id})
     except BaseException as exc:
@@ -153,6 +152,15 @@ def run_train(
     return TrainResult(run_id, run_dir, adapter_dir, digest, dataset.version, metrics)
 
 
+@dataclass
+class _Best:
+    """The adapter weights at the lowest validation loss so far."""
+
+    val_loss: float
+    step: int
+    state: dict[str, Any]
+
+
 def _train_loop(
     model: Any,
     tokenizer: Any,
@@ -169,7 +177,7 @@ def _train_loop(
     cfg = config.train
     pad_id = tokenizer.pad_token_id
     # The system prompt every example starts with is computed once per batch (see answer_loss).
-    prefix_len = shared_prefix_length(train_set + val_set)
+    prefix_len = shared_prefix_length(train_set)
     steps_per_epoch = max(1, len(train_set) // (cfg.batch_size * cfg.grad_accum))
     total_steps = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -182,13 +190,13 @@ def _train_loop(
     def validation_loss() -> float:
         nonlocal val_seconds
         began_val = time.perf_counter()
-        value = _validation_loss(model, val_set, cfg.batch_size, pad_id, prefix_len)
+        value = _validation_loss(model, val_set, cfg.batch_size, pad_id)
         val_seconds += time.perf_counter() - began_val
         return value
 
     initial_val = validation_loss()
     val_seconds = 0.0
-    best = {"val_loss": initial_val, "step": 0, "state": _trainable_state(model)}
+    best = _Best(initial_val, 0, _trainable_state(model))
     history: list[tuple[float, float]] = []  # (train loss, val loss) at each validation
     warned = False
     tokens = 0
@@ -213,7 +221,7 @@ def _train_loop(
                 answer_total = sum(train_set[i].answer_tokens for mb in micro_batches for i in mb)
                 loss_sum = 0.0
                 for mb in micro_batches:
-                    batch = collate([train_set[i] for i in mb], pad_id, prefix_len)
+                    batch = collate([train_set[i] for i in mb], pad_id)
                     loss, _ = answer_loss(model, batch)
                     (loss / answer_total).backward()
                     loss_sum += float(loss.detach())
@@ -239,8 +247,8 @@ def _train_loop(
                     val = validation_loss()
                     record["val_loss"] = round(val, 5)
                     history.append((running, val))
-                    if val < best["val_loss"]:
-                        best = {"val_loss": val, "step": step, "state": _trainable_state(model)}
+                    if val < best.val_loss:
+                        best = _Best(val, step, _trainable_state(model))
                     if not warned and _diverging(history):
                         warned = True
                         log(
@@ -248,15 +256,13 @@ def _train_loop(
                             "the adapter may be overfitting (fewer epochs, more data, or a lower learning rate)"
                         )
                 emit(record)
-                bar.set_postfix(
-                    loss=f"{running:.3f}", val=f"{best['val_loss']:.3f}", tok_s=f"{tokens / elapsed:.0f}"
-                )
+                bar.set_postfix(loss=f"{running:.3f}", val=f"{best.val_loss:.3f}", tok_s=f"{tokens / elapsed:.0f}")
                 bar.update(1)
             epoch += 1
     bar.close()
     seconds = time.perf_counter() - began - val_seconds
-    if best["step"] != step:
-        _load_trainable_state(model, best["state"])
+    if best.step != step:
+        _load_trainable_state(model, best.state)
     return {
         "steps": step,
         "epochs": round(step / steps_per_epoch, 3),
@@ -264,15 +270,15 @@ def _train_loop(
         "seconds": round(seconds, 2),
         "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
         "initial_val_loss": round(initial_val, 5),
-        "best_val_loss": round(best["val_loss"], 5),
-        "best_step": best["step"],
+        "best_val_loss": round(best.val_loss, 5),
+        "best_step": best.step,
         "final_train_loss": round(running, 5),
         "shared_prefix_tokens": prefix_len,
         "validation_seconds": round(val_seconds, 2),
     }
 
 
-def _validation_loss(model: Any, val_set: list[Encoded], batch_size: int, pad_id: int, prefix_len: int) -> float:
+def _validation_loss(model: Any, val_set: list[Encoded], batch_size: int, pad_id: int) -> float:
     import torch
 
     if not val_set:
@@ -282,7 +288,7 @@ def _validation_loss(model: Any, val_set: list[Encoded], batch_size: int, pad_id
     order = sorted(range(len(val_set)), key=lambda i: len(val_set[i].input_ids))
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            batch = collate([val_set[i] for i in order[start : start + batch_size]], pad_id, prefix_len)
+            batch = collate([val_set[i] for i in order[start : start + batch_size]], pad_id)
             loss, n = answer_loss(model, batch)
             total += float(loss)
             count += n
@@ -334,10 +340,8 @@ def _library_versions() -> dict[str, str]:
 
     versions = {"slmkit": __version__, "python": platform.python_version()}
     for name in ("torch", "transformers", "peft", "accelerate"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
     return versions
 
 
