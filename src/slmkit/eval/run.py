@@ -24,6 +24,7 @@ from slmkit.eval.metrics import Metric, confusion, score
 from slmkit.eval.report import write_html
 from slmkit.models import load_model, load_tokenizer, resolve_base_model
 from slmkit.models.generate import generate
+from slmkit.models.precision import weights_dtype
 from slmkit.registry import Registry
 from slmkit.task import Parsed, Task
 
@@ -94,6 +95,8 @@ def run_eval(
         raise StageError(f"run {run.run_id} recorded no adapter", hint="train again")
     adapter_dir = registry.store.path(run.adapter_digest)
 
+    # As serving will load it: the recorded setting, resolved for this machine.
+    dtype = weights_dtype(trained.eval.precision)
     sides: dict[str, Path | None] = {"adapter": adapter_dir}
     if config.eval.compare_base:
         sides = {"base": None, "adapter": adapter_dir}
@@ -101,7 +104,7 @@ def run_eval(
     texts: dict[str, list[str]] = {}
     timing: dict[str, dict[str, float]] = {}
     for side, adapter in sides.items():
-        model = load_model(base, adapter=adapter, merge=True)
+        model = load_model(base, adapter=adapter, merge=True, dtype=dtype)
         began = time.perf_counter()
         outputs = generate(
             model,
@@ -119,7 +122,7 @@ def run_eval(
             "completion_tokens": sum(o.completion_tokens for o in outputs),
         }
         if progress:
-            log(f"  {side}: {len(prompts)} gold items in {seconds:.1f}s")
+            log(f"  {side}: {len(prompts)} gold items in {seconds:.1f}s ({dtype} weights)")
         del model
 
     metrics = {side: score(task, gold, preds) for side, preds in predictions.items()}
@@ -135,7 +138,7 @@ def run_eval(
         "gold_hash": dataset.gold_hash,
         "items": len(gold_rows),
         "engine": "transformers",
-        "decoding": {"greedy": True, "max_new_tokens": config.eval.max_new_tokens},
+        "decoding": {"greedy": True, "max_new_tokens": config.eval.max_new_tokens, "dtype": dtype},
         "base_model": run.base_model,
         "adapter_digest": run.adapter_digest,
         "chat_template_sha256": hashlib.sha256(str(tokenizer.chat_template).encode()).hexdigest(),

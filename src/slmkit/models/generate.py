@@ -1,10 +1,20 @@
-"""Batched greedy generation, shared by evaluation and serving so both decode the same way."""
+"""Batched greedy generation, shared by evaluation and serving so both decode the same way.
+
+Every prompt of a task starts with the same system message (tone, refusal rule, output
+format): often most of the prompt. Its keys and values are computed once and reused by every
+row of every batch, so prefill only pays for the part that differs.
+"""
 
 from __future__ import annotations
 
+import copy
+import inspect
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+MIN_SHARED_TOKENS = 16  # below this, copying the cache costs about what it saves
 
 
 @dataclass(frozen=True)
@@ -16,6 +26,44 @@ class Generation:
     seconds: float  # wall time of the batch it ran in
 
 
+@dataclass(frozen=True)
+class SharedPrefix:
+    """The key/value cache of token ids that prompts start with, computed by one model.
+
+    Valid only for the model that computed it; `generate` copies it for each batch, so one
+    instance serves any number of calls.
+    """
+
+    ids: tuple[int, ...]
+    cache: Any
+
+    @classmethod
+    def compute(cls, model: Any, ids: Sequence[int]) -> SharedPrefix:
+        import torch
+
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([list(ids)], dtype=torch.long), use_cache=True)
+        cache = next((getattr(out, name) for name in ("cache", "past_key_values") if hasattr(out, name)), None)
+        if cache is None or not hasattr(cache, "batch_repeat_interleave"):
+            raise ValueError(f"{type(model).__name__} returned no reusable key/value cache")
+        return cls(tuple(ids), cache)
+
+    def fits(self, encoded: Sequence[Sequence[int]]) -> bool:
+        """Every prompt starts with these ids and has at least one token after them."""
+        n = len(self.ids)
+        return all(len(ids) > n and tuple(ids[:n]) == self.ids for ids in encoded)
+
+
+def common_prefix(encoded: Sequence[Sequence[int]]) -> list[int]:
+    """The longest run of ids every prompt starts with, leaving each at least one token of its own."""
+    if not encoded:
+        return []
+    first, n = encoded[0], min(len(ids) for ids in encoded) - 1
+    for ids in encoded[1:]:
+        n = next((k for k in range(n) if ids[k] != first[k]), n)
+    return list(first[: max(n, 0)])
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -25,11 +73,15 @@ def generate(
     batch_size: int = 16,
     temperature: float = 0.0,
     seed: int | None = None,
+    prefix: SharedPrefix | None = None,
 ) -> list[Generation]:
     """Completions for fully rendered prompts, in input order; greedy unless temperature > 0.
 
-    Prompts are grouped by length so a batch carries little padding; padding is on the left
-    so every row's answer starts at the same position.
+    Prompts are grouped by length so a batch carries little padding. A row is laid out as
+    [shared prefix][left padding][rest of the prompt], so every row's answer starts at the same
+    position and the prefix's keys/values are reused. `prefix` is that cache when the caller
+    keeps one (a server, per loaded model); without it, one is computed for this call when the
+    prompts share at least MIN_SHARED_TOKENS tokens.
     """
     import torch
 
@@ -37,18 +89,29 @@ def generate(
         return []
     stop_ids = _stop_token_ids(model, tokenizer)
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    if prefix is None or not prefix.fits(encoded):
+        shared = common_prefix(encoded) if len(prompts) > 1 else []
+        prefix = SharedPrefix.compute(model, shared) if len(shared) >= MIN_SHARED_TOKENS else None
+    head = len(prefix.ids) if prefix is not None else 0
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     results: list[Generation | None] = [None] * len(prompts)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in rows)
+        width = head + max(len(encoded[i]) - head for i in rows)
         input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         attention = torch.zeros((len(rows), width), dtype=torch.long)
         for r, i in enumerate(rows):
             ids = encoded[i]
-            input_ids[r, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[r, width - len(ids) :] = 1
+            input_ids[r, :head] = torch.tensor(ids[:head], dtype=torch.long)
+            attention[r, :head] = 1
+            input_ids[r, width - len(ids) + head :] = torch.tensor(ids[head:], dtype=torch.long)
+            attention[r, width - len(ids) + head :] = 1
+        cached: dict[str, Any] = {}
+        if prefix is not None:
+            cache = copy.deepcopy(prefix.cache)  # generate appends to it
+            cache.batch_repeat_interleave(len(rows))
+            cached[_cache_argument(model)] = cache
         began = time.perf_counter()
         sampling: dict[str, Any] = {"do_sample": False}
         if temperature > 0:
@@ -64,6 +127,7 @@ def generate(
                 **sampling,
                 pad_token_id=pad_id,
                 eos_token_id=stop_ids,
+                **cached,
             )
         seconds = time.perf_counter() - began
         for r, i in enumerate(rows):
@@ -81,6 +145,11 @@ def generate(
                 seconds=seconds,
             )
     return [g for g in results if g is not None]
+
+
+def _cache_argument(model: Any) -> str:
+    """transformers 5 renamed generate's past_key_values to cache; accept either."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -27,7 +27,8 @@ def load_model(ref: BaseModelRef, *, adapter: Path | None = None, merge: bool = 
     """The base model in eval mode; with `adapter`, the adapter attached (merged by default).
 
     Merging folds the low-rank update into the weights: the same answers as base + adapter,
-    at the base model's speed. Keep it unmerged to train further or to swap adapters.
+    at the base model's speed. Keep it unmerged to train further or to swap adapters. A merge
+    happens in float32 and the result is cast to `dtype`, so the update is not rounded twice.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -35,12 +36,15 @@ def load_model(ref: BaseModelRef, *, adapter: Path | None = None, merge: bool = 
 
     # A per-tensor progress bar for a model that loads in a second is noise in every stage's output.
     hf_logging.disable_progress_bar()
+    load_dtype = "float32" if adapter is not None and merge else dtype
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=getattr(torch, dtype))
+        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=getattr(torch, load_dtype))
     except Exception as exc:
         raise ModelError(f"cannot load {ref.model_id} from {ref.path}: {exc}") from exc
     if adapter is not None:
         model = attach_adapter(model, adapter, merge=merge)
+    if load_dtype != dtype:
+        model = model.to(getattr(torch, dtype))
     model.eval()
     return model
 

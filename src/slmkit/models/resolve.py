@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -149,7 +150,11 @@ def _convert_gguf_locked(gguf: Path, target: Path, *, model_id: str, source_sha2
 def _convert_gguf(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    # One line instead of three per-tensor progress bars; this happens once per machine.
+    hf_logging.disable_progress_bar()
+    print(f"converting {gguf.name} to safetensors once (cached for later runs)", file=sys.stderr)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)

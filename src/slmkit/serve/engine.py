@@ -198,6 +198,7 @@ class Engine:
                 batch_size=len(pending),
                 temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE,
                 seed=attempt,  # retries are reproducible for the same batch
+                prefix=loaded.prefix,
             )
             for i, generation in zip(pending, generations, strict=True):
                 texts[i].append(generation.text)

@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from slmkit.config import ProjectConfig
 from slmkit.errors import RegistryError, ServeError
@@ -28,6 +28,7 @@ class ReleaseSpec:
     release: Release
     task: Task
     max_input_chars: int
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # as recorded for its eval: both decode alike
 
 
 def release_spec(release: Release) -> ReleaseSpec:
@@ -43,7 +44,7 @@ def release_spec(release: Release) -> ReleaseSpec:
     if trained.task.output_schema is None:
         raise ServeError(f"{release.ref}: its recorded config has no inlined output schema", hint="release it again")
     task = Task(trained.task, trained.task.output_schema)
-    return ReleaseSpec(release, task, trained.data.max_input_chars)
+    return ReleaseSpec(release, task, trained.data.max_input_chars, trained.eval.precision)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class LoadedRelease:
     spec: ReleaseSpec
     tokenizer: Any
     model: Any
+    prefix: Any = None  # SharedPrefix: the system message's keys/values, computed once per load
 
     @property
     def task(self) -> Task:
@@ -63,6 +65,7 @@ def load_release(release: Release, *, state_dir: Path, root: Path) -> LoadedRele
     Takes seconds, so it runs on the engine's thread (or at start-up), never on the event loop.
     """
     from slmkit.models import load_model, load_tokenizer, resolve_base_model
+    from slmkit.models.precision import weights_dtype
 
     spec = release_spec(release)
     recorded = release.base_model
@@ -92,8 +95,18 @@ def load_release(release: Release, *, state_dir: Path, root: Path) -> LoadedRele
             f"{release.ref}: the prompt rendered now differs from the one it was trained with",
             hint="the base model's chat template or slmkit's prompt format changed; retrain and release again",
         )
-    model = load_model(base, adapter=adapter, merge=True)
-    return LoadedRelease(spec, tokenizer, model)
+    model = load_model(base, adapter=adapter, merge=True, dtype=weights_dtype(spec.precision))
+    return LoadedRelease(spec, tokenizer, model, _system_prefix(spec.task, tokenizer, model))
+
+
+def _system_prefix(task: Task, tokenizer: Any, model: Any) -> Any:
+    """The keys/values of what every prompt of this task starts with (system message and the
+    opening of the user turn), found as the common start of two prompts with different inputs."""
+    from slmkit.models.generate import MIN_SHARED_TOKENS, SharedPrefix, common_prefix
+
+    probes = [tokenizer(task.prompt_text(tokenizer, text), add_special_tokens=False)["input_ids"] for text in "01"]
+    ids = common_prefix(probes)
+    return SharedPrefix.compute(model, ids) if len(ids) >= MIN_SHARED_TOKENS else None
 
 
 def _trained_prompt_fingerprint(registry: Registry, release: Release) -> str | None:

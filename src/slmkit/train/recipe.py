@@ -24,6 +24,7 @@ from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
 from slmkit.errors import StageError
 from slmkit.models import load_model, load_tokenizer, resolve_base_model
+from slmkit.models.precision import autocast, resolve_precision
 from slmkit.registry import Registry
 from slmkit.task import Task
 from slmkit.train.batches import (
@@ -50,7 +51,7 @@ class TrainResult:
         m = self.metrics
         return [
             f"run {self.run_id}: {m['steps']} steps, {m['train_examples']} examples, "
-            f"{m['tokens']:,} tokens in {m['seconds']:.0f}s ({m['tokens_per_s']:.0f} tokens/s)",
+            f"{m['tokens']:,} tokens in {m['seconds']:.0f}s ({m['tokens_per_s']:.0f} tokens/s, {m['precision']})",
             f"validation loss {m['initial_val_loss']:.3f} -> {m['best_val_loss']:.3f} (best at step "
             f"{m['best_step']}); final train loss {m['final_train_loss']:.3f}",
             f"adapter sha256:{self.adapter_digest[:12]} in {self.adapter_dir}",
@@ -176,6 +177,7 @@ def _train_loop(
 
     cfg = config.train
     pad_id = tokenizer.pad_token_id
+    precision = resolve_precision(cfg.precision)
     # The system prompt every example starts with is computed once per batch (see answer_loss).
     prefix_len = shared_prefix_length(train_set)
     steps_per_epoch = max(1, len(train_set) // (cfg.batch_size * cfg.grad_accum))
@@ -190,7 +192,8 @@ def _train_loop(
     def validation_loss() -> float:
         nonlocal val_seconds
         began_val = time.perf_counter()
-        value = _validation_loss(model, val_set, cfg.batch_size, pad_id)
+        with autocast(precision):
+            value = _validation_loss(model, val_set, cfg.batch_size, pad_id)
         val_seconds += time.perf_counter() - began_val
         return value
 
@@ -222,7 +225,8 @@ def _train_loop(
                 loss_sum = 0.0
                 for mb in micro_batches:
                     batch = collate([train_set[i] for i in mb], pad_id)
-                    loss, _ = answer_loss(model, batch)
+                    with autocast(precision):
+                        loss, _ = answer_loss(model, batch)
                     (loss / answer_total).backward()
                     loss_sum += float(loss.detach())
                     # Counted as a plain trainer would see them: every token of every example.
@@ -274,6 +278,7 @@ def _train_loop(
         "best_step": best.step,
         "final_train_loss": round(running, 5),
         "shared_prefix_tokens": prefix_len,
+        "precision": precision,
         "validation_seconds": round(val_seconds, 2),
     }
 

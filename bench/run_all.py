@@ -1,0 +1,13 @@
+"""Run every benchmark in turn (`make bench`); each prints its ratios against its own baseline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+for script in ("train_step.py", "generate.py"):
+    print(f"== {script}", flush=True)
+    subprocess.run([sys.executable, str(HERE / script)], check=True)
