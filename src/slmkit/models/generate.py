@@ -48,6 +48,16 @@ class SharedPrefix:
             raise ValueError(f"{type(model).__name__} returned no reusable key/value cache")
         return cls(tuple(ids), cache)
 
+    @classmethod
+    def maybe(cls, model: Any, ids: Sequence[int]) -> SharedPrefix | None:
+        """The cache for `ids` when it is worth keeping and the model can reuse one; else None."""
+        if len(ids) < MIN_SHARED_TOKENS:
+            return None
+        try:
+            return cls.compute(model, ids)
+        except ValueError:  # an architecture without a reusable cache: prefill everything
+            return None
+
     def fits(self, encoded: Sequence[Sequence[int]]) -> bool:
         """Every prompt starts with these ids and has at least one token after them."""
         n = len(self.ids)
@@ -91,7 +101,7 @@ def generate(
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     if prefix is None or not prefix.fits(encoded):
         shared = common_prefix(encoded) if len(prompts) > 1 else []
-        prefix = SharedPrefix.compute(model, shared) if len(shared) >= MIN_SHARED_TOKENS else None
+        prefix = SharedPrefix.maybe(model, shared)
     head = len(prefix.ids) if prefix is not None else 0
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     results: list[Generation | None] = [None] * len(prompts)

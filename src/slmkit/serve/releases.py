@@ -102,11 +102,10 @@ def load_release(release: Release, *, state_dir: Path, root: Path) -> LoadedRele
 def _system_prefix(task: Task, tokenizer: Any, model: Any) -> Any:
     """The keys/values of what every prompt of this task starts with (system message and the
     opening of the user turn), found as the common start of two prompts with different inputs."""
-    from slmkit.models.generate import MIN_SHARED_TOKENS, SharedPrefix, common_prefix
+    from slmkit.models.generate import SharedPrefix, common_prefix
 
     probes = [tokenizer(task.prompt_text(tokenizer, text), add_special_tokens=False)["input_ids"] for text in "01"]
-    ids = common_prefix(probes)
-    return SharedPrefix.compute(model, ids) if len(ids) >= MIN_SHARED_TOKENS else None
+    return SharedPrefix.maybe(model, common_prefix(probes))
 
 
 def _trained_prompt_fingerprint(registry: Registry, release: Release) -> str | None:
