@@ -147,6 +147,9 @@ class LoraSettings(_Section):
     )
 
 
+Precision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where the hardware computes it natively
+
+
 class TrainConfig(_Section):
     method: Literal["lora", "dora"] = Field("lora", description="lora or dora (weight-decomposed LoRA).")
     lora: LoraSettings = Field(default_factory=LoraSettings, description="Adapter shape.")
@@ -164,7 +167,7 @@ class TrainConfig(_Section):
     max_validation_rows: int = Field(64, gt=0, description="Validation rows used for the loss.")
     seed: int = Field(13, description="Seed for adapter init, shuffling and dropout.")
     threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: all cores).")
-    precision: Literal["auto", "fp32", "bf16"] = Field(
+    precision: Precision = Field(
         "auto",
         description="Matmul precision: auto = bf16 where the hardware computes it natively "
         "(AMX / AVX512-BF16 CPUs, recent GPUs), else fp32. Weights stay fp32.",
@@ -232,7 +235,7 @@ class EvalConfig(_Section):
     max_new_tokens: int = Field(96, gt=0, description="Upper bound on answer length in tokens.")
     compare_base: bool = Field(True, description="Also evaluate the base model, side by side.")
     max_items: int | None = Field(None, gt=0, description="Evaluate only the first N gold items (smoke runs).")
-    precision: Literal["auto", "fp32", "bf16"] = Field(
+    precision: Precision = Field(
         "auto",
         description="Weights for generation, in eval and in serving alike: auto = bf16 where the hardware "
         "computes it natively (about 1.5x faster answers on such CPUs), else fp32.",

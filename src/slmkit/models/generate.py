@@ -43,7 +43,7 @@ class SharedPrefix:
 
         with torch.inference_mode():
             out = model(input_ids=torch.tensor([list(ids)], dtype=torch.long), use_cache=True)
-        cache = next((getattr(out, name) for name in ("cache", "past_key_values") if hasattr(out, name)), None)
+        cache = getattr(out, cache_argument(model), None)
         if cache is None or not hasattr(cache, "batch_repeat_interleave"):
             raise ValueError(f"{type(model).__name__} returned no reusable key/value cache")
         return cls(tuple(ids), cache)
@@ -121,7 +121,7 @@ def generate(
         if prefix is not None:
             cache = copy.deepcopy(prefix.cache)  # generate appends to it
             cache.batch_repeat_interleave(len(rows))
-            cached[_cache_argument(model)] = cache
+            cached[cache_argument(model)] = cache
         began = time.perf_counter()
         sampling: dict[str, Any] = {"do_sample": False}
         if temperature > 0:
@@ -157,9 +157,10 @@ def generate(
     return [g for g in results if g is not None]
 
 
-def _cache_argument(model: Any) -> str:
-    """transformers 5 renamed generate's past_key_values to cache; accept either."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+def cache_argument(module: Any) -> str:
+    """The name a model's forward (and generate) uses for the key/value cache, also the name of
+    the output field holding it: transformers 5 renamed past_key_values to cache."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
 
 
 def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:

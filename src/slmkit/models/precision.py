@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-Precision = Literal["auto", "fp32", "bf16"]
+from slmkit.config import Precision
+
 _BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 

@@ -11,9 +11,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from slmkit.config import ProjectConfig
+from slmkit.config import Precision, ProjectConfig
 from slmkit.errors import RegistryError, ServeError
 from slmkit.registry import Registry, Release
 from slmkit.task import Task
@@ -28,7 +28,7 @@ class ReleaseSpec:
     release: Release
     task: Task
     max_input_chars: int
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # as recorded for its eval: both decode alike
+    precision: Precision = "auto"  # as recorded for its eval: both decode alike
 
 
 def release_spec(release: Release) -> ReleaseSpec:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
+from slmkit.models.generate import cache_argument
 from slmkit.train.batches import IGNORE
 
 
@@ -30,7 +30,7 @@ def answer_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     if "prefix_ids" in batch:
         prefix = batch["prefix_ids"]
         rows, suffix_len, prefix_len = input_ids.shape[0], input_ids.shape[1], prefix.shape[1]
-        cache_arg = _cache_argument(decoder)
+        cache_arg = cache_argument(decoder)
         prefix_out = decoder(input_ids=prefix, use_cache=True)
         cache = getattr(prefix_out, cache_arg)
         cache.batch_repeat_interleave(rows)
@@ -48,12 +48,6 @@ def answer_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     logits = causal_lm.lm_head(hidden[:, :-1][keep])
     loss = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
     return loss, int(keep.sum())
-
-
-def _cache_argument(decoder: Any) -> str:
-    """transformers 5 renamed past_key_values to cache; accept either."""
-    names = inspect.signature(decoder.forward).parameters
-    return "cache" if "cache" in names else "past_key_values"
 
 
 def _causal_lm(model: Any) -> Any:
