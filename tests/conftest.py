@@ -32,10 +32,15 @@ def tiny_model_dir(tmp_path_factory, smollm2_ref) -> Path:
 
 
 def write_project(root: Path, base_model: str | Path, *, rows: int | None = 120, overrides: dict | None = None) -> Path:
-    """Copy the example project into `root`, keeping the first `rows` JSONL lines, on another base model."""
+    """Copy the example project into `root`, keeping the first `rows` JSONL lines, on another base model.
+
+    Semantic dedup is off unless `overrides` turns it on.
+    """
     root.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((EXAMPLE / "slmkit.yaml").read_text())
     config["base_model"] = str(base_model)
+    # Semantic dedup loads MiniLM (seconds per build): the tests that are about it turn it on.
+    config["data"]["dedup"]["semantic"]["enabled"] = False
     (root / "data").mkdir(exist_ok=True)
     lines = (EXAMPLE / "data" / "tickets.jsonl").read_bytes().splitlines(keepends=True)
     (root / "data" / "tickets.jsonl").write_bytes(b"".join(lines[:rows] if rows else lines))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,11 +38,16 @@ class Parsed:
         return self.is_json and not self.errors
 
 
+VALIDATION_CACHE_SIZE = 100_000
+
+
 @dataclass
 class Task:
     cfg: TaskConfig
     schema: dict[str, Any]
     _validator: Any = field(init=False, repr=False)
+    _checked: dict[str, tuple[str, ...]] = field(init=False, repr=False, default_factory=dict)
+    _fast: Any = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         import jsonschema
@@ -50,6 +55,7 @@ class Task:
         self._validator = jsonschema.Draft202012Validator(
             self.schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
         )
+        self._fast = _fast_validator(self.schema)
 
     @classmethod
     def from_config(cls, config: ProjectConfig) -> Task:
@@ -123,19 +129,29 @@ class Task:
             items.append(f'"{name}": {_describe_type(spec)}')
         return "Reply with only a JSON object: {" + ", ".join(items) + "}"
 
-    def messages(self, input_text: str, output: Any = None) -> list[dict[str, str]]:
-        msgs = [
-            {"role": "system", "content": self.system_message()},
-            {"role": "user", "content": input_text},
-        ]
+    def messages(
+        self, input_text: str, output: Any = None, history: Sequence[Mapping[str, str]] = ()
+    ) -> list[dict[str, str]]:
+        """System prompt, the earlier turns of a conversation (if any), the input, then the answer.
+
+        The system prompt always comes first and alone, so every prompt of the task shares it
+        as a prefix (generation and training compute it once per batch).
+        """
+        msgs = [{"role": "system", "content": self.system_message()}]
+        msgs += [{"role": turn["role"], "content": turn["content"]} for turn in history]
+        msgs.append({"role": "user", "content": input_text})
         if output is not None:
             msgs.append({"role": "assistant", "content": self.format_output(output)})
         return msgs
 
-    def prompt_text(self, tokenizer: ChatTokenizer, input_text: str) -> str:
+    def prompt_text(self, tokenizer: ChatTokenizer, input_text: str, history: Sequence[Mapping[str, str]] = ()) -> str:
         """The full prompt, through the model's chat template, ending where the answer starts."""
         _require_template(tokenizer)
-        return str(tokenizer.apply_chat_template(self.messages(input_text), tokenize=False, add_generation_prompt=True))
+        return str(
+            tokenizer.apply_chat_template(
+                self.messages(input_text, history=history), tokenize=False, add_generation_prompt=True
+            )
+        )
 
     def prompt_fingerprint(self, tokenizer: ChatTokenizer) -> str:
         """sha256 of the prompt for a placeholder input: the system message and the chat template.
@@ -145,14 +161,16 @@ class Task:
         """
         return hashlib.sha256(self.prompt_text(tokenizer, "<input>").encode()).hexdigest()
 
-    def training_texts(self, tokenizer: ChatTokenizer, input_text: str, output: Any) -> tuple[str, str]:
+    def training_texts(
+        self, tokenizer: ChatTokenizer, input_text: str, output: Any, history: Sequence[Mapping[str, str]] = ()
+    ) -> tuple[str, str]:
         """(prompt, completion): the completion is exactly what the model must learn to write.
 
         Split through the template so that loss lands on the answer and the template's own
-        end-of-turn marker, never on the system prompt or the user's text.
+        end-of-turn marker, never on the system prompt, the earlier turns or the user's text.
         """
-        prompt = self.prompt_text(tokenizer, input_text)
-        full = str(tokenizer.apply_chat_template(self.messages(input_text, output), tokenize=False))
+        prompt = self.prompt_text(tokenizer, input_text, history)
+        full = str(tokenizer.apply_chat_template(self.messages(input_text, output, history), tokenize=False))
         if not full.startswith(prompt):
             raise ModelError(
                 "the chat template renders the prompt differently with and without the answer, so "
@@ -174,9 +192,28 @@ class Task:
         return json.dumps(self.canonical(output), ensure_ascii=False)
 
     def validate(self, output: Any) -> list[str]:
-        """Schema problems as 'field: message' strings; empty when the output is valid."""
+        """Schema problems as 'field: message' strings; empty when the output is valid.
+
+        Answers repeat (a router has a few dozen distinct ones), so results are remembered by
+        the answer's JSON text: a million-row build validates each distinct answer once.
+        """
+        try:
+            text = json.dumps(output, sort_keys=True)
+        except (TypeError, ValueError):
+            text = None
+        if text is not None and text in self._checked:
+            return list(self._checked[text])
+        if self._fast is not None:
+            try:
+                self._fast(output)
+                return []
+            except Exception:
+                pass
         errors = sorted(self._validator.iter_errors(output), key=lambda e: list(e.absolute_path))
-        return [f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors]
+        problems = [f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors]
+        if text is not None and len(self._checked) < VALIDATION_CACHE_SIZE:
+            self._checked[text] = tuple(problems)
+        return problems
 
     def parse(self, text: str) -> Parsed:
         """Read a generated answer: JSON (fences and trailing text tolerated), then the schema."""
@@ -185,6 +222,48 @@ class Task:
             return Parsed(text=text, errors=("not a JSON object",))
         errors = self.validate(value)
         return Parsed(text=text, value=value, errors=tuple(errors), is_json=True)
+
+
+# Keywords that mean the same in draft-07 (what fastjsonschema compiles) and 2020-12 (what
+# jsonschema checks). A schema using only these gets a compiled yes/no check per row; anything
+# else (format, $ref, prefixItems, unevaluated*, ...) is always checked by jsonschema.
+_FAST_KEYWORDS = frozenset(
+    {
+        "type", "enum", "const", "properties", "required", "additionalProperties", "pattern", "minLength",
+        "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "items",
+        "minItems", "maxItems", "uniqueItems", "anyOf", "oneOf", "allOf", "not", "title", "description",
+        "default", "examples", "minProperties", "maxProperties",
+    }
+)  # fmt: skip
+
+
+def _fast_validator(schema: dict[str, Any]) -> Any:
+    """A compiled validity check for `schema`, or None when it could differ from jsonschema's verdict."""
+    if not _only_fast_keywords(schema):
+        return None
+    try:
+        import fastjsonschema
+
+        return fastjsonschema.compile({**schema, "$schema": "http://json-schema.org/draft-07/schema#"})
+    except Exception:
+        return None
+
+
+def _only_fast_keywords(node: Any) -> bool:
+    if isinstance(node, bool):
+        return True
+    if not isinstance(node, dict):
+        return False
+    for key, value in node.items():
+        if key not in _FAST_KEYWORDS and key != "$schema":
+            return False
+        if key == "properties" and not all(_only_fast_keywords(v) for v in value.values()):
+            return False
+        if key in ("additionalProperties", "items", "not") and not _only_fast_keywords(value):
+            return False
+        if key in ("anyOf", "oneOf", "allOf") and not all(_only_fast_keywords(v) for v in value):
+            return False
+    return True
 
 
 def _as_text(value: Any) -> str:

@@ -24,7 +24,12 @@ NEW_GOLD_HINT = (
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled example of a split: the rendered input, its fields and the canonical output."""
+    """One labelled example of a split: the rendered input, its fields and the canonical output.
+
+    `history` is the conversation before the input (examples from chat logs): user and
+    assistant turns as {"role", "content"}, oldest first, placed between the system prompt and
+    the input when the prompt is rendered. Split files carry it only when it is not empty.
+    """
 
     id: str
     source: str
@@ -32,9 +37,10 @@ class Example:
     fields: dict[str, Any]
     output: dict[str, Any]
     label: Any
+    history: tuple[dict[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "id": self.id,
             "source": self.source,
             "input": self.input,
@@ -42,6 +48,21 @@ class Example:
             "output": self.output,
             "label": self.label,
         }
+        if self.history:
+            data["history"] = list(self.history)
+        return data
+
+    @property
+    def dedup_text(self) -> str:
+        """What makes two examples the same question: the earlier turns, if any, then the input.
+
+        Equal to `input` without history, so single-turn keys are unchanged; with history, the
+        same last message in two different conversations is two different questions.
+        """
+        if not self.history:
+            return self.input
+        turns = [f"{turn['role']}: {turn['content']}" for turn in self.history]
+        return "\n".join([*turns, f"user: {self.input}"])
 
 
 @dataclass(frozen=True)
@@ -78,7 +99,15 @@ def read_examples(path: Path) -> list[Example]:
             if line.strip():
                 data = json.loads(line)
                 examples.append(
-                    Example(data["id"], data["source"], data["input"], data["fields"], data["output"], data["label"])
+                    Example(
+                        data["id"],
+                        data["source"],
+                        data["input"],
+                        data["fields"],
+                        data["output"],
+                        data["label"],
+                        tuple(data.get("history", ())),
+                    )
                 )
     return examples
 

@@ -1,53 +1,254 @@
-"""Exact duplicates and conflicting labels, by dedup key (the input, casefolded, spaces collapsed).
+"""Duplicates and conflicting labels: exact, near (MinHash) and semantic (embeddings).
 
-Copies of a row teach nothing new and, split apart, leak the same ticket into train and gold:
-the first (in source order) is kept. An input that carries two different answers is
-ambiguous: training on it teaches a coin flip, and grading on it punishes either answer, so
-every row of that input is rejected until a person settles the label.
+Copies of a row teach nothing new and, split apart, leak the same ticket into train and gold.
+The rule for which copy stays is the same at every level:
+
+1. a row of the locked gold set always stays, and every copy of it elsewhere is removed from
+   the training side (`gold_overlap` for the same input with another answer, `gold_leak` for a
+   near or semantic copy);
+2. otherwise the first row in source order (sources in config order, then line order) stays.
+
+An input that carries two different answers is ambiguous: training on it teaches a coin flip,
+and grading on it punishes either answer. Every row of such a cluster is rejected as a
+`conflict` until a person settles the label; for near and semantic copies that holds for the
+pair whose answers differ.
+
+The functions here decide on row numbers and a few numbers per row (keys, answer hashes);
+`describe` reads a row back from the spool only to word a reason or fill a report example.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
-from slmkit.data.dataset import Example
-from slmkit.data.rows import Reject, Row, answer_difference
+import numpy as np
+
+from slmkit.data.rows import answer_difference
 
 MAX_LISTED = 5
+MAX_EXAMPLES = 25  # clusters shown per kind in report.json and the data card
+SHOWN_CHARS = 240
+
+Describe = Callable[[int], dict[str, Any]]
 
 
-def drop_duplicates(rows: Sequence[Row]) -> tuple[list[Row], list[Reject]]:
-    """(kept rows in source order, rejects for duplicates and conflicts in source order)."""
-    members: dict[str, list[int]] = {}
-    for index, row in enumerate(rows):
-        members.setdefault(row.key, []).append(index)
+@dataclass
+class Verdicts:
+    """Rows to reject (row -> (kind, reason)) and what to show of the clusters found."""
 
-    kept: list[Row] = []
-    rejects: list[Reject] = []
-    for index, row in enumerate(rows):
-        group = members[row.key]
-        if len(group) == 1:
-            kept.append(row)
+    rejected: dict[int, tuple[str, str]] = field(default_factory=dict)
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    conflict_examples: list[dict[str, Any]] = field(default_factory=list)
+    conflict_clusters: int = 0
+
+    def reject(self, row: int, kind: str, reason: str) -> None:
+        self.rejected.setdefault(row, (kind, reason))
+
+
+def exact(keys: np.ndarray, answers: np.ndarray, alive: np.ndarray, describe: Describe, out: Verdicts) -> None:
+    """Rows with equal dedup keys: the first stays, copies go; differing answers reject them all."""
+    rows = np.flatnonzero(alive)
+    if rows.size == 0:
+        out.stats["exact"] = {"clusters": 0, "removed": 0}
+        return
+    order = rows[np.argsort(keys[rows], kind="stable")]
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    sizes = np.diff(np.r_[starts, order.size])
+    clusters = removed = 0
+    for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
+        group = sorted(order[start : start + size].tolist())
+        if len(set(answers[group].tolist())) > 1:
+            _reject_conflict(group, "the same input", describe, out, kind="exact")
             continue
-        answers = {json.dumps(rows[i].example.output, sort_keys=True) for i in group}
-        if len(answers) > 1:
-            others = [rows[i].example for i in group if i != index]
-            rejects.append(row.reject("conflict", _conflict_reason(row.example, others), "dedup"))
-        elif group[0] == index:
-            kept.append(row)
+        clusters += 1
+        first = describe(group[0])
+        removed_rows = []
+        for row in group[1:]:
+            out.reject(row, "duplicate", f"exact duplicate of {first['source']}")
+            removed_rows.append(row)
+            removed += 1
+        _example(out, "exact", group[0], [(r, 1.0) for r in removed_rows], describe)
+    out.stats["exact"] = {"clusters": clusters, "removed": removed}
+
+
+def resolve_pairs(
+    kind: str,
+    pairs: np.ndarray,
+    scores: np.ndarray,
+    answers: np.ndarray,
+    pinned: np.ndarray,
+    describe: Describe,
+    out: Verdicts,
+    threshold: float,
+    n_rows: int,
+) -> None:
+    """Near or semantic pairs (row numbers, i < j) -> gold leaks, conflicts and duplicates.
+
+    Rows `>= n_rows` are locked gold rows that are not in the sources: the other row of such a
+    pair is a gold leak. `pinned` rows (gold rows, in the sources or not) are never rejected.
+    Pairs whose answers differ are conflicts (or, against a gold row, gold leaks: the locked
+    answer stands). The remaining pairs form clusters (connected components); each keeps its
+    first row, or its gold row, and the others are duplicates. A source row that is gold thus
+    keeps its copies out exactly as it did in the build that drew it, so a rebuild on the lock
+    gives the same verdicts.
+    """
+    measure = "estimated Jaccard similarity" if kind == "near" else "cosine similarity"
+    dup_kind = f"{kind}_duplicate"
+    leaks = 0
+
+    def leak(row: int, gold: int, score: float, differs: bool) -> None:
+        nonlocal leaks
+        also = " with another answer (the locked answer stands)" if differs else ""
+        shown = describe(gold)
+        name = f"{shown['id']} ({shown['source']})" if shown["id"] != shown["source"] else shown["source"]
+        out.reject(
+            row,
+            "gold_leak",
+            f"{kind} duplicate ({measure} {score:.2f}) of gold row {name}{also}; kept out of training so the gold "
+            "set measures tickets the model has not seen",
+        )
+        leaks += 1
+
+    same: list[tuple[int, int, float]] = []
+    conflicted: dict[int, list[tuple[int, float]]] = {}
+    for (i, j), score in zip(pairs.tolist(), scores.tolist(), strict=True):
+        if i in out.rejected or j in out.rejected or (pinned[i] and pinned[j]):
+            continue
+        differs = bool(answers[i] != answers[j])
+        if i >= n_rows or j >= n_rows or (differs and (pinned[i] or pinned[j])):
+            gold, other = (i, j) if pinned[i] else (j, i)
+            leak(other, gold, score, differs)
+        elif differs:
+            conflicted.setdefault(i, []).append((j, score))
+            conflicted.setdefault(j, []).append((i, score))
         else:
-            rejects.append(row.reject("duplicate", f"exact duplicate of {rows[group[0]].example.source}", "dedup"))
-    return kept, rejects
+            same.append((i, j, score))
+    _reject_near_conflicts(kind, conflicted, measure, describe, out)
+
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    best: dict[int, float] = {}
+    for i, j, score in same:
+        if i in out.rejected or j in out.rejected:
+            continue
+        a, b = find(i), find(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)  # the root is the earliest row
+        best[j] = max(best.get(j, 0.0), score)
+        best[i] = max(best.get(i, 0.0), score)
+    members: dict[int, set[int]] = {}
+    for row in parent:  # every row that joined a cluster, and the root it joined
+        members.setdefault(find(row), {find(row)}).add(row)
+    removed = 0
+    for root, group in sorted(members.items()):
+        gold_rows = sorted(r for r in group if pinned[r])
+        keep = root if not gold_rows or pinned[root] else gold_rows[0]
+        copies = sorted(r for r in group if r != keep and not pinned[r])
+        for row in copies:
+            if pinned[keep] and keep != root:
+                leak(row, keep, best.get(row, 0.0), False)
+                continue
+            out.reject(
+                row,
+                dup_kind,
+                f"{kind} duplicate of {describe(keep)['source']} ({measure} >= {threshold:g}, best match "
+                f"{best.get(row, 0.0):.2f}); the first row of the cluster is kept",
+            )
+            removed += 1
+        _example(out, kind, keep, [(r, best.get(r, 0.0)) for r in copies], describe)
+    out.stats[kind] = {"clusters": len(members), "removed": removed, "gold_leaks": leaks, "threshold": threshold}
 
 
-def _conflict_reason(example: Example, others: list[Example]) -> str:
-    listed = [
-        f"{other.source} ({answer_difference(example.output, other.output) or 'same answer'})"
-        for other in others[:MAX_LISTED]
-    ]
-    more = f" and {len(others) - MAX_LISTED} more" if len(others) > MAX_LISTED else ""
-    return (
-        f"conflicting labels: the same input is also at {', '.join(listed)}{more}; every row of this input "
-        "is rejected until the labels agree"
+def _reject_near_conflicts(
+    kind: str, conflicted: dict[int, list[tuple[int, float]]], measure: str, describe: Describe, out: Verdicts
+) -> None:
+    seen: set[int] = set()
+    for row in sorted(conflicted):
+        if row in seen:
+            continue
+        # The rows linked to this one by differing answers: one cluster for the report.
+        cluster, stack = set(), [row]
+        while stack:
+            current = stack.pop()
+            if current in cluster:
+                continue
+            cluster.add(current)
+            stack.extend(other for other, _ in conflicted.get(current, []))
+        seen |= cluster
+        _reject_conflict(sorted(cluster), f"a {kind}-identical input ({measure})", describe, out, kind=kind)
+
+
+def _reject_conflict(group: list[int], what: str, describe: Describe, out: Verdicts, *, kind: str) -> None:
+    described = {row: describe(row) for row in group}
+    out.conflict_clusters += 1
+    for row in group:
+        if row in out.rejected:
+            continue
+        here = described[row]
+        others = [described[r] for r in group if r != row]
+        listed = [
+            f"{o['source']} ({answer_difference(here['output'], o['output']) or 'same answer'})"
+            for o in others[:MAX_LISTED]
+        ]
+        more = f" and {len(others) - MAX_LISTED} more" if len(others) > MAX_LISTED else ""
+        out.reject(
+            row,
+            "conflict",
+            f"conflicting labels: {what} is also at {', '.join(listed)}{more}; every row of this cluster is "
+            "rejected until the labels agree",
+        )
+    if len(out.conflict_examples) < MAX_EXAMPLES:
+        out.conflict_examples.append(
+            {"kind": kind, "rows": [_shown(described[r], with_output=True) for r in group[: MAX_LISTED + 1]]}
+        )
+
+
+def _example(out: Verdicts, kind: str, kept: int, removed: list[tuple[int, float]], describe: Describe) -> None:
+    if not removed or sum(1 for e in out.examples if e["kind"] == kind) >= MAX_EXAMPLES:
+        return
+    shown = [{**_shown(describe(row)), "similarity": round(score, 3)} for row, score in removed[:MAX_LISTED]]
+    out.examples.append(
+        {
+            "kind": kind,
+            "similarity": min(s["similarity"] for s in shown),
+            "kept": _shown(describe(kept)),
+            "removed": shown,
+        }
     )
+
+
+def _shown(row: dict[str, Any], *, with_output: bool = False) -> dict[str, Any]:
+    text = row["input"]
+    shown: dict[str, Any] = {
+        "source": row["source"],
+        "id": row["id"],
+        "input": text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "...",
+    }
+    if with_output:
+        shown["output"] = row["output"]
+    return shown
+
+
+def answer_hash(output: Any) -> int:
+    """A 63-bit hash of an answer: equal for equal answers whatever their key order."""
+    import hashlib
+
+    digest = hashlib.blake2b(json.dumps(output, sort_keys=True).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def pairs_array(pairs: Iterable[tuple[int, int]]) -> np.ndarray:
+    return np.array(list(pairs), dtype=np.int64).reshape(-1, 2)

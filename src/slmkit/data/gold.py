@@ -1,19 +1,16 @@
 """The locked gold set: read it back for a rebuild, and keep its inputs out of training.
 
 The gold set is what every model of the task is graded on, so a rebuild copies it byte for byte
-instead of drawing it again, and any input row that is a gold row counts as that gold row,
-never as a training or validation row.
+instead of drawing it again; the build (see `build` and `dedup`) counts a source row that is a
+gold row as that gold row, and keeps copies of gold rows out of training.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from slmkit.data.dataset import NEW_GOLD_HINT, Example, read_examples, verify_gold_file
-from slmkit.data.normalize import dedup_key
-from slmkit.data.rows import Reject, Row, answer_difference
 from slmkit.errors import RegistryError, StageError
 from slmkit.registry import GoldLock, Registry
 from slmkit.task import Task
@@ -58,30 +55,3 @@ def load_locked_gold(registry: Registry, lock: GoldLock, task: Task) -> LockedGo
                 hint=NEW_GOLD_HINT,
             )
     return LockedGold(lock.dataset_version, path, lock.gold_hash, examples)
-
-
-def separate_gold(rows: Sequence[Row], gold: LockedGold) -> tuple[list[Row], set[int], list[Reject]]:
-    """(rows left for the split, indices among them that are gold rows, rejects for gold collisions).
-
-    A row with a gold row's input and answer is that gold row (kept, marked). A row with a gold
-    row's input and another answer is rejected: the locked answer stands until `--new-gold`.
-    """
-    gold_by_key = {dedup_key(example.input): example for example in gold.examples}
-    kept: list[Row] = []
-    gold_indices: set[int] = set()
-    rejects: list[Reject] = []
-    for row in rows:
-        example = gold_by_key.get(row.key)
-        if example is None:
-            kept.append(row)
-        elif example.output == row.example.output:
-            gold_indices.add(len(kept))
-            kept.append(row)
-        else:
-            differing = answer_difference(row.example.output, example.output, "in gold")
-            reason = (
-                f"already in the locked gold set (as {example.source}) with another answer: {differing}; "
-                "make the row agree, or rebuild with --new-gold"
-            )
-            rejects.append(row.reject("gold_overlap", reason, "gold"))
-    return kept, gold_indices, rejects

@@ -1,14 +1,28 @@
 """Read raw sources row by row, with provenance; a row that cannot be read becomes a reject.
 
+Formats: JSONL, CSV, TSV, Parquet, and chat logs (JSONL lines holding a list of messages).
+Every reader streams: a line, a CSV record or a Parquet batch at a time, never the whole file.
+
 A whole file that cannot be used (missing, empty, without the needed columns) is a DataError:
-that is a mistake in the config or the export, not a bad row. Files are read as bytes and
+that is a mistake in the config or the export, not a bad row. Text files are read as bytes and
 decoded line by line, so one bad byte rejects one row instead of failing the build; the
-file's sha256 is taken from the same bytes the rows came from.
+file's sha256 is taken from the same bytes the rows came from (a Parquet file is hashed as a
+whole, since pyarrow reads it by pages).
+
+`columns` (task input field -> column in this file) is applied here, so every record leaving
+this module is keyed by the task's own field names.
+
+Counting: `SourceStats.records` is what was read (non-blank lines, CSV records, Parquet rows);
+`rows` is what came out of it, each a RawRow or a Reject. They differ only for chat logs with
+`turns: all`, where one line gives one example per assistant turn. A chat line that cannot be
+used is one reject, so `rows` = kept + rejected holds in examples.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import decimal
 import hashlib
 import json
 import re
@@ -23,22 +37,35 @@ from slmkit.data.rows import Reject
 from slmkit.errors import DataError
 
 _BOM = b"\xef\xbb\xbf"
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+_CHAT_ROLES = ("system", "user", "assistant")
+_PARQUET_BATCH_ROWS = 4096
 
 
 @dataclass(frozen=True)
 class RawRow:
-    """One readable record and where it starts: `source` is "<path as in slmkit.yaml>:<line>"."""
+    """One readable record and where it starts: `source` is "<path as in slmkit.yaml>:<line or row>".
+
+    `history` holds the conversation before the input (chat logs only): user and assistant
+    turns as {"role", "content"}, oldest first.
+    """
 
     source: str
     record: dict[str, Any]
+    history: tuple[dict[str, str], ...] = ()
 
 
 @dataclass
 class SourceStats:
-    """What reading one source found; `sha256` is set once the file has been read to the end."""
+    """What reading one source found; `sha256` is set once the file has been read to the end.
+
+    `records` counts what was read (lines, CSV records, Parquet rows), `rows` the examples and
+    rejects that came out of it: the number the build's accounting adds up.
+    """
 
     path: str
     format: str = ""
+    records: int = 0
     rows: int = 0
     blank_lines: int = 0
     sha256: str = ""
@@ -47,6 +74,7 @@ class SourceStats:
         return {
             "path": self.path,
             "format": self.format,
+            "records": self.records,
             "rows": self.rows,
             "blank_lines": self.blank_lines,
             "sha256": self.sha256,
@@ -54,19 +82,18 @@ class SourceStats:
 
 
 def source_format(source: SourceConfig) -> str:
-    """jsonl, csv or tsv: as configured, or from the file extension."""
+    """jsonl, csv, tsv, parquet or chat: as configured, or from the file extension."""
     suffix = Path(source.path).suffix.lower()
     if source.format == "csv":
         return "tsv" if suffix == ".tsv" else "csv"
     if source.format != "auto":
         return source.format
-    formats = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv"}
-    if suffix not in formats:
+    if suffix not in _EXTENSIONS:
         raise DataError(
             f"{source.path}: cannot tell the format from the extension '{suffix or '(none)'}'",
-            hint="set `format: jsonl` or `format: csv` for this source in slmkit.yaml",
+            hint="set `format: jsonl` (or csv, tsv, parquet, chat) for this source in slmkit.yaml",
         )
-    return formats[suffix]
+    return _EXTENSIONS[suffix]
 
 
 def read_source(config: ProjectConfig, source: SourceConfig, stats: SourceStats) -> Iterator[RawRow | Reject]:
@@ -83,18 +110,89 @@ def read_source(config: ProjectConfig, source: SourceConfig, stats: SourceStats)
             hint="export the data again, or remove this source from data.sources",
         )
     stats.format = source_format(source)
+    input_fields = config.task.input_fields
+    _check_columns_setting(source, input_fields, stats.format)
     digest = hashlib.sha256()
+    items: Iterator[RawRow | Reject]
     if stats.format == "jsonl":
-        yield from _read_jsonl(path, source, stats, digest)
+        items = _read_jsonl(path, source, stats, digest)
+    elif stats.format == "chat":
+        items = _read_chat(path, source, input_fields[0], stats, digest)
+    elif stats.format == "parquet":
+        items = _read_parquet(path, source, config, stats, digest)
     else:
-        yield from _read_csv(path, source, config.task.input_fields, stats, digest)
+        items = _read_csv(path, source, input_fields, stats, digest)
+    for item in items:
+        stats.rows += 1
+        yield item
     stats.sha256 = digest.hexdigest()
     if stats.rows == 0:
-        what = "a header row and nothing else" if stats.format != "jsonl" else "only blank lines"
+        what = {"jsonl": "only blank lines", "chat": "only blank lines", "parquet": "a schema and no rows"}
         raise DataError(
-            f"{source.path}: no rows to read ({what})",
+            f"{source.path}: no rows to read ({what.get(stats.format, 'a header row and nothing else')})",
             hint="export the data again, or remove this source from data.sources",
         )
+
+
+def _check_columns_setting(source: SourceConfig, input_fields: list[str], fmt: str) -> None:
+    unknown = [name for name in source.columns if name not in input_fields]
+    if unknown:
+        raise DataError(
+            f"{source.path}: columns maps {', '.join(map(repr, unknown))}, which "
+            f"{'is not a task input field' if len(unknown) == 1 else 'are not task input fields'} "
+            f"(task.input_fields: {', '.join(input_fields)})",
+            hint="the keys of data.sources[].columns are task input fields, the values the column names "
+            "in this file, e.g. columns: {body: description}",
+        )
+    if fmt == "chat":
+        if len(input_fields) != 1:
+            raise DataError(
+                f"{source.path}: format: chat gives one input per example (the user's message), but "
+                f"task.input_fields has {len(input_fields)}: {', '.join(input_fields)}",
+                hint="give the task a single input field (e.g. input_fields: [message]) for chat logs, or "
+                "export the data as JSONL / CSV with one column per input field",
+            )
+        if source.columns:
+            raise DataError(
+                f"{source.path}: columns does not apply to format: chat (the input is the user's message)",
+                hint="remove `columns` from this source; set chat.messages_field if the messages list has another name",
+            )
+
+
+def _mapped(record: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
+    """The record keyed by task input field names: field <- its column, every other column as it is."""
+    if not columns:
+        return record
+    out = {key: value for key, value in record.items() if key not in columns}
+    out.update({field: record[column] for field, column in columns.items() if column in record})
+    return out
+
+
+def _required_columns(source: SourceConfig, input_fields: list[str]) -> list[tuple[str, str | None]]:
+    """(column in the file, task input field it feeds or None for the output), in field order."""
+    needed: list[tuple[str, str | None]] = [(source.columns.get(f, f), f) for f in input_fields]
+    return [*needed, (source.output_field, None)]
+
+
+def _require_columns(source: SourceConfig, input_fields: list[str], present: list[str], what: str) -> None:
+    needed = _required_columns(source, input_fields)
+    missing = [(column, field) for column, field in needed if column not in present]
+    if not missing:
+        return
+    named = [
+        f"'{column}' (mapped to task input field '{field}' by columns)" if field and field != column else f"'{column}'"
+        for column, field in missing
+    ]
+    raise DataError(
+        f"{source.path}: no column{'s' if len(missing) > 1 else ''} {', '.join(named)} "
+        f"(needed: {', '.join(column for column, _ in needed)}); {what} has: "
+        f"{', '.join(map(repr, present)) or 'nothing'}",
+        hint="rename the columns in the file, map them with data.sources[].columns ({task field: column}), "
+        "or set task.input_fields / data.sources[].output_field in slmkit.yaml to the names the file uses",
+    )
+
+
+# --- JSONL and chat logs ------------------------------------------------------------------
 
 
 def _lines(path: Path, digest: Any) -> Iterator[tuple[int, bytes]]:
@@ -105,13 +203,16 @@ def _lines(path: Path, digest: Any) -> Iterator[tuple[int, bytes]]:
             yield number, raw.removeprefix(_BOM) if number == 1 else raw
 
 
-def _read_jsonl(path: Path, source: SourceConfig, stats: SourceStats, digest: Any) -> Iterator[RawRow | Reject]:
+def _json_objects(
+    path: Path, source: SourceConfig, stats: SourceStats, digest: Any
+) -> Iterator[tuple[str, int, dict[str, Any]] | Reject]:
+    """(provenance, line number, object) per non-blank line, or the reject saying why it is not one."""
     for number, raw in _lines(path, digest):
         where = f"{source.path}:{number}"
         if not raw.strip():
             stats.blank_lines += 1
             continue
-        stats.rows += 1
+        stats.records += 1
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -148,7 +249,106 @@ def _read_jsonl(path: Path, source: SourceConfig, stats: SourceStats, digest: An
                 value,
             )
             continue
-        yield RawRow(where, value)
+        yield where, number, value
+
+
+def _read_jsonl(path: Path, source: SourceConfig, stats: SourceStats, digest: Any) -> Iterator[RawRow | Reject]:
+    for item in _json_objects(path, source, stats, digest):
+        if isinstance(item, Reject):
+            yield item
+        else:
+            where, _, value = item
+            yield RawRow(where, _mapped(value, source.columns))
+
+
+def _read_chat(
+    path: Path, source: SourceConfig, input_field: str, stats: SourceStats, digest: Any
+) -> Iterator[RawRow | Reject]:
+    for item in _json_objects(path, source, stats, digest):
+        if isinstance(item, Reject):
+            yield item
+        else:
+            yield from _chat_examples(*item, source, input_field)
+
+
+def _chat_examples(
+    where: str, number: int, value: dict[str, Any], source: SourceConfig, input_field: str
+) -> Iterator[RawRow | Reject]:
+    """The examples of one chat line: its last assistant turn, or every one (`turns: all`).
+
+    System messages are dropped (the task's own system prompt is used in training and serving).
+    Each answered assistant turn must directly follow a user turn; the conversation before that
+    user turn is the example's history. Anything wrong with the line rejects the whole line.
+    """
+    field = source.chat.messages_field
+    line_id = value.get(source.id_field) if source.id_field else None
+
+    def reject(reason: str) -> Reject:
+        shown = line_id if line_id is None or isinstance(line_id, str) else json.dumps(line_id)
+        return _ingest_reject(where, "chat", f"line {number}: {reason}", value, shown)
+
+    messages = value.get(field)
+    if field not in value:
+        yield reject(f"no '{field}' field (data.sources[].chat.messages_field); each line holds a list of messages")
+        return
+    if not isinstance(messages, list):
+        yield reject(f"'{field}' is a JSON {json_type(messages)}, not a list of messages")
+        return
+    turns: list[tuple[int, str, str]] = []  # (message number, role, text), system messages left out
+    for n, message in enumerate(messages, start=1):
+        problem = None
+        if not isinstance(message, dict):
+            problem = f"message {n} is a JSON {json_type(message)}, not an object"
+        elif "role" not in message:
+            problem = f"message {n} has no role"
+        elif message.get("content") is None:
+            problem = f"message {n} ({message['role']}) has no content"
+        if problem:
+            yield reject(f"{problem}; every message needs a role and a content")
+            return
+        role, content = message["role"], _content_text(message["content"])
+        if role not in _CHAT_ROLES:
+            yield reject(f"message {n} has role {role!r}; chat logs may hold system, user and assistant messages")
+            return
+        if content is None:
+            yield reject(f"message {n} ({role}) has content that is not text; give it a string")
+            return
+        if role != "system":
+            turns.append((n, role, content))
+    answers = [k for k, (_, role, _) in enumerate(turns) if role == "assistant"]
+    if not answers:
+        yield reject("no assistant message, so there is no answer to learn")
+        return
+    targets = answers if source.chat.turns == "all" else answers[-1:]
+    for k in targets:
+        if k == 0 or turns[k - 1][1] != "user":
+            before = "starts the conversation" if k == 0 else f"follows message {turns[k - 1][0]} (assistant)"
+            yield reject(f"message {turns[k][0]} (assistant) {before}; each answer must follow a user message")
+            return
+    # The line's other fields (a conversation or customer id) ride along, for split.group_by.
+    context = {key: item for key, item in value.items() if key != field}
+    for turn, k in enumerate(targets, start=1):
+        record = {**context, input_field: turns[k - 1][2], source.output_field: turns[k][2]}
+        here = where if source.chat.turns == "last" else f"{where}#turn{turn}"
+        if source.id_field and line_id is not None:
+            text_id = line_id if isinstance(line_id, str) else json.dumps(line_id)
+            record[source.id_field] = text_id if source.chat.turns == "last" else f"{text_id}#turn{turn}"
+        history = tuple({"role": role, "content": text} for _, role, text in turns[: k - 1])
+        yield RawRow(here, record, history)
+
+
+def _content_text(content: Any) -> str | None:
+    """A message's text: a string, or the text parts of an OpenAI content list; None when neither."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(part, dict) for part in content):
+        texts = [part.get("text") for part in content if part.get("type") == "text"]
+        if texts and all(isinstance(text, str) for text in texts):
+            return "".join(str(text) for text in texts)
+    return None
+
+
+# --- CSV / TSV ------------------------------------------------------------------------------
 
 
 def _read_csv(
@@ -168,15 +368,7 @@ def _read_csv(
     delimiter = "\t" if stats.format == "tsv" else ","
     reader = csv.reader(decoded(), delimiter=delimiter)
     header = [cell.strip() for cell in next(reader, [])]
-    needed = [*input_fields, source.output_field]
-    missing = [name for name in needed if name not in header]
-    if missing:
-        raise DataError(
-            f"{source.path}: no column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-            f"(needed: {', '.join(needed)}); the header row has: {', '.join(map(repr, header)) or 'nothing'}",
-            hint="rename the columns in the file, or set task.input_fields / data.sources[].output_field "
-            "in slmkit.yaml to the names the file uses",
-        )
+    _require_columns(source, input_fields, header, "the header row")
     id_column = header.index(source.id_field) if source.id_field in header else None
     end = reader.line_num
     try:
@@ -186,7 +378,7 @@ def _read_csv(
             if not any(cell.strip() for cell in cells):
                 stats.blank_lines += 1
                 continue
-            stats.rows += 1
+            stats.records += 1
             row_id = cells[id_column] if id_column is not None and id_column < len(cells) else None
             bad = sorted(n for n in bad_lines if start <= n <= end)
             if bad:
@@ -207,12 +399,91 @@ def _read_csv(
                     row_id,
                 )
             else:
-                yield RawRow(where, dict(zip(header, cells, strict=True)))
+                yield RawRow(where, _mapped(dict(zip(header, cells, strict=True)), source.columns))
     except csv.Error as exc:
         raise DataError(
-            f"{source.path}: line {reader.line_num}: cannot read the CSV ({exc})",
+            f"{source.path}: line {reader.line_num}: cannot read the {stats.format.upper()} ({exc})",
             hint="check the quoting near that line, or export the data as JSONL",
         ) from None
+
+
+# --- Parquet --------------------------------------------------------------------------------
+
+
+def _read_parquet(
+    path: Path, source: SourceConfig, config: ProjectConfig, stats: SourceStats, digest: Any
+) -> Iterator[RawRow | Reject]:
+    """Rows in batches; only the columns the build uses are read (inputs, output, id, split.group_by)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(
+            f"{source.path}: not a readable Parquet file ({exc})",
+            hint="export the file again, or set `format:` for this source if it is not Parquet",
+        ) from None
+    present = list(parquet.schema_arrow.names)
+    input_fields = config.task.input_fields
+    _require_columns(source, input_fields, present, "the file")
+    wanted = [column for column, _ in _required_columns(source, input_fields)]
+    wanted += [name for name in (source.id_field, config.data.split.group_by) if name and name in present]
+    wanted = list(dict.fromkeys(wanted))
+    number = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=wanted):
+            for cells in batch.to_pylist(maps_as_pydicts="lossy"):
+                number += 1
+                stats.records += 1
+                where = f"{source.path}:{number}"
+                record: dict[str, Any] = {}
+                undecodable = None
+                for name, cell in cells.items():
+                    try:
+                        record[name] = _plain(cell)
+                    except UnicodeDecodeError:
+                        undecodable = undecodable or name
+                        record[name] = _plain(cell, errors="replace")
+                row_id = record.get(source.id_field) if source.id_field else None
+                shown_id = row_id if row_id is None or isinstance(row_id, str) else json.dumps(row_id)
+                if undecodable:
+                    yield _ingest_reject(
+                        where,
+                        "encoding",
+                        f"row {number}: column '{undecodable}' holds bytes that are not UTF-8 text; "
+                        "write it as a UTF-8 string column",
+                        record,
+                        shown_id,
+                    )
+                else:
+                    yield RawRow(where, _mapped(record, source.columns))
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(
+            f"{source.path}: cannot read the Parquet file after row {number} ({exc})",
+            hint="the file may be truncated or corrupt; export it again",
+        ) from None
+
+
+def _plain(value: Any, errors: str = "strict") -> Any:
+    """A Parquet cell as JSON-able Python: dates as ISO text, decimals as numbers, UTF-8 bytes as text."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v, errors) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, errors) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+# --- rejects --------------------------------------------------------------------------------
 
 
 def _salvage_id(text: str, id_field: str | None) -> str | None:

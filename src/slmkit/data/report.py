@@ -7,16 +7,15 @@ counts the gold rows that came from this build's input (`gold_from_sources`).
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence, Sized
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slmkit.data.dataset import Example
+import numpy as np
+
 from slmkit.data.ingest import SourceStats
-from slmkit.data.rows import REJECT_KINDS, RejectLog, Row
+from slmkit.data.rows import REJECT_KINDS, RejectLog
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,8 @@ class DataBuildResult:
     counts: dict[str, Any]
     gold_hash: str
     gold_reused: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)  # report.json
 
     def summary_lines(self) -> list[str]:
         """A few lines for the CLI: rows in and out, rejects by kind, the gold set, where to look."""
@@ -52,6 +53,27 @@ class DataBuildResult:
         lines.append(gold)
         if c["rejected"]:
             lines.append(f"rejected rows with their line and reason: {self.path / 'rejects.jsonl'}")
+        pii = self.report.get("pii") or {}
+        if pii.get("enabled"):
+            found = ", ".join(f"{kind} {n}" for kind, n in pii["by_type"].items()) or "none found"
+            canaries = pii["canaries"]
+            lines.append(
+                f"personal data: replaced in {pii['rows_with_pii']} rows ({found})"
+                + (f"; {canaries['checked']} canaries checked, none survived" if canaries["checked"] else "")
+            )
+        dups = self.report.get("duplicates") or {}
+        found_dups = [f"{dups[k]['removed']} {k}" for k in ("exact", "near", "semantic") if k in dups]
+        if found_dups:
+            conflicts = self.report.get("conflicts") or {}
+            lines.append(
+                f"duplicates removed: {', '.join(found_dups)}; conflicting labels: {conflicts.get('clusters', 0)} "
+                f"clusters ({conflicts.get('rows', 0)} rows)"
+            )
+        lines.append(f"data card: {self.path / 'report.html'}")
+        if self.timings:
+            total = sum(self.timings.values())
+            phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.timings.items())
+            lines.append(f"took {total:.1f}s ({phases})")
         return lines
 
 
@@ -59,14 +81,14 @@ def build_counts(
     *,
     sources: Sequence[SourceStats],
     rejects: RejectLog,
-    train: Sequence[Row],
-    validation: Sequence[Row],
-    gold: Sequence[Example],
+    train: Sized,
+    validation: Sized,
+    gold: Sized,
     gold_from_sources: int,
-    labels: list[Any] | None,
+    by_label: dict[str, dict[str, int]],
 ) -> dict[str, Any]:
     """The counts in report.json, manifest.json, the registry record and DataBuildResult."""
-    counts: dict[str, Any] = {
+    return {
         "input": sum(s.rows for s in sources),
         "blank_lines": sum(s.blank_lines for s in sources),
         "kept": len(train) + len(validation) + gold_from_sources,
@@ -77,13 +99,36 @@ def build_counts(
         "gold_from_sources": gold_from_sources,
         # In REJECT_KINDS order, so the report reads the same way in every build.
         "rejected_by_reason": {kind: rejects.by_kind[kind] for kind in REJECT_KINDS if rejects.by_kind[kind]},
-        "by_label": {},
+        "by_label": by_label,
     }
-    if labels is not None:
-        for split, rows in (("train", train), ("validation", validation), ("gold", gold)):
-            seen = Counter(_label_name(row.label) for row in rows)
-            counts["by_label"][split] = {_label_name(label): seen[_label_name(label)] for label in labels}
-    return counts
+
+
+def length_histograms(values: np.ndarray, rows_by_split: dict[str, list[int]], bins: int = 20) -> dict[str, Any]:
+    """A histogram per split over shared bin edges, with percentiles of the kept rows.
+
+    Negative values mean "not measured" (token lengths of a large build are measured on a
+    sample) and are left out; `measured` says how many rows the figures describe.
+    """
+    measured: dict[str, np.ndarray] = {}
+    for split, rows in rows_by_split.items():
+        index = np.asarray(rows, dtype=np.int64)
+        measured[split] = index[values[index] >= 0] if values.size else index[:0]
+    kept = np.concatenate(list(measured.values())) if measured else np.zeros(0, dtype=np.int64)
+    chosen = values[kept] if kept.size else np.zeros(0)
+    if chosen.size == 0:
+        return {"edges": [], "counts": {}, "p50": 0, "p95": 0, "max": 0, "measured": 0}
+    top = int(chosen.max())
+    step = max(1, -(-top // bins))
+    edges = list(range(0, step * bins + 1, step))
+    counts = {split: np.histogram(values[idx], bins=edges)[0].tolist() for split, idx in measured.items()}
+    return {
+        "edges": edges,
+        "counts": counts,
+        "p50": int(np.percentile(chosen, 50)),
+        "p95": int(np.percentile(chosen, 95)),
+        "max": top,
+        "measured": int(chosen.size),
+    }
 
 
 def check_accounting(counts: dict[str, Any]) -> None:
@@ -104,7 +149,3 @@ def report_json(counts: dict[str, Any], sources: Sequence[SourceStats]) -> dict[
         "sources": [s.as_dict() for s in sources],
         "reject_kinds": {kind: REJECT_KINDS[kind] for kind in counts["rejected_by_reason"]},
     }
-
-
-def _label_name(label: Any) -> str:
-    return label if isinstance(label, str) else json.dumps(label)

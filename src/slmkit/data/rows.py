@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -20,15 +20,22 @@ REJECT_KINDS: dict[str, str] = {
     "encoding": "the line is not valid UTF-8",
     "json": "the line is not a JSON object (not JSON, truncated, or an array / string / number)",
     "columns": "the CSV row has more or fewer cells than the header",
+    "chat": "a chat log line whose messages are not user -> assistant turns (missing, malformed, no answer)",
     "missing_field": "an input field or the output is absent, or the output is empty",
     "field_type": "an input field is not text (a number, list or object)",
     "output_json": "the output is neither a JSON object nor JSON text of one",
     "schema": "the output does not match the task's output schema",
     "empty": "every input field is blank",
-    "too_long": "the rendered input is longer than data.max_input_chars",
+    "normalize": "a data.normalize normalizer cannot read an output value (e.g. an ambiguous date)",
+    "too_long": "the input is longer than data.max_input_chars, or prompt + answer longer than data.max_tokens",
+    "pii_schema": "after personal data was replaced, the answer no longer fits the output schema",
     "duplicate": "the same input and answer as an earlier row (the first is kept)",
-    "conflict": "the same input as another row with a different answer (all of them are rejected)",
+    "near_duplicate": "nearly the same input (MinHash) and the same answer as an earlier row (the first is kept)",
+    "semantic_duplicate": "the same meaning (MiniLM embeddings) and the same answer as an earlier row",
+    "conflict": "the same or nearly the same input as another row with a different answer (all are rejected)",
     "gold_overlap": "the same input as a row of the locked gold set, with a different answer",
+    "gold_leak": "a near or semantic copy of a gold row: removed from the training side",
+    "gold_group": "its split.group_by group is in the locked gold set: kept out of training",
 }
 
 
@@ -75,8 +82,9 @@ class Reject:
 class RejectLog:
     """rejects.jsonl, appended as rows are rejected (nothing held in memory), with counts by kind."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, scrub: Callable[[Any], Any] | None = None) -> None:
         self.path = path
+        self._scrub = scrub
         self.by_kind: Counter[str] = Counter()
         self.first_by_kind: dict[str, Reject] = {}
         self._fh: IO[str] = path.open("w", encoding="utf-8")
@@ -84,6 +92,16 @@ class RejectLog:
     def add(self, reject: Reject) -> None:
         if reject.kind not in REJECT_KINDS:
             raise ValueError(f"slmkit bug: unknown reject kind {reject.kind!r}")
+        if self._scrub is not None:
+            # What a reject shows and says passes the same PII removal as the kept rows.
+            reject = Reject(
+                source=reject.source,
+                id=self._scrub(reject.id),
+                kind=reject.kind,
+                reason=self._scrub(reject.reason),
+                stage=reject.stage,
+                raw=self._scrub(reject.raw),
+            )
         self._fh.write(json.dumps(reject.as_dict(), ensure_ascii=False) + "\n")
         self.by_kind[reject.kind] += 1
         self.first_by_kind.setdefault(reject.kind, reject)

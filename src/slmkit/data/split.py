@@ -1,9 +1,12 @@
-"""Seeded, stratified train / validation / gold split, deterministic and stable as data grows.
+"""Seeded, stratified or grouped train / validation / gold split, deterministic and stable as data grows.
 
 Within each label, rows are ordered by sha256(seed, dedup key): a seeded shuffle that needs no
 RNG state and no dict or set order, so the same rows and seed always give the same split, and
 adding rows later does not move the rows that were already there. Gold and validation use
 separate orders, so a new gold draw (`gold_salt`) does not reshuffle validation.
+
+With `groups` (data.split.group_by: a customer, a document), whole groups are drawn instead of
+rows, so a group never straddles two splits; stratification by label does not apply then.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ class Splittable(Protocol):
     def label(self) -> Any: ...
 
 
+class Grouped(Splittable, Protocol):
+    @property
+    def group(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Split:
     """Indices into the rows given to `split_rows`, each list ascending (source order)."""
@@ -42,6 +50,7 @@ def split_rows(
     stratify: bool,
     locked_gold: Collection[int] | None = None,
     gold_salt: str = "",
+    grouped: bool = False,
 ) -> Split:
     """Assign every row to one split.
 
@@ -50,6 +59,8 @@ def split_rows(
     other row is drawn for gold. Either way about `validation` of each label (counted with its
     gold rows) goes to validation, and each label keeps at least one training row.
     """
+    if grouped:
+        return _split_groups(rows, validation=validation, gold=gold, seed=seed, locked_gold=locked_gold, salt=gold_salt)
     groups: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
         # json, not repr or hash(): the same label gives the same group name in every process.
@@ -77,6 +88,47 @@ def split_rows(
         gold_rows.extend(chosen)
         valid.extend(rest[:n_valid])
         train.extend(rest[n_valid:])
+    return Split(train=sorted(train), validation=sorted(valid), gold=sorted(gold_rows))
+
+
+def _split_groups(
+    rows: Sequence[Any], *, validation: float, gold: float, seed: int, locked_gold: Collection[int] | None, salt: str
+) -> Split:
+    """Whole groups to gold until its share is reached, then to validation; the rest train.
+
+    A row without a group value is a group of its own. With a locked gold set, the groups of its
+    rows are gold and no other group is drawn (the build has already kept the other rows of those
+    groups out of training).
+    """
+    members: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        members.setdefault(f"g:{row.group}" if row.group is not None else f"k:{row.key}", []).append(index)
+    n = len(rows)
+    gold_rows: list[int] = []
+    valid: list[int] = []
+    train: list[int] = []
+    if locked_gold is None:
+        by_gold_rank = sorted(members, key=lambda g: _rank("gold", seed, salt, g))
+        target = min(_share(n, gold), n - 1) if n > 1 else 0
+        taken = set()
+        for name in by_gold_rank:
+            if len(gold_rows) >= max(target, 1 if gold > 0 and n >= 2 else 0):
+                break
+            if len(gold_rows) + len(members[name]) >= n:
+                continue  # never give every row to gold
+            gold_rows.extend(members[name])
+            taken.add(name)
+    else:
+        taken = {name for name, rows_of in members.items() if any(i in locked_gold for i in rows_of)}
+        gold_rows = [i for name in taken for i in members[name]]
+    rest = sorted((name for name in members if name not in taken), key=lambda g: _rank("validation", seed, "", g))
+    target = _share(n, validation)
+    remaining = sum(len(members[name]) for name in rest)
+    for name in rest:
+        if len(valid) < target and remaining - len(valid) - len(members[name]) >= 1:
+            valid.extend(members[name])
+        else:
+            train.extend(members[name])
     return Split(train=sorted(train), validation=sorted(valid), gold=sorted(gold_rows))
 
 

@@ -8,20 +8,39 @@ reason; fixing it and rebuilding shows the next one, if any.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from slmkit.config import SourceConfig
 from slmkit.data.dataset import Example
 from slmkit.data.ingest import RawRow
-from slmkit.data.normalize import OutputError, dedup_key, json_type, normalize_text, parse_output
+from slmkit.data.normalize import (
+    NormalizeError,
+    OutputError,
+    dedup_key,
+    json_type,
+    normalize_field,
+    normalize_text,
+    parse_output,
+)
 from slmkit.data.rows import Reject, Row
 from slmkit.task import Task
 
 MAX_SCHEMA_ERRORS = 3
 
 
-def check_record(task: Task, raw: RawRow, source: SourceConfig, max_input_chars: int) -> Row | Reject:
-    """The row ready for dedup and the split, or the reject that explains what to fix."""
+def check_record(
+    task: Task,
+    raw: RawRow,
+    source: SourceConfig,
+    max_input_chars: int,
+    normalizers: Mapping[str, str] | None = None,
+) -> Row | Reject:
+    """The row ready for dedup and the split, or the reject that explains what to fix.
+
+    `normalizers` (data.normalize: output field -> normalizer) run before the schema check, so a
+    date written 14.03.2026 is stored, and validated, as 2026-03-14.
+    """
     record = raw.record
     row_id = _row_id(record, source.id_field, raw.source)
 
@@ -31,6 +50,12 @@ def check_record(task: Task, raw: RawRow, source: SourceConfig, max_input_chars:
     fields: dict[str, str] = {}
     for name in task.cfg.input_fields:
         if name not in record:
+            column = source.columns.get(name)
+            if column and column != name:
+                return reject(
+                    "missing_field",
+                    f"missing column '{column}' (mapped to task input field '{name}' by data.sources[].columns)",
+                )
             return reject("missing_field", f"missing input field '{name}' (task.input_fields: {task.cfg.input_fields})")
         value = record[name]
         if value is None:
@@ -45,9 +70,16 @@ def check_record(task: Task, raw: RawRow, source: SourceConfig, max_input_chars:
     if record[out] is None or (isinstance(record[out], str) and not record[out].strip()):
         return reject("missing_field", f"output field '{out}' is empty (the answer to learn)")
     try:
-        output = task.canonical(parse_output(record[out]))
+        parsed = parse_output(record[out])
     except OutputError as exc:
         return reject("output_json", f"output field '{out}' is {exc}")
+    for name, kind in (normalizers or {}).items():
+        if name in parsed:
+            try:
+                parsed[name] = normalize_field(kind, parsed[name])
+            except NormalizeError as exc:
+                return reject("normalize", f"{out}.{name}: {exc} (data.normalize.{name}: {kind})")
+    output = task.canonical(parsed)
     problems = task.validate(output)
     if problems:
         shown = "; ".join(_at_output(out, p) for p in problems[:MAX_SCHEMA_ERRORS])
@@ -64,7 +96,20 @@ def check_record(task: Task, raw: RawRow, source: SourceConfig, max_input_chars:
             "or raise the limit",
         )
     label = output.get(task.cfg.label_field) if task.cfg.label_field else None
-    return Row(Example(row_id, raw.source, text, fields, output, label), key=dedup_key(text))
+    history = tuple({"role": turn["role"], "content": _turn_text(task, turn)} for turn in raw.history)
+    example = Example(row_id, raw.source, text, fields, output, label, history)
+    return Row(example, key=dedup_key(example.dedup_text))
+
+
+def _turn_text(task: Task, turn: Mapping[str, str]) -> str:
+    """An earlier turn as the prompt will show it: an earlier answer that is a JSON object in the
+    task's exact output format (as the model writes it, and as serving will send it back)."""
+    if turn["role"] == "assistant":
+        try:
+            return task.format_output(parse_output(turn["content"]))
+        except OutputError:
+            pass
+    return normalize_text(turn["content"])
 
 
 def _row_id(record: dict[str, Any], id_field: str | None, where: str) -> str:

@@ -89,7 +89,7 @@ def run_eval(
             f"the prompt rendered for evaluation differs from the one run {run.run_id} trained with",
             hint="the base model's chat template changed since training; retrain on the current base model",
         )
-    prompts = [task.prompt_text(tokenizer, row.input) for row in gold_rows]
+    prompts = [task.prompt_text(tokenizer, row.input, row.history) for row in gold_rows]
     gold = [row.output for row in gold_rows]
     if run.adapter_digest is None:
         raise StageError(f"run {run.run_id} recorded no adapter", hint="train again")

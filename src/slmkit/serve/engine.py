@@ -51,6 +51,7 @@ class Job:
     release: Release  # resolved once, when the request arrived
     input_text: str
     max_new_tokens: int
+    history: tuple[dict[str, str], ...] = ()  # the conversation before the input, oldest first
     received: float = field(default_factory=time.perf_counter)
     ts: str = field(default_factory=now)  # arrival time, for the request log
     future: Future[Outcome] = field(default_factory=Future)
@@ -181,7 +182,7 @@ class Engine:
         from slmkit.models.generate import generate
 
         task, tokenizer = loaded.task, loaded.tokenizer
-        prompts = [task.prompt_text(tokenizer, job.input_text) for job in jobs]
+        prompts = [task.prompt_text(tokenizer, job.input_text, job.history) for job in jobs]
         texts: list[list[str]] = [[] for _ in jobs]
         finished: list[list[bool]] = [[] for _ in jobs]
         prompt_tokens = [0] * len(jobs)

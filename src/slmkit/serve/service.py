@@ -4,7 +4,9 @@ Each request resolves its model (`name`, `name@3`, `name@staging`) to one immuta
 version when it arrives and runs entirely on that version, so `slmkit rollback` or a new
 release takes effect on the next request, with no restart. The task spec comes from the
 release's recorded config, and client system messages are ignored: the adapter was trained
-with its task's own system prompt, so that is the one it always gets.
+with its task's own system prompt, so that is the one it always gets. The last user message is
+the input; the user and assistant turns before it go into the prompt as the conversation so
+far, after the system prompt, as chat-log training examples carry theirs.
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ class ChatService:
                 model_ref=model_ref,
                 release=release,
                 input_text=input_text,
+                history=earlier_turns(request.messages),
                 max_new_tokens=min(request.max_completion_tokens or request.max_tokens or limit, limit),
                 received=received,
             )
@@ -244,6 +247,17 @@ def user_input(task: Task, messages: list[ChatMessage]) -> str:
     if not text:
         raise APIError(400, "the last user message is empty", param="messages")
     return text
+
+
+def earlier_turns(messages: list[ChatMessage]) -> tuple[dict[str, str], ...]:
+    """The user and assistant turns before the last user message, oldest first, as prompt history.
+
+    System messages are left out (the release's own system prompt is used), and so are tool
+    messages and turns without text.
+    """
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=0)
+    turns = ({"role": m.role, "content": m.text().strip()} for m in messages[:last] if m.role in ("user", "assistant"))
+    return tuple(turn for turn in turns if turn["content"])
 
 
 def _epoch(iso: str) -> int:

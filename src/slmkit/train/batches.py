@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +23,27 @@ class Encoded:
         return sum(1 for t in self.labels if t != IGNORE)
 
 
-def encode_example(task: Task, tokenizer: Any, input_text: str, output: Any, max_seq_len: int) -> Encoded:
+def encode_example(
+    task: Task,
+    tokenizer: Any,
+    input_text: str,
+    output: Any,
+    max_seq_len: int,
+    history: Sequence[Mapping[str, str]] = (),
+) -> Encoded:
     """Prompt and answer tokenized separately, so no token straddles the boundary.
 
-    An example longer than max_seq_len loses the end of its *input* (marked with "…"), never
-    the system prompt (the instructions every answer depends on) and never the answer (what
-    the adapter must learn to write).
+    An example longer than max_seq_len first loses its oldest earlier turns (chat examples),
+    a whole turn at a time, then the end of its *input* (marked with "…"); never the system
+    prompt (the instructions every answer depends on) and never the answer (what the adapter
+    must learn to write).
     """
-    prompt_ids, answer_ids = _encode(task, tokenizer, input_text, output)
+    history = list(history)
+    prompt_ids, answer_ids = _encode(task, tokenizer, input_text, output, history)
     truncated = len(prompt_ids) + len(answer_ids) > max_seq_len
+    while history and len(prompt_ids) + len(answer_ids) > max_seq_len:
+        history = _without_oldest_turn(history)
+        prompt_ids, answer_ids = _encode(task, tokenizer, input_text, output, history)
     for _ in range(4):
         overflow = len(prompt_ids) + len(answer_ids) - max_seq_len
         if overflow <= 0:
@@ -41,7 +53,7 @@ def encode_example(task: Task, tokenizer: Any, input_text: str, output: Any, max
         if keep <= 0:
             break
         input_text = tokenizer.decode(input_ids[:keep]).rstrip() + " …"
-        prompt_ids, answer_ids = _encode(task, tokenizer, input_text, output)
+        prompt_ids, answer_ids = _encode(task, tokenizer, input_text, output, history)
     if len(prompt_ids) + len(answer_ids) > max_seq_len:
         # Not even the system prompt fits: keep the answer whole and the prompt's end.
         room = max(max_seq_len - len(answer_ids), 0)
@@ -51,8 +63,18 @@ def encode_example(task: Task, tokenizer: Any, input_text: str, output: Any, max
     return Encoded(ids[-max_seq_len:], labels[-max_seq_len:], truncated)
 
 
-def _encode(task: Task, tokenizer: Any, input_text: str, output: Any) -> tuple[list[int], list[int]]:
-    prompt, completion = task.training_texts(tokenizer, input_text, output)
+def _without_oldest_turn(history: list[Mapping[str, str]]) -> list[Mapping[str, str]]:
+    """The history less its first message and any replies to it, so it still starts with a user turn."""
+    rest = history[1:]
+    while rest and rest[0]["role"] != "user":
+        rest = rest[1:]
+    return rest
+
+
+def _encode(
+    task: Task, tokenizer: Any, input_text: str, output: Any, history: Sequence[Mapping[str, str]]
+) -> tuple[list[int], list[int]]:
+    prompt, completion = task.training_texts(tokenizer, input_text, output, history)
     return (
         tokenizer(prompt, add_special_tokens=False)["input_ids"],
         tokenizer(completion, add_special_tokens=False)["input_ids"],

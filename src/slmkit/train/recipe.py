@@ -84,7 +84,7 @@ def run_train(
         raise StageError(f"dataset {dataset.version} has no training rows", hint="add data and run `slmkit data build`")
 
     def encode(rows: list[Any]) -> list[Encoded]:
-        return [encode_example(task, tokenizer, r.input, r.output, cfg.max_seq_len) for r in rows]
+        return [encode_example(task, tokenizer, r.input, r.output, cfg.max_seq_len, r.history) for r in rows]
 
     train_set = encode(train_rows)
     val_set = encode(dataset.examples("validation")[: cfg.max_validation_rows])
@@ -92,7 +92,7 @@ def run_train(
     if truncated:
         log(
             f"warning: {truncated} training examples exceed max_seq_len={cfg.max_seq_len}; "
-            "their prompts were cut from the start (answers kept whole)"
+            "their earlier turns, then the end of their input, were cut (system prompt and answers kept whole)"
         )
 
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
