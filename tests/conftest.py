@@ -4,6 +4,7 @@ and a small copy of the example project pointed at the tiny model."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "support-tickets"
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The public datasets beside the repository (../shared/data), or where SLMKIT_SHARED_DATA says;
+# tests that need them skip, saying so, on a machine without them.
+SHARED_DATA = Path(os.environ.get("SLMKIT_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")

@@ -194,26 +194,31 @@ class Task:
     def validate(self, output: Any) -> list[str]:
         """Schema problems as 'field: message' strings; empty when the output is valid.
 
-        Answers repeat (a router has a few dozen distinct ones), so results are remembered by
-        the answer's JSON text: a million-row build validates each distinct answer once.
+        A million-row build validates every answer, so valid answers take a compiled check
+        (fastjsonschema, for schemas whose keywords mean the same in both drafts) and only
+        invalid ones go to jsonschema for the exact messages. Without a compiled check, results
+        are remembered by the answer's JSON text (a router has a few dozen distinct answers).
         """
-        try:
-            text = json.dumps(output, sort_keys=True)
-        except (TypeError, ValueError):
-            text = None
-        if text is not None and text in self._checked:
-            return list(self._checked[text])
         if self._fast is not None:
             try:
                 self._fast(output)
                 return []
             except Exception:
-                pass
-        errors = sorted(self._validator.iter_errors(output), key=lambda e: list(e.absolute_path))
-        problems = [f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors]
+                return self._problems(output)
+        try:
+            text: str | None = json.dumps(output, sort_keys=True)
+        except (TypeError, ValueError):
+            text = None
+        if text is not None and text in self._checked:
+            return list(self._checked[text])
+        problems = self._problems(output)
         if text is not None and len(self._checked) < VALIDATION_CACHE_SIZE:
             self._checked[text] = tuple(problems)
         return problems
+
+    def _problems(self, output: Any) -> list[str]:
+        errors = sorted(self._validator.iter_errors(output), key=lambda e: list(e.absolute_path))
+        return [f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors]
 
     def parse(self, text: str) -> Parsed:
         """Read a generated answer: JSON (fences and trailing text tolerated), then the schema."""

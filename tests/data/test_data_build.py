@@ -200,3 +200,86 @@ def test_the_data_card_and_report_show_every_stage(tmp_path):
     html = (result.path / "report.html").read_text()
     assert result.counts["input"] == 43 and result.counts["rejected"] == 3
     assert "43 in = 40 kept + 3 rejected" in html
+
+
+def _conversation(n: int) -> dict:
+    first = {"category": "billing", "priority": "normal", "order_id": f"ORD-{200000 + n}", "product": None}
+    second = {**first, "category": "shipping", "priority": "high"}
+    return {
+        "conversation": f"C-{n}",
+        "messages": [
+            {
+                "role": "user",
+                "content": f"Hi, I am {n} days into a double charge on ORD-{200000 + n}. Write to me at buyer{n}@example.com",
+            },
+            {"role": "assistant", "content": json.dumps(first)},
+            {"role": "user", "content": f"Also parcel {n} has not arrived after {n % 7 + 2} weeks of waiting for it."},
+            {"role": "assistant", "content": json.dumps(second)},
+        ],
+    }
+
+
+def test_chat_logs_parquet_and_documents_go_through_one_build(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    chat = "".join(json.dumps(_conversation(n)) + "\n" for n in range(30)).encode()
+    root = make_project(
+        tmp_path,
+        {"chat.jsonl": chat},
+        overrides={
+            "task.input_fields": ["message"],
+            "task.input_template": None,
+            "data.documents.paths": ["docs/*.md"],
+        },
+    )
+    config = yaml_load(root)
+    config["data"]["sources"] = [
+        {"path": "data/chat.jsonl", "format": "chat", "id_field": "conversation", "chat": {"turns": "all"}},
+        {"path": "data/extra.parquet", "columns": {"message": "text"}, "id_field": "ticket_id"},
+    ]
+    yaml_dump(root, config)
+    rows = _rows(20)
+    pq.write_table(
+        pa.table(
+            {
+                "ticket_id": [r["ticket_id"] for r in rows],
+                "text": [r["body"] for r in rows],
+                "output": [json.dumps(r["output"]) for r in rows],
+            }
+        ),
+        root / "data" / "extra.parquet",
+    )
+    (root / "docs").mkdir()
+    (root / "docs" / "refunds.md").write_text(
+        "# Refunds\n\nRefunds take 5 days. Questions: refunds-lead@example.com\n\n# Returns\n\nReturn within 30 days.\n"
+    )
+    result = build(root)
+    c = result.counts
+    assert c["input"] == 60 + 20 and c["input"] == c["kept"] + c["rejected"]
+    kept = [r for s in ("train", "validation", "gold") for r in read_jsonl(result.path / f"{s}.jsonl")]
+    turns = [r for r in kept if "#turn" in r["id"]]
+    assert turns and all("@example.com" not in json.dumps(r) for r in kept)
+    assert any("<EMAIL_1>" in m["content"] for r in turns for m in r.get("history", []))
+    where = _kept_ids(result)
+    by_conversation: dict[str, set[str]] = {}
+    for r in turns:
+        by_conversation.setdefault(r["id"].split("#")[0], set()).add(where[r["id"]])
+    assert all(len(splits) == 1 for splits in by_conversation.values())  # a conversation never straddles splits
+    corpus = read_jsonl(result.path / "corpus.jsonl")
+    assert [chunk["title"] for chunk in corpus] == ["Refunds", "Returns"]
+    assert "<EMAIL_1>" in corpus[0]["text"] and "refunds-lead" not in corpus[0]["text"]
+    report = json.loads((result.path / "report.json").read_text())
+    assert report["documents"] == {"files": 1, "chunks": 2, "chars": sum(len(ch["text"]) for ch in corpus)}
+
+
+def yaml_load(root):
+    import yaml
+
+    return yaml.safe_load((root / "slmkit.yaml").read_text())
+
+
+def yaml_dump(root, config) -> None:
+    import yaml
+
+    (root / "slmkit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -3,8 +3,9 @@
 A reviewer (a compliance officer, an ML engineer) reads it to see a dataset without reading
 code: where every input row went, what was rejected and why, what PII was found, which
 duplicates and conflicting answers were dropped, how long the examples are, which files it came
-from. The CSS and the charts (SVG drawn here) are inline and there is no JavaScript and no web
-font, so the page opens offline and can be archived with the dataset it describes.
+from. The CSS and the charts (inline SVG, drawn by `slmkit.charts`) are in the page and there is
+no JavaScript and no web font, so it opens offline and can be archived with the dataset it
+describes. This module owns the card's sections, its checks and its page CSS.
 
 Every string from the report is escaped: inputs are user text and may hold markup. The page has
 no timestamp, so the same report gives byte-identical HTML, as a content-hashed artifact needs.
@@ -13,7 +14,6 @@ Only `counts` is required; a section whose stage is absent or disabled says "not
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
@@ -21,15 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from slmkit.charts import CHART_CSS, as_int, bar_chart, clip, esc, figure, fmt_num, histogram, num_cell, table
 from slmkit.data.rows import REJECT_KINDS
 from slmkit.errors import StageError
 
 # The builder's stages in the order they run; one missing from report["stages"] did not run.
 STAGE_ORDER = ("read", "validate", "pii", "exact dedup", "near dedup", "semantic dedup", "gold leak", "split")
 SPLITS = ("train", "validation", "gold")
-# Okabe-Ito colours: told apart by colour-blind readers and in greyscale print.
-COLOURS = {"train": "#0072B2", "validation": "#E69F00", "gold": "#009E73", "kept": "#0072B2", "rejected": "#D55E00"}
-NEUTRAL = "#56B4E9"
 CLIP_CHARS = 200
 MAX_EXAMPLES = 20
 
@@ -59,10 +57,10 @@ def render_card(report: dict[str, Any]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<title>{esc(title)}</title>\n<style>{_PAGE_CSS}{CHART_CSS}{_DETAIL_CSS}</style>\n</head>\n<body>\n<main>\n"
         f'<nav aria-label="Sections"><ul>{nav}</ul></nav>\n'
         + "\n".join(sections)
-        + f"\n<footer>Rendered by {_e(report.get('built_with', 'slmkit'))} from report.json. "
+        + f"\n<footer>Rendered by {esc(report.get('built_with', 'slmkit'))} from report.json. "
         "No timestamp: the same dataset version always gives this same page.</footer>\n"
         "</main>\n</body>\n</html>\n"
     )
@@ -110,26 +108,28 @@ def _summary(report: dict[str, Any], counts: dict[str, Any]) -> str:
     )
     canaries = _canary_badge(report.get("pii"))
     sources = report.get("sources") or []
-    reasons = ", ".join(f"{_e(k)} ({_n(v)})" for k, v in _top(counts.get("rejected_by_reason") or {}, 3))
+    reasons = ", ".join(f"{esc(k)} ({fmt_num(v)})" for k, v in _top(counts.get("rejected_by_reason") or {}, 3))
     text = [
-        f"Dataset <strong>{_e(report.get('task', 'unnamed task'))}</strong> "
-        f"<code>{_e(report.get('version', 'unversioned'))}</code> reads {_n(c.input)} input rows"
+        f"Dataset <strong>{esc(report.get('task', 'unnamed task'))}</strong> "
+        f"<code>{esc(report.get('version', 'unversioned'))}</code> reads {fmt_num(c.input)} input rows"
         + (f" from {_plural(len(sources), 'source')}" if sources else "")
         + (f" ({_plural(c.blank_lines, 'blank line')} skipped)" if c.blank_lines else "")
-        + f": {_n(c.kept)} are kept ({_n(c.train)} train, {_n(c.validation)} validation, "
-        f"{_n(c.gold_from_sources)} gold) and {_n(c.rejected)} rejected"
+        + f": {fmt_num(c.kept)} are kept ({fmt_num(c.train)} train, {fmt_num(c.validation)} validation, "
+        f"{fmt_num(c.gold_from_sources)} gold) and {fmt_num(c.rejected)} rejected"
         + (f", most often as {reasons}" if reasons else "")
         + "."
     ]
     if c.gold > c.gold_from_sources:
-        text.append(f"The locked gold set also holds {_n(c.gold - c.gold_from_sources)} rows no longer in the sources.")
+        text.append(
+            f"The locked gold set also holds {fmt_num(c.gold - c.gold_from_sources)} rows no longer in the sources."
+        )
     pii = report.get("pii")
     if isinstance(pii, dict) and pii.get("enabled"):
         text.append(f"PII was found in {_plural(pii.get('rows_with_pii', 0), 'row')}.")
     text.append(f'Accounting: <strong class="accounting">{_accounting_line(c)}</strong>.')
     tiles = "".join(
         f'<div class="tile{" tile-bad" if name == "Rejected" and value else ""}"><span>{name}</span>'
-        f"<strong>{_n(value)}</strong></div>"
+        f"<strong>{fmt_num(value)}</strong></div>"
         for name, value in (
             ("Input", c.input),
             ("Kept", c.kept),
@@ -139,10 +139,10 @@ def _summary(report: dict[str, Any], counts: dict[str, Any]) -> str:
             ("Gold", c.gold),
         )
     )
-    meta = f"built with {_e(report.get('built_with', 'slmkit'))}"
+    meta = f"built with {esc(report.get('built_with', 'slmkit'))}"
     return (
         f'<header id="summary"><p class="eyebrow">Dataset card</p>'
-        f'<h1>{_e(report.get("task", "dataset"))} <span class="version">{_e(report.get("version", ""))}</span></h1>'
+        f'<h1>{esc(report.get("task", "dataset"))} <span class="version">{esc(report.get("version", ""))}</span></h1>'
         f'<p class="meta">{meta}</p><div class="badges">{accounting}{canaries}</div>'
         f'<h2 class="visually-hidden">Summary</h2><p class="lead">{" ".join(text)}</p>'
         f'<div class="tiles">{tiles}</div></header>'
@@ -154,23 +154,24 @@ def _flow(stages: Any) -> str:
     if not stages:
         return _section("flow", "Flow", body + _not_run("the report lists no stages"))
     ordered = _with_missing_stages(list(stages))
-    top = max((_int(s.get("in")) for s in ordered if isinstance(s, dict)), default=0)
+    top = max((as_int(s.get("in")) for s in ordered if isinstance(s, dict)), default=0)
     chart_rows: list[tuple[str, list[tuple[str, int]], str]] = []
     table_rows = []
     for s in ordered:
         if isinstance(s, str):
             chart_rows.append((s, [], "not run"))
-            table_rows.append(f'<tr><th scope="row">{_e(s)}</th><td colspan="3" class="not-run">not run</td></tr>')
+            table_rows.append(f'<tr><th scope="row">{esc(s)}</th><td colspan="3" class="not-run">not run</td></tr>')
             continue
-        out, rejected = _int(s.get("out")), _int(s.get("rejected"))
-        label = f"{_n(out)} kept" + (f" · {_n(rejected)} rejected" if rejected else "")
+        out, rejected = as_int(s.get("out")), as_int(s.get("rejected"))
+        label = f"{fmt_num(out)} kept" + (f" · {fmt_num(rejected)} rejected" if rejected else "")
         chart_rows.append((str(s.get("stage", "?")), [("kept", out), ("rejected", rejected)], label))
         table_rows.append(
-            f'<tr><th scope="row">{_e(s.get("stage", "?"))}</th>{_td(s.get("in"))}{_td(out)}{_td(rejected)}</tr>'
+            f'<tr><th scope="row">{esc(s.get("stage", "?"))}</th>'
+            f"{num_cell(s.get('in'))}{num_cell(out)}{num_cell(rejected)}</tr>"
         )
-    chart = _bar_chart("flow", "Rows kept and rejected at each stage", chart_rows, top=top)
-    table = _table(["Stage", "In", "Out", "Rejected"], table_rows, numeric=(1, 2, 3))
-    return _section("flow", "Flow", body + _figure(chart, ["kept", "rejected"]) + table)
+    chart = bar_chart("flow", "Rows kept and rejected at each stage", chart_rows, top=top)
+    stage_table = table(["Stage", "In", "Out", "Rejected"], table_rows, numeric=(1, 2, 3))
+    return _section("flow", "Flow", body + figure(chart, ["kept", "rejected"]) + stage_table)
 
 
 def _splits(report: dict[str, Any], counts: dict[str, Any]) -> str:
@@ -178,15 +179,17 @@ def _splits(report: dict[str, Any], counts: dict[str, Any]) -> str:
     rows = []
     for split in SPLITS:
         value = getattr(c, split)
-        rows.append(f'<tr><th scope="row">{split}</th>{_td(value)}<td class="num">{_share(value, c.kept)}</td></tr>')
-    body = _table(["Split", "Rows", "Share of kept"], rows, numeric=(1, 2))
+        rows.append(
+            f'<tr><th scope="row">{split}</th>{num_cell(value)}<td class="num">{_share(value, c.kept)}</td></tr>'
+        )
+    body = table(["Split", "Rows", "Share of kept"], rows, numeric=(1, 2))
     splits = report.get("splits")
     if isinstance(splits, dict):
         gold_hash = splits.get("gold_hash")
         facts = [
-            ("Seed", _e(splits.get("seed", "—"))),
+            ("Seed", esc(splits.get("seed", "—"))),
             ("Stratified by label", "yes" if splits.get("stratify") else "no"),
-            ("Grouped by", _e(splits["group_by"]) if splits.get("group_by") else "— (rows split one by one)"),
+            ("Grouped by", esc(splits["group_by"]) if splits.get("group_by") else "— (rows split one by one)"),
         ]
         if gold_hash:
             # The same for the build that drew it and every rebuild on it: the card is part of the version.
@@ -202,13 +205,15 @@ def _splits(report: dict[str, Any], counts: dict[str, Any]) -> str:
     chart_rows = []
     table_rows = []
     for label in labels:
-        values = [(split, _int(by_label[split].get(label))) for split in present]
+        values = [(split, as_int(by_label[split].get(label))) for split in present]
         total = sum(v for _, v in values)
-        chart_rows.append((label, values, _n(total)))
-        table_rows.append(f'<tr><th scope="row">{_e(label)}</th>{"".join(_td(v) for _, v in values)}{_td(total)}</tr>')
-    chart = _bar_chart("labels", "Rows per label, stacked by split", chart_rows)
-    table = _table(["Label", *present, "Total"], table_rows, numeric=range(1, len(present) + 2))
-    body += "<h3>Rows per label</h3>" + _figure(chart, present) + table
+        chart_rows.append((label, values, fmt_num(total)))
+        table_rows.append(
+            f'<tr><th scope="row">{esc(label)}</th>{"".join(num_cell(v) for _, v in values)}{num_cell(total)}</tr>'
+        )
+    chart = bar_chart("labels", "Rows per label, stacked by split", chart_rows)
+    label_table = table(["Label", *present, "Total"], table_rows, numeric=range(1, len(present) + 2))
+    body += "<h3>Rows per label</h3>" + figure(chart, present) + label_table
     return _section("splits", "Splits &amp; labels", body)
 
 
@@ -218,17 +223,17 @@ def _rejects(report: dict[str, Any], counts: dict[str, Any]) -> str:
         return _section("rejects", "Rejects", "<p>No row was rejected.</p>")
     meanings = report.get("reject_kinds") or {}
     c = _Counts(counts)
-    chart = _bar_chart(
-        "rejects", "Rejected rows by reason", [(k, [("rejected", _int(v))], _n(v)) for k, v in by_reason.items()]
+    chart = bar_chart(
+        "rejects", "Rejected rows by reason", [(k, [("rejected", as_int(v))], fmt_num(v)) for k, v in by_reason.items()]
     )
     rows = [
-        f'<tr><th scope="row">{_e(kind)}</th>{_td(n)}<td class="num">{_share(n, c.input)}</td>'
-        f"<td>{_e(meanings.get(kind) or REJECT_KINDS.get(kind, '—'))}</td></tr>"
+        f'<tr><th scope="row">{esc(kind)}</th>{num_cell(n)}<td class="num">{_share(n, c.input)}</td>'
+        f"<td>{esc(meanings.get(kind) or REJECT_KINDS.get(kind, '—'))}</td></tr>"
         for kind, n in by_reason.items()
     ]
-    table = _table(["Reason", "Rows", "Share of input", "Meaning"], rows, numeric=(1, 2), cls="full")
+    reason_table = table(["Reason", "Rows", "Share of input", "Meaning"], rows, numeric=(1, 2), cls="full")
     note = "<p>Every rejected row is in <code>rejects.jsonl</code> with its file, line and reason.</p>"
-    return _section("rejects", "Rejects", note + _figure(chart, []) + table)
+    return _section("rejects", "Rejects", note + figure(chart, []) + reason_table)
 
 
 def _pii(pii: Any) -> str:
@@ -236,18 +241,21 @@ def _pii(pii: Any) -> str:
         return _section("pii", "PII", _not_run("PII detection is disabled in data.pii"))
     canaries = pii.get("canaries") or {}
     facts = [
-        ("Rows with PII", _n(pii.get("rows_with_pii", 0))),
-        ("Entities checked", ", ".join(_e(x) for x in pii.get("entities") or []) or "—"),
-        ("Name recognition (NER)", _e(pii["ner"]) if pii.get("ner") not in (None, "none") else "off"),
-        ("Canaries", f"{_n(canaries.get('configured', 0))} configured, {_n(canaries.get('survived', 0))} survived"),
+        ("Rows with PII", fmt_num(pii.get("rows_with_pii", 0))),
+        ("Entities checked", ", ".join(esc(x) for x in pii.get("entities") or []) or "—"),
+        ("Name recognition (NER)", esc(pii["ner"]) if pii.get("ner") not in (None, "none") else "off"),
+        (
+            "Canaries",
+            f"{fmt_num(canaries.get('configured', 0))} configured, {fmt_num(canaries.get('survived', 0))} survived",
+        ),
     ]
     note = "<p>Personal data is replaced in inputs and answers before anything is written; the rows are kept.</p>"
     by_type = pii.get("by_type") or {}
     if not by_type:
         return _section("pii", "PII", note + _facts(facts) + "<p>No PII was found.</p>")
-    ordered = sorted(by_type.items(), key=lambda kv: (-_int(kv[1]), str(kv[0])))
-    chart = _bar_chart("pii", "PII found, by entity type", [(k, [("pii", _int(v))], _n(v)) for k, v in ordered])
-    return _section("pii", "PII", note + _facts(facts) + _figure(chart, []))
+    ordered = sorted(by_type.items(), key=lambda kv: (-as_int(kv[1]), str(kv[0])))
+    chart = bar_chart("pii", "PII found, by entity type", [(k, [("pii", as_int(v))], fmt_num(v)) for k, v in ordered])
+    return _section("pii", "PII", note + _facts(facts) + figure(chart, []))
 
 
 def _duplicates(dups: Any) -> str:
@@ -264,9 +272,9 @@ def _duplicates(dups: Any) -> str:
             rows.append(f'<tr><th scope="row">{kind}</th><td colspan="3" class="not-run">not run</td></tr>')
             continue
         threshold = f"{how} {d['threshold']}" if "threshold" in d else how
-        numbers = _td(d.get("clusters")) + _td(d.get("removed"))
-        rows.append(f'<tr><th scope="row">{kind}</th>{numbers}<td>{_e(threshold)}</td></tr>')
-    body = _table(["Kind", "Clusters", "Rows removed", "Match"], rows, numeric=(1, 2))
+        numbers = num_cell(d.get("clusters")) + num_cell(d.get("removed"))
+        rows.append(f'<tr><th scope="row">{kind}</th>{numbers}<td>{esc(threshold)}</td></tr>')
+    body = table(["Kind", "Clusters", "Rows removed", "Match"], rows, numeric=(1, 2))
     examples = dups.get("examples") or []
     if examples:
         ex_rows = []
@@ -276,12 +284,13 @@ def _duplicates(dups: Any) -> str:
                 f"<li>{_row_ref(r)}" + f"{_snippet(r.get('input'))}</li>" for r in ex.get("removed") or []
             )
             ex_rows.append(
-                f'<tr><th scope="row">{_e(ex.get("kind", "?"))}</th><td class="num">{_float(ex.get("similarity"))}</td>'
+                f'<tr><th scope="row">{esc(ex.get("kind", "?"))}</th>'
+                f'<td class="num">{_float(ex.get("similarity"))}</td>'
                 f'<td class="text">{_row_ref(kept)}{_snippet(kept.get("input"))}</td>'
                 f'<td class="text"><ul class="plain">{removed}</ul></td></tr>'
             )
         body += f"<h3>Example clusters{_showing(len(examples))}</h3>"
-        body += _table(["Kind", "Similarity", "Kept", "Removed"], ex_rows, numeric=(1,), cls="full examples")
+        body += table(["Kind", "Similarity", "Kept", "Removed"], ex_rows, numeric=(1,), cls="full examples")
     return _section("duplicates", "Duplicates", body)
 
 
@@ -290,7 +299,7 @@ def _conflicts(conflicts: Any) -> str:
         return _section("conflicts", "Conflicts", _not_run("the report has no conflict counts"))
     body = (
         f"<p>{_plural(conflicts.get('clusters', 0), 'cluster')} of rows with the same input but different answers: "
-        f"all {_n(conflicts.get('rows', 0))} of their rows are rejected, since no single answer can be trusted. "
+        f"all {fmt_num(conflicts.get('rows', 0))} of their rows are rejected, since no single answer can be trusted. "
         "Answer fields that differ within a cluster are highlighted.</p>"
     )
     examples = conflicts.get("examples") or []
@@ -299,7 +308,7 @@ def _conflicts(conflicts: Any) -> str:
         members = ex.get("rows") or []
         differing = _differing_keys([m.get("output") for m in members])
         for i, m in enumerate(members):
-            kind = f'<span class="muted">{_e(ex.get("kind", ""))}</span>'
+            kind = f'<span class="muted">{esc(ex.get("kind", ""))}</span>'
             head = f'<th scope="row" rowspan="{len(members)}">#{number}<br>{kind}</th>' if i == 0 else ""
             rows.append(
                 f'<tr class="{"group-start" if i == 0 else ""}">{head}'
@@ -308,7 +317,7 @@ def _conflicts(conflicts: Any) -> str:
             )
     if rows:
         body += f"<h3>Example clusters{_showing(len(examples))}</h3>"
-        body += _table(["Cluster", "Row and input", "Answer"], rows, cls="full examples")
+        body += table(["Cluster", "Row and input", "Answer"], rows, cls="full examples")
     return _section("conflicts", "Conflicts", body)
 
 
@@ -325,11 +334,13 @@ def _lengths(lengths: Any) -> str:
             body += f"<h3>{title}</h3>" + _not_run("not measured")
             continue
         stats = " · ".join(
-            f"{name} {_n(dist[k])}" for k, name in (("p50", "median"), ("p95", "p95"), ("max", "max")) if k in dist
+            f"{name} {fmt_num(dist[k])}" for k, name in (("p50", "median"), ("p95", "p95"), ("max", "max")) if k in dist
         )
         edges = list(dist.get("edges") or [])
         charts = "".join(
-            _histogram(f"{key}-{split}", f"{split}: {_n(sum(_int(x) for x in counts))} rows", edges, counts, split)
+            histogram(
+                f"{key}-{split}", f"{split}: {fmt_num(sum(as_int(x) for x in counts))} rows", edges, counts, split
+            )
             for split, counts in (dist.get("counts") or {}).items()
         )
         body += f'<h3>{title}</h3><p class="muted">{stats}</p><div class="multiples">{charts}</div>'
@@ -340,28 +351,27 @@ def _sources(sources: Any) -> str:
     if not sources:
         return _section("sources", "Sources", _not_run("the report lists no sources"))
     rows = [
-        f'<tr><td class="path">{_e(s.get("path", "?"))}</td><td>{_e(s.get("format", "—"))}</td>{_td(s.get("rows"))}'
-        f"{_td(s.get('blank_lines', 0))}<td>{_digest(s.get('sha256'))}</td></tr>"
+        f'<tr><td class="path">{esc(s.get("path", "?"))}</td><td>{esc(s.get("format", "—"))}</td>'
+        f"{num_cell(s.get('rows'))}"
+        f"{num_cell(s.get('blank_lines', 0))}<td>{_digest(s.get('sha256'))}</td></tr>"
         for s in sources
     ]
-    total = sum(_int(s.get("rows")) for s in sources)
-    rows.append(f'<tr class="total"><th scope="row" colspan="2">Total</th>{_td(total)}<td></td><td></td></tr>')
+    total = sum(as_int(s.get("rows")) for s in sources)
+    rows.append(f'<tr class="total"><th scope="row" colspan="2">Total</th>{num_cell(total)}<td></td><td></td></tr>')
     note = "<p>The sha256 of each file as read; hover a hash for all 64 digits.</p>"
     return _section(
         "sources",
         "Sources",
-        note + _table(["Path", "Format", "Rows", "Blank lines", "sha256"], rows, numeric=(2, 3), cls="full"),
+        note + table(["Path", "Format", "Rows", "Blank lines", "sha256"], rows, numeric=(2, 3), cls="full"),
     )
 
 
 def _documents(docs: Any) -> str:
     if not isinstance(docs, dict):
         return _section("documents", "Documents", _not_run("no documents are configured"))
-    row = f"<tr>{_td(docs.get('files'))}{_td(docs.get('chunks'))}{_td(docs.get('chars'))}</tr>"
+    row = f"<tr>{num_cell(docs.get('files'))}{num_cell(docs.get('chunks'))}{num_cell(docs.get('chars'))}</tr>"
     note = "<p>Files kept as a corpus for grounding and retrieval, cut into chunks.</p>"
-    return _section(
-        "documents", "Documents", note + _table(["Files", "Chunks", "Characters"], [row], numeric=(0, 1, 2))
-    )
+    return _section("documents", "Documents", note + table(["Files", "Chunks", "Characters"], [row], numeric=(0, 1, 2)))
 
 
 # ----------------------------------------------------------------------------- checks
@@ -371,22 +381,22 @@ class _Counts:
     """The counts the card reads, with `kept` derived when an older report lacks it."""
 
     def __init__(self, counts: dict[str, Any]) -> None:
-        self.input = _int(counts.get("input"))
-        self.blank_lines = _int(counts.get("blank_lines"))
-        self.rejected = _int(counts.get("rejected"))
-        self.train = _int(counts.get("train"))
-        self.validation = _int(counts.get("validation"))
-        self.gold = _int(counts.get("gold"))
-        self.gold_from_sources = _int(counts.get("gold_from_sources", counts.get("gold")))
+        self.input = as_int(counts.get("input"))
+        self.blank_lines = as_int(counts.get("blank_lines"))
+        self.rejected = as_int(counts.get("rejected"))
+        self.train = as_int(counts.get("train"))
+        self.validation = as_int(counts.get("validation"))
+        self.gold = as_int(counts.get("gold"))
+        self.gold_from_sources = as_int(counts.get("gold_from_sources", counts.get("gold")))
         placed = self.train + self.validation + self.gold_from_sources
-        self.kept = _int(counts.get("kept", placed))
+        self.kept = as_int(counts.get("kept", placed))
         self.placed = placed
-        self.by_reason_total = sum(_int(v) for v in (counts.get("rejected_by_reason") or {}).values())
+        self.by_reason_total = sum(as_int(v) for v in (counts.get("rejected_by_reason") or {}).values())
         self.has_by_reason = "rejected_by_reason" in counts
 
 
 def _accounting_line(c: _Counts) -> str:
-    return f"{_n(c.input)} in = {_n(c.kept)} kept + {_n(c.rejected)} rejected"
+    return f"{fmt_num(c.input)} in = {fmt_num(c.kept)} kept + {fmt_num(c.rejected)} rejected"
 
 
 def _accounting_problems(c: _Counts) -> list[str]:
@@ -404,7 +414,7 @@ def _canary_badge(pii: Any) -> str:
     if not isinstance(pii, dict) or not pii.get("enabled"):
         return _badge("Canaries", "NOT RUN", "PII detection is disabled, so no canary was checked")
     canaries = pii.get("canaries") or {}
-    configured, survived = _int(canaries.get("configured")), _int(canaries.get("survived"))
+    configured, survived = as_int(canaries.get("configured")), as_int(canaries.get("survived"))
     if survived:
         return _badge("Canaries", "FAIL", f"{survived} of {configured} planted canaries survived PII redaction")
     if not configured:
@@ -436,107 +446,11 @@ def _differing_keys(outputs: Sequence[Any]) -> set[str] | bool:
     return len({json.dumps(o, sort_keys=True) for o in outputs}) > 1
 
 
-# ----------------------------------------------------------------------------- charts (inline SVG)
-
-
-def _bar_chart(
-    name: str, title: str, rows: Sequence[tuple[str, Sequence[tuple[str, int]], str]], *, top: int = 0
-) -> str:
-    """Horizontal bars, one row per label; a row's (series, value) segments stack left to right."""
-    width, label_w, value_w, row_h, bar_h = 760, 170, 170, 26, 16
-    area = width - label_w - value_w
-    top = max(top, *(sum(v for _, v in segs) for _, segs, _ in rows), 1)
-    height = row_h * len(rows) + 8
-    parts = [
-        f'<svg class="chart" data-chart="{name}" role="img" aria-labelledby="{name}-title" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="{name}-title">{_e(title)}</title>',
-    ]
-    for i, (label, segments, value_text) in enumerate(rows):
-        y = 4 + i * row_h
-        mid = y + row_h / 2
-        parts.append(
-            f'<text x="{label_w - 10}" y="{mid:.1f}" dy="0.35em" text-anchor="end" class="label">{_e(_clip(label, 24))}'
-            f"<title>{_e(label)}</title></text>"
-        )
-        x = float(label_w)
-        for series, value in segments:
-            if value <= 0:
-                continue
-            w = max(value / top * area, 1.5)
-            colour = COLOURS.get(series, NEUTRAL)
-            parts.append(
-                f'<rect class="bar s-{_e(series)}" x="{x:.1f}" y="{mid - bar_h / 2:.1f}" width="{w:.1f}" '
-                f'height="{bar_h}" fill="{colour}"><title>{_e(label)}, {_e(series)}: {_n(value)}</title></rect>'
-            )
-            x += w
-        parts.append(f'<text x="{x + 8:.1f}" y="{mid:.1f}" dy="0.35em" class="value">{_e(value_text)}</text>')
-    parts.append(f'<line x1="{label_w}" x2="{label_w}" y1="0" y2="{height}" class="axis"/></svg>')
-    return "".join(parts)
-
-
-def _histogram(name: str, title: str, edges: Sequence[float], counts: Sequence[int], series: str) -> str:
-    """A small vertical histogram of one split: one slot per bin between `edges`, scaled to the tallest bin."""
-    width, height, left, right, top, bottom = 290, 150, 38, 16, 10, 28
-    plot_w, plot_h = width - left - right, height - top - bottom
-    base = top + plot_h
-    peak = max([_int(c) for c in counts] + [1])
-    slot = plot_w / max(len(counts), 1)
-    colour = COLOURS.get(series, NEUTRAL)
-    parts = [
-        f'<figure class="small"><svg class="chart hist" data-chart="{_e(name)}" role="img" '
-        f'aria-labelledby="{_e(name)}-title" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title id="{_e(name)}-title">{_e(title)}</title>',
-    ]
-    for i, raw in enumerate(counts):
-        count = _int(raw)
-        if count <= 0:
-            continue
-        h = max(count / peak * plot_h, 1.5)
-        low = _n(edges[i]) if i < len(edges) else "?"
-        high = _n(edges[i + 1]) if i + 1 < len(edges) else "…"
-        parts.append(
-            f'<rect class="bar s-{_e(series)}" x="{left + i * slot + 0.5:.1f}" y="{base - h:.1f}" '
-            f'width="{max(slot - 1, 0.5):.1f}" height="{h:.1f}" fill="{colour}">'
-            f"<title>{low}–{high}: {_n(count)} rows</title></rect>"
-        )
-    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{base}" y2="{base}" class="axis"/>')
-    parts.append(f'<text x="{left - 6}" y="{top}" dy="0.7em" text-anchor="end" class="tick">{_n(peak)}</text>')
-    parts.append(f'<text x="{left - 6}" y="{base}" text-anchor="end" class="tick">0</text>')
-    step = -(-len(edges) // 9) if edges else 1  # at most ~9 labels under the axis
-    for index in sorted({*range(0, len(edges), step), len(edges) - 1} if edges else ()):
-        x = left + index * slot
-        parts.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}" class="axis"/>'
-            f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle" class="tick">{_compact(edges[index])}</text>'
-        )
-    parts.append(f"</svg><figcaption>{_e(title)}</figcaption></figure>")
-    return "".join(parts)
-
-
 # ----------------------------------------------------------------------------- small HTML pieces
 
 
 def _section(anchor: str, heading: str, body: str) -> str:
     return f'<section id="{anchor}" aria-labelledby="{anchor}-h"><h2 id="{anchor}-h">{heading}</h2>{body}</section>'
-
-
-def _figure(chart: str, legend: Sequence[str]) -> str:
-    keys = "".join(
-        f'<li><span class="swatch" style="background:{COLOURS.get(s, NEUTRAL)}"></span>{_e(s)}</li>' for s in legend
-    )
-    return (
-        f'<figure class="wide">{chart}'
-        + (f'<figcaption><ul class="legend">{keys}</ul></figcaption>' if keys else "")
-        + "</figure>"
-    )
-
-
-def _table(headers: Sequence[str], rows: Sequence[str], *, numeric: Sequence[int] = (), cls: str = "") -> str:
-    """A table with column headers; the `numeric` columns are right-aligned."""
-    num = ' class="num"'
-    head = "".join(f'<th scope="col"{num if i in numeric else ""}>{_e(h)}</th>' for i, h in enumerate(headers))
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _facts(facts: Sequence[tuple[str, str]]) -> str:
@@ -546,35 +460,35 @@ def _facts(facts: Sequence[tuple[str, str]]) -> str:
 def _badge(name: str, verdict: str, why: str) -> str:
     kind = {"PASS": "pass", "FAIL": "fail"}.get(verdict, "neutral")
     return (
-        f'<p class="badge {kind}" title="{_e(why)}"><span class="badge-name">{name}</span>'
-        f'<span class="badge-verdict">{verdict}</span><span class="badge-why">{_e(why)}</span></p>'
+        f'<p class="badge {kind}" title="{esc(why)}"><span class="badge-name">{name}</span>'
+        f'<span class="badge-verdict">{verdict}</span><span class="badge-why">{esc(why)}</span></p>'
     )
 
 
 def _not_run(why: str) -> str:
-    return f'<p class="not-run"><strong>Not run</strong>: {_e(why)}.</p>'
+    return f'<p class="not-run"><strong>Not run</strong>: {esc(why)}.</p>'
 
 
 def _row_ref(row: dict[str, Any]) -> str:
     """Where a row came from (file:line, id) and, for a removed duplicate, how similar it was."""
-    bits = [_e(row[k]) for k in ("source", "id") if row.get(k)]
+    bits = [esc(row[k]) for k in ("source", "id") if row.get(k)]
     if row.get("similarity") is not None:
         bits.append(f"similarity {_float(row['similarity'])}")
     return f'<div class="ref">{" · ".join(bits) or "—"}</div>'
 
 
 def _snippet(text: Any) -> str:
-    return f'<div class="snippet">{_e(_clip("" if text is None else str(text), CLIP_CHARS))}</div>'
+    return f'<div class="snippet">{esc(clip("" if text is None else str(text), CLIP_CHARS))}</div>'
 
 
 def _output(output: Any, differing: set[str] | bool) -> str:
     if isinstance(output, dict) and isinstance(differing, set):
         fields = []
         for k, v in output.items():
-            field = f"{_e(json.dumps(k, ensure_ascii=False))}: {_e(json.dumps(v, ensure_ascii=False))}"
+            field = f"{esc(json.dumps(k, ensure_ascii=False))}: {esc(json.dumps(v, ensure_ascii=False))}"
             fields.append(f"<mark>{field}</mark>" if k in differing else field)
         return '<div class="snippet json">{' + ", ".join(fields) + "}</div>"
-    text = _e(json.dumps(output, ensure_ascii=False))
+    text = esc(json.dumps(output, ensure_ascii=False))
     return f'<div class="snippet json">{f"<mark>{text}</mark>" if differing else text}</div>'
 
 
@@ -582,53 +496,25 @@ def _showing(total: int) -> str:
     return f" (first {MAX_EXAMPLES} of {total})" if total > MAX_EXAMPLES else ""
 
 
-def _td(value: Any) -> str:
-    return f'<td class="num">{_n(value)}</td>'
-
-
 def _top(by_key: dict[str, Any], k: int) -> list[tuple[str, Any]]:
-    return sorted(by_key.items(), key=lambda kv: (-_int(kv[1]), str(kv[0])))[:k]
+    return sorted(by_key.items(), key=lambda kv: (-as_int(kv[1]), str(kv[0])))[:k]
 
 
 def _share(part: Any, whole: int) -> str:
-    return f"{_int(part) / whole:.1%}" if whole else "—"
+    return f"{as_int(part) / whole:.1%}" if whole else "—"
 
 
 def _plural(n: Any, word: str) -> str:
-    return f"{_n(n)} {word}{'' if _int(n) == 1 else 's'}"
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _n(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return "—" if value is None else str(value).lower()
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
-    return _e(value)
+    return f"{fmt_num(n)} {word}{'' if as_int(n) == 1 else 's'}"
 
 
 def _float(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) and not isinstance(value, bool) else "—"
 
 
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-def _compact(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 1000:
-        return f"{value / 1000:.3g}k"
-    return _n(value)
-
-
 def _digest(digest: Any) -> str:
     """A sha256 shortened to 12 digits, all of them in the tooltip."""
-    return f'<code title="{_e(digest or "")}">{_e(_short(digest))}</code>'
+    return f'<code title="{esc(digest or "")}">{esc(_short(digest))}</code>'
 
 
 def _short(digest: Any) -> str:
@@ -637,11 +523,8 @@ def _short(digest: Any) -> str:
     return text[:12] if text else "—"
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-_CSS = """
+# The page's style, in three parts: page and tables, the charts (shared), then the examples.
+_PAGE_CSS = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--accent:#0072B2}
 *{box-sizing:border-box}
 html{-webkit-print-color-adjust:exact;print-color-adjust:exact}
@@ -687,16 +570,9 @@ td.not-run,.not-run{color:var(--muted);font-style:italic}
 p.not-run{padding:8px 12px;background:var(--soft);border-left:3px solid var(--line)}
 .facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 18px;margin:12px 0}
 .facts dt{color:var(--muted)}.facts dd{margin:0}
-figure{margin:12px 0}
-figure.wide svg{width:100%;max-width:760px;height:auto}
-svg.chart text{font:12px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;fill:var(--ink)}
-svg.chart .value,svg.chart .tick{fill:var(--muted);font-variant-numeric:tabular-nums}
-svg.chart .tick{font-size:11px}
-svg.chart .axis{stroke:#8c959f;stroke-width:1}
-.legend{list-style:none;margin:4px 0 0;padding:0;display:flex;gap:16px;font-size:13px;color:var(--muted)}
-.swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:6px;vertical-align:-1px}
-.multiples{display:flex;flex-wrap:wrap;gap:8px 20px}
-figure.small{margin:4px 0}figure.small figcaption{font-size:13px;color:var(--muted);text-align:center}
+"""
+
+_DETAIL_CSS = """\
 .ref{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;color:var(--muted);margin-bottom:3px;
 overflow-wrap:anywhere}
 .snippet{font:12.5px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;white-space:pre-wrap;

@@ -22,11 +22,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from slmkit.data.rows import answer_difference
+from slmkit.errors import DataError
+
+if TYPE_CHECKING:
+    from slmkit.data.passes import BuildState
 
 MAX_LISTED = 5
 MAX_EXAMPLES = 25  # clusters shown per kind in report.json and the data card
@@ -47,6 +51,86 @@ class Verdicts:
 
     def reject(self, row: int, kind: str, reason: str) -> None:
         self.rejected.setdefault(row, (kind, reason))
+
+
+def deduplicate(state: BuildState, lap: Callable[[str], None]) -> None:
+    """Exact, near and semantic duplicates of the spooled rows, and copies of the locked gold set.
+
+    Works on the numbers the first pass kept (keys, answer hashes, MinHash signatures); the
+    semantic stage embeds the rows still alive, and the locked gold rows the sources no longer
+    hold, read back from the spool. Each stage adds its line to `state.stages`.
+    """
+    n = len(state.spool)
+    keys, answers = state.keys.numpy(), state.answers.numpy()
+    alive = np.ones(n, dtype=bool)
+    for row in state.verdicts.rejected:
+        alive[row] = False
+    exact(keys, answers, alive, state.describe, state.verdicts)
+    after = state.alive()
+    # Rows matching the locked gold set with another answer were marked while reading.
+    state.stages.append({"stage": "exact dedup", "in": n, "out": int(after.sum()), "rejected": n - int(after.sum())})
+    alive = after
+    lap("exact dedup")
+
+    gold_inputs = [e.dedup_text for e in state.locked.examples] if state.locked is not None else []
+    gold_answers = np.array(
+        [answer_hash(e.output) for e in state.locked.examples] if state.locked else [], dtype=np.uint64
+    )
+    all_answers = np.concatenate([answers, gold_answers])
+    pinned = np.zeros(n + len(gold_inputs), dtype=bool)
+    pinned[n:] = True
+    for row in state.gold_marked:
+        pinned[row] = True
+    # Locked gold rows stand for themselves only when the sources no longer hold them.
+    in_sources = set(state.gold_marked.values())
+    virtual = np.array([n + g for g in range(len(gold_inputs)) if g not in in_sources], dtype=np.int64)
+
+    near = state.config.data.dedup.near
+    if near.enabled:
+        from slmkit.data.near import near_pairs
+
+        signatures = (
+            np.concatenate(
+                [*state.signatures, state.cleaner.signatures(gold_inputs)] if gold_inputs else state.signatures
+            )
+            if (state.signatures or gold_inputs)
+            else np.zeros((0, near.num_perm), dtype=np.uint32)
+        )
+        rows = np.r_[np.flatnonzero(alive), virtual].astype(np.int64)
+        found = near_pairs(signatures[rows], near.threshold) if rows.size > 1 else np.zeros((0, 2), np.int64)
+        pairs = rows[found]
+        scores = (signatures[pairs[:, 0]] == signatures[pairs[:, 1]]).mean(axis=1) if len(pairs) else np.zeros(0)
+        resolve_pairs("near", pairs, scores, all_answers, pinned, state.describe, state.verdicts, near.threshold, n)
+        state.record_stage("near dedup", alive)
+        alive = state.alive()
+        lap("near dedup")
+    else:
+        state.stages.append({"stage": "near dedup", "skipped": True})
+
+    semantic = state.config.data.dedup.semantic
+    if semantic.enabled:
+        rows = np.r_[np.flatnonzero(alive), virtual].astype(np.int64)
+        if rows.size > semantic.max_rows:
+            raise DataError(
+                f"semantic dedup over {rows.size} rows is over data.dedup.semantic.max_rows="
+                f"{semantic.max_rows} (its cost grows with the square of the rows)",
+                hint="raise max_rows if you can wait, or set data.dedup.semantic.enabled: false and rely on "
+                "exact and near dedup",
+            )
+        from slmkit.data.semantic import Embedder, similar_pairs
+
+        embedder = Embedder(batch_size=semantic.batch_size)
+        texts = [state.dedup_text(int(r)) for r in rows]
+        found, scores = similar_pairs(embedder.embed(texts), semantic.threshold)
+        pairs = rows[found] if len(found) else np.zeros((0, 2), np.int64)
+        resolve_pairs(
+            "semantic", pairs, scores, all_answers, pinned, state.describe, state.verdicts, semantic.threshold, n
+        )
+        state.record_stage("semantic dedup", alive)
+        alive = state.alive()
+        lap("semantic dedup")
+    else:
+        state.stages.append({"stage": "semantic dedup", "skipped": True})
 
 
 def exact(keys: np.ndarray, answers: np.ndarray, alive: np.ndarray, describe: Describe, out: Verdicts) -> None:

@@ -16,8 +16,9 @@ a document is worse than a build that stops.
 from __future__ import annotations
 
 import glob
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -417,3 +418,19 @@ def _split_words(text: str, chunk_chars: int) -> list[str]:
     if current:
         runs.append(current)
     return runs
+
+
+def write_corpus(
+    config: ProjectConfig, scrub: Callable[[dict[str, Any]], dict[str, Any]], path: Path
+) -> dict[str, Any]:
+    """corpus.jsonl: every chunk of data.documents, through `scrub` (PII removal); returns its counts."""
+    files: set[str] = set()
+    chunks = chars = 0
+    with path.open("w", encoding="utf-8") as fh:
+        for chunk in iter_documents(config):
+            record = scrub(chunk.as_dict())
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            files.add(record["source"].rsplit(":", 1)[0])
+            chunks += 1
+            chars += len(record["text"])
+    return {"files": len(files), "chunks": chunks, "chars": chars}

@@ -1,6 +1,7 @@
 """Read raw sources row by row, with provenance; a row that cannot be read becomes a reject.
 
-Formats: JSONL, CSV, TSV, Parquet, and chat logs (JSONL lines holding a list of messages).
+Formats: JSONL, CSV, TSV, Parquet, and chat logs (JSONL lines holding a list of messages, turned
+into examples by `slmkit.data.chat`; this module reads their lines like any JSONL).
 Every reader streams: a line, a CSV record or a Parquet batch at a time, never the whole file.
 
 A whole file that cannot be used (missing, empty, without the needed columns) is a DataError:
@@ -32,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from slmkit.config import ProjectConfig, SourceConfig
+from slmkit.data.chat import ChatLineError, chat_examples, chat_line_id, check_chat_source
 from slmkit.data.normalize import json_type
 from slmkit.data.rows import Reject
 from slmkit.errors import DataError
 
 _BOM = b"\xef\xbb\xbf"
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
-_CHAT_ROLES = ("system", "user", "assistant")
 _PARQUET_BATCH_ROWS = 4096
 
 
@@ -145,18 +146,7 @@ def _check_columns_setting(source: SourceConfig, input_fields: list[str], fmt: s
             "in this file, e.g. columns: {body: description}",
         )
     if fmt == "chat":
-        if len(input_fields) != 1:
-            raise DataError(
-                f"{source.path}: format: chat gives one input per example (the user's message), but "
-                f"task.input_fields has {len(input_fields)}: {', '.join(input_fields)}",
-                hint="give the task a single input field (e.g. input_fields: [message]) for chat logs, or "
-                "export the data as JSONL / CSV with one column per input field",
-            )
-        if source.columns:
-            raise DataError(
-                f"{source.path}: columns does not apply to format: chat (the input is the user's message)",
-                hint="remove `columns` from this source; set chat.messages_field if the messages list has another name",
-            )
+        check_chat_source(source, input_fields)
 
 
 def _mapped(record: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
@@ -264,88 +254,19 @@ def _read_jsonl(path: Path, source: SourceConfig, stats: SourceStats, digest: An
 def _read_chat(
     path: Path, source: SourceConfig, input_field: str, stats: SourceStats, digest: Any
 ) -> Iterator[RawRow | Reject]:
+    """The examples of each chat line (see `slmkit.data.chat`), or one reject for a line that gives none."""
     for item in _json_objects(path, source, stats, digest):
         if isinstance(item, Reject):
             yield item
-        else:
-            yield from _chat_examples(*item, source, input_field)
-
-
-def _chat_examples(
-    where: str, number: int, value: dict[str, Any], source: SourceConfig, input_field: str
-) -> Iterator[RawRow | Reject]:
-    """The examples of one chat line: its last assistant turn, or every one (`turns: all`).
-
-    System messages are dropped (the task's own system prompt is used in training and serving).
-    Each answered assistant turn must directly follow a user turn; the conversation before that
-    user turn is the example's history. Anything wrong with the line rejects the whole line.
-    """
-    field = source.chat.messages_field
-    line_id = value.get(source.id_field) if source.id_field else None
-
-    def reject(reason: str) -> Reject:
-        shown = line_id if line_id is None or isinstance(line_id, str) else json.dumps(line_id)
-        return _ingest_reject(where, "chat", f"line {number}: {reason}", value, shown)
-
-    messages = value.get(field)
-    if field not in value:
-        yield reject(f"no '{field}' field (data.sources[].chat.messages_field); each line holds a list of messages")
-        return
-    if not isinstance(messages, list):
-        yield reject(f"'{field}' is a JSON {json_type(messages)}, not a list of messages")
-        return
-    turns: list[tuple[int, str, str]] = []  # (message number, role, text), system messages left out
-    for n, message in enumerate(messages, start=1):
-        problem = None
-        if not isinstance(message, dict):
-            problem = f"message {n} is a JSON {json_type(message)}, not an object"
-        elif "role" not in message:
-            problem = f"message {n} has no role"
-        elif message.get("content") is None:
-            problem = f"message {n} ({message['role']}) has no content"
-        if problem:
-            yield reject(f"{problem}; every message needs a role and a content")
-            return
-        role, content = message["role"], _content_text(message["content"])
-        if role not in _CHAT_ROLES:
-            yield reject(f"message {n} has role {role!r}; chat logs may hold system, user and assistant messages")
-            return
-        if content is None:
-            yield reject(f"message {n} ({role}) has content that is not text; give it a string")
-            return
-        if role != "system":
-            turns.append((n, role, content))
-    answers = [k for k, (_, role, _) in enumerate(turns) if role == "assistant"]
-    if not answers:
-        yield reject("no assistant message, so there is no answer to learn")
-        return
-    targets = answers if source.chat.turns == "all" else answers[-1:]
-    for k in targets:
-        if k == 0 or turns[k - 1][1] != "user":
-            before = "starts the conversation" if k == 0 else f"follows message {turns[k - 1][0]} (assistant)"
-            yield reject(f"message {turns[k][0]} (assistant) {before}; each answer must follow a user message")
-            return
-    # The line's other fields (a conversation or customer id) ride along, for split.group_by.
-    context = {key: item for key, item in value.items() if key != field}
-    for turn, k in enumerate(targets, start=1):
-        record = {**context, input_field: turns[k - 1][2], source.output_field: turns[k][2]}
-        here = where if source.chat.turns == "last" else f"{where}#turn{turn}"
-        if source.id_field and line_id is not None:
-            text_id = line_id if isinstance(line_id, str) else json.dumps(line_id)
-            record[source.id_field] = text_id if source.chat.turns == "last" else f"{text_id}#turn{turn}"
-        history = tuple({"role": role, "content": text} for _, role, text in turns[: k - 1])
-        yield RawRow(here, record, history)
-
-
-def _content_text(content: Any) -> str | None:
-    """A message's text: a string, or the text parts of an OpenAI content list; None when neither."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(part, dict) for part in content):
-        texts = [part.get("text") for part in content if part.get("type") == "text"]
-        if texts and all(isinstance(text, str) for text in texts):
-            return "".join(str(text) for text in texts)
-    return None
+            continue
+        where, number, value = item
+        try:
+            examples = chat_examples(value, source, input_field)
+        except ChatLineError as exc:
+            yield _ingest_reject(where, "chat", f"line {number}: {exc}", value, chat_line_id(value, source.id_field))
+            continue
+        for example in examples:
+            yield RawRow(where + example.anchor, example.record, example.history)
 
 
 # --- CSV / TSV ------------------------------------------------------------------------------

@@ -20,11 +20,12 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from slmkit.config import PiiConfig
 from slmkit.data import pii_patterns as patterns
-from slmkit.errors import ConfigError
+from slmkit.errors import ConfigError, DataError
 
 # Which kind wins when spans of two kinds overlap: the first one listed. A URL goes whole, with
 # the token in it.
@@ -214,3 +215,24 @@ def surviving_canaries(text: str, canaries: Sequence[str]) -> list[str]:
         if compact and (c in folded or compact in squeezed):
             found.append(canary)
     return found
+
+
+def check_canaries(folder: Path, canaries: Sequence[str]) -> int:
+    """Raise DataError if a planted fake secret is in any JSONL file of `folder`; returns how many were checked.
+
+    The build calls it on the finished dataset directory before anything is stored, so a
+    canary that survives means no dataset version, not a leaked one.
+    """
+    if not canaries:
+        return 0
+    for path in sorted(folder.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                found = surviving_canaries(line, canaries)
+                if found:
+                    raise DataError(
+                        f"canary {found[0][:4]}... survived PII removal: {path.name} line {number}; nothing was stored",
+                        hint="the PII rules miss this kind of secret: add its entity type to data.pii.entities "
+                        "(or a pattern for it), then build again",
+                    )
+    return len(canaries)

@@ -1,0 +1,178 @@
+"""Inline SVG charts and HTML tables for slmkit's self-contained report pages.
+
+The data card draws its charts with these, and the eval report can reuse them: a page built
+from them needs no JavaScript, no web font and no network, so it opens offline and can be
+archived with the artifact it describes. Output is deterministic (no ids or timestamps drawn at
+random), as content-hashed artifacts need. Every string that reaches the page goes through `esc`.
+
+This module sits beside `errors` at the bottom of the import graph and uses only the standard
+library, so any stage (data, eval, monitor) may import it without depending on another stage.
+The page that embeds the charts includes `CHART_CSS` and defines the `--ink` and `--muted`
+colours; tables right-align their `numeric` columns with the page's `.num` class.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+# Okabe-Ito colours: told apart by colour-blind readers and in greyscale print.
+COLOURS = {"train": "#0072B2", "validation": "#E69F00", "gold": "#009E73", "kept": "#0072B2", "rejected": "#D55E00"}
+NEUTRAL = "#56B4E9"  # any series without a colour of its own
+
+
+# ----------------------------------------------------------------------------- charts (inline SVG)
+
+
+def bar_chart(
+    name: str, title: str, rows: Sequence[tuple[str, Sequence[tuple[str, int]], str]], *, top: int = 0
+) -> str:
+    """Horizontal bars, one row per label; a row's (series, value) segments stack left to right."""
+    width, label_w, value_w, row_h, bar_h = 760, 170, 170, 26, 16
+    area = width - label_w - value_w
+    top = max(top, *(sum(v for _, v in segs) for _, segs, _ in rows), 1)
+    height = row_h * len(rows) + 8
+    parts = [
+        f'<svg class="chart" data-chart="{name}" role="img" aria-labelledby="{name}-title" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{name}-title">{esc(title)}</title>',
+    ]
+    for i, (label, segments, value_text) in enumerate(rows):
+        y = 4 + i * row_h
+        mid = y + row_h / 2
+        parts.append(
+            f'<text x="{label_w - 10}" y="{mid:.1f}" dy="0.35em" text-anchor="end" class="label">{esc(clip(label, 24))}'
+            f"<title>{esc(label)}</title></text>"
+        )
+        x = float(label_w)
+        for series, value in segments:
+            if value <= 0:
+                continue
+            w = max(value / top * area, 1.5)
+            colour = COLOURS.get(series, NEUTRAL)
+            parts.append(
+                f'<rect class="bar s-{esc(series)}" x="{x:.1f}" y="{mid - bar_h / 2:.1f}" width="{w:.1f}" '
+                f'height="{bar_h}" fill="{colour}"><title>{esc(label)}, {esc(series)}: {fmt_num(value)}</title></rect>'
+            )
+            x += w
+        parts.append(f'<text x="{x + 8:.1f}" y="{mid:.1f}" dy="0.35em" class="value">{esc(value_text)}</text>')
+    parts.append(f'<line x1="{label_w}" x2="{label_w}" y1="0" y2="{height}" class="axis"/></svg>')
+    return "".join(parts)
+
+
+def histogram(name: str, title: str, edges: Sequence[float], counts: Sequence[int], series: str) -> str:
+    """A small vertical histogram of one series: one slot per bin between `edges`, scaled to the tallest bin."""
+    width, height, left, right, top, bottom = 290, 150, 38, 16, 10, 28
+    plot_w, plot_h = width - left - right, height - top - bottom
+    base = top + plot_h
+    peak = max([as_int(c) for c in counts] + [1])
+    slot = plot_w / max(len(counts), 1)
+    colour = COLOURS.get(series, NEUTRAL)
+    parts = [
+        f'<figure class="small"><svg class="chart hist" data-chart="{esc(name)}" role="img" '
+        f'aria-labelledby="{esc(name)}-title" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title id="{esc(name)}-title">{esc(title)}</title>',
+    ]
+    for i, raw in enumerate(counts):
+        count = as_int(raw)
+        if count <= 0:
+            continue
+        h = max(count / peak * plot_h, 1.5)
+        low = fmt_num(edges[i]) if i < len(edges) else "?"
+        high = fmt_num(edges[i + 1]) if i + 1 < len(edges) else "…"
+        parts.append(
+            f'<rect class="bar s-{esc(series)}" x="{left + i * slot + 0.5:.1f}" y="{base - h:.1f}" '
+            f'width="{max(slot - 1, 0.5):.1f}" height="{h:.1f}" fill="{colour}">'
+            f"<title>{low}–{high}: {fmt_num(count)} rows</title></rect>"
+        )
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{base}" y2="{base}" class="axis"/>')
+    parts.append(f'<text x="{left - 6}" y="{top}" dy="0.7em" text-anchor="end" class="tick">{fmt_num(peak)}</text>')
+    parts.append(f'<text x="{left - 6}" y="{base}" text-anchor="end" class="tick">0</text>')
+    step = -(-len(edges) // 9) if edges else 1  # at most ~9 labels under the axis
+    for index in sorted({*range(0, len(edges), step), len(edges) - 1} if edges else ()):
+        x = left + index * slot
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}" class="axis"/>'
+            f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle" class="tick">{compact(edges[index])}</text>'
+        )
+    parts.append(f"</svg><figcaption>{esc(title)}</figcaption></figure>")
+    return "".join(parts)
+
+
+def figure(chart: str, legend: Sequence[str]) -> str:
+    """A full-width figure around `chart`, with a colour key for the `legend` series (none when empty)."""
+    keys = "".join(
+        f'<li><span class="swatch" style="background:{COLOURS.get(s, NEUTRAL)}"></span>{esc(s)}</li>' for s in legend
+    )
+    return (
+        f'<figure class="wide">{chart}'
+        + (f'<figcaption><ul class="legend">{keys}</ul></figcaption>' if keys else "")
+        + "</figure>"
+    )
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def table(headers: Sequence[str], rows: Sequence[str], *, numeric: Sequence[int] = (), cls: str = "") -> str:
+    """A table with column headers; the `numeric` columns are right-aligned."""
+    num = ' class="num"'
+    head = "".join(f'<th scope="col"{num if i in numeric else ""}>{esc(h)}</th>' for i, h in enumerate(headers))
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def num_cell(value: Any) -> str:
+    """A right-aligned table cell holding `value` as `fmt_num` writes it."""
+    return f'<td class="num">{fmt_num(value)}</td>'
+
+
+# ----------------------------------------------------------------------------- text and numbers
+
+
+def esc(value: Any) -> str:
+    """Any value as text safe inside an element or a quoted attribute: report strings are user text."""
+    return html.escape(str(value), quote=True)
+
+
+def fmt_num(value: Any) -> str:
+    """A count for display: thousands separators, two decimals for a fraction, "—" for None; text escaped."""
+    if isinstance(value, bool) or value is None:
+        return "—" if value is None else str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
+    return esc(value)
+
+
+def as_int(value: Any) -> int:
+    """A report number as an int for arithmetic; anything else (missing, text, a bool) counts as 0."""
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def compact(value: Any) -> str:
+    """A short axis label: 1000 and up in thousands ("1.2k"), smaller numbers as `fmt_num` writes them."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 1000:
+        return f"{value / 1000:.3g}k"
+    return fmt_num(value)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, the last one an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# The rules the charts and legends need; a page includes it in its <style>.
+CHART_CSS = """\
+figure{margin:12px 0}
+figure.wide svg{width:100%;max-width:760px;height:auto}
+svg.chart text{font:12px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;fill:var(--ink)}
+svg.chart .value,svg.chart .tick{fill:var(--muted);font-variant-numeric:tabular-nums}
+svg.chart .tick{font-size:11px}
+svg.chart .axis{stroke:#8c959f;stroke-width:1}
+.legend{list-style:none;margin:4px 0 0;padding:0;display:flex;gap:16px;font-size:13px;color:var(--muted)}
+.swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:6px;vertical-align:-1px}
+.multiples{display:flex;flex-wrap:wrap;gap:8px 20px}
+figure.small{margin:4px 0}figure.small figcaption{font-size:13px;color:var(--muted);text-align:center}
+"""
