@@ -72,3 +72,35 @@ def test_refusal_and_escalation(task):
     assert task.escalation_reason("my card was stolen", {**ANSWER, "priority": "urgent"}) == "priority is 'urgent'"
     assert task.escalation_reason("I will call my LAWYER", ANSWER) == "input mentions 'lawyer'"
     assert task.escalation_reason("thanks", ANSWER) is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ANSWER,
+        {**ANSWER, "order_id": None, "product": None},
+        {**ANSWER, "order_id": "ORD-12345"},  # pattern
+        {**ANSWER, "category": "refunds"},  # enum
+        {**ANSWER, "extra": 1},  # additionalProperties
+        {k: v for k, v in ANSWER.items() if k != "priority"},  # required
+        {**ANSWER, "priority": None},  # type
+        ["not", "an", "object"],
+    ],
+)
+def test_the_compiled_check_agrees_with_jsonschema(task, answer):
+    import jsonschema
+
+    assert task._fast is not None  # the example's schema uses only keywords both drafts read alike
+    expected = sorted(
+        f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
+        for e in jsonschema.Draft202012Validator(task.schema).iter_errors(answer)
+    )
+    assert sorted(task.validate(answer)) == expected
+
+
+def test_a_schema_with_formats_is_checked_by_jsonschema_alone():
+    from slmkit.task import _fast_validator
+
+    assert _fast_validator({"type": "object", "properties": {"at": {"type": "string", "format": "date"}}}) is None
+    assert _fast_validator({"type": "object", "properties": {"a": {"$ref": "#/$defs/x"}}}) is None
+    assert _fast_validator({"type": "object", "properties": {"a": {"enum": [1, 2]}}}) is not None

@@ -210,7 +210,8 @@ def _conversation(n: int) -> dict:
         "messages": [
             {
                 "role": "user",
-                "content": f"Hi, I am {n} days into a double charge on ORD-{200000 + n}. Write to me at buyer{n}@example.com",
+                "content": f"Hi, I am {n} days into a double charge on ORD-{200000 + n}. "
+                f"Write to me at buyer{n}@example.com",
             },
             {"role": "assistant", "content": json.dumps(first)},
             {"role": "user", "content": f"Also parcel {n} has not arrived after {n % 7 + 2} weeks of waiting for it."},
@@ -283,3 +284,36 @@ def yaml_dump(root, config) -> None:
     import yaml
 
     (root / "slmkit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_worker_processes_give_the_same_dataset_byte_for_byte(tmp_path):
+    rows = _rows(50)
+    rows[3]["body"] += " Mail me at someone@example.com"
+    rows.append(dict(rows[7], ticket_id="T-near", body=rows[7]["body"] + FOLLOW_UP))
+    files = {"t.jsonl": jsonl([*rows, "not json"])}
+    alone = build(make_project(tmp_path / "one", files, overrides={"data.workers": 1}))
+    pooled = build(make_project(tmp_path / "two", files, overrides={"data.workers": 2}))
+    assert pooled.version == alone.version
+    assert pooled.report["pii"]["by_type"] == alone.report["pii"]["by_type"] == {"EMAIL": 1}
+    assert pooled.counts == alone.counts
+
+
+def test_extracted_values_that_follow_their_input_are_not_conflicts(tmp_path):
+    rows = _rows(40)
+    # The same ticket in other letter case: its answer copies the order id as written there.
+    shouted = dict(rows[2], ticket_id="T-shouted", body=rows[2]["body"].upper())
+    shouted["output"] = dict(rows[2]["output"], order_id=rows[2]["output"]["order_id"].upper())
+    # A near copy about another order: a different, correct answer, not a mislabel.
+    rows[4]["body"] = _body(4) + " About order ORD-100004."
+    other = dict(rows[4], ticket_id="T-other", body=_body(4) + " About order ORD-999999." + FOLLOW_UP)
+    other["output"] = dict(rows[4]["output"], order_id="ORD-999999")
+    # A near copy with another label is still a conflict.
+    relabelled = dict(rows[6], ticket_id="T-relabelled", body=rows[6]["body"] + FOLLOW_UP)
+    relabelled["output"] = dict(
+        rows[6]["output"], category="account" if rows[6]["output"]["category"] != "account" else "billing"
+    )
+    result = build(make_project(tmp_path, {"t.jsonl": jsonl([*rows, shouted, other, relabelled])}))
+    kinds = _by_kind(result)
+    assert sorted(r["id"] for r in kinds["conflict"]) == ["T-6", "T-relabelled"]
+    assert [r["id"] for r in kinds["duplicate"]] == ["T-shouted"]
+    assert "T-other" in _kept_ids(result) and "T-4" in _kept_ids(result)

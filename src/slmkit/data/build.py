@@ -161,9 +161,9 @@ def _require_rows(counts: dict[str, Any], rejects: RejectLog) -> None:
 def _manifest(
     config: ProjectConfig, task: Task, sources: list[SourceStats], out: Path, gold_hash: str, counts: dict[str, Any]
 ) -> dict[str, Any]:
-    resolved = config.resolved()
+    settings = _dataset_settings(config)
     # Canaries are planted secrets: the manifest records that they were checked, never their text.
-    pii = resolved["data"].get("pii") or {}
+    pii = settings["data"].get("pii") or {}
     pii["canaries"] = [f"sha256:{hashlib.sha256(c.encode()).hexdigest()[:16]}" for c in pii.get("canaries", [])]
     return {
         "kind": "slmkit.dataset",
@@ -171,7 +171,7 @@ def _manifest(
         "task": task.name,
         "task_hash": config.task_hash(),
         "config_hash": _config_hash(config),
-        "config": {"task": resolved["task"], "data": resolved["data"]},
+        "config": settings,
         "seed": config.data.split.seed,
         "sources": [s.as_dict() for s in sources],
         "files": {
@@ -185,10 +185,14 @@ def _manifest(
 
 def _config_hash(config: ProjectConfig) -> str:
     """sha256 of the resolved task and data sections: what decides the rows of a dataset."""
+    return hashlib.sha256(json.dumps(_dataset_settings(config), sort_keys=True).encode()).hexdigest()
+
+
+def _dataset_settings(config: ProjectConfig) -> dict[str, Any]:
+    """The resolved task and data sections, less what cannot change a row (how many processes read)."""
     resolved = config.resolved()
-    return hashlib.sha256(
-        json.dumps({"task": resolved["task"], "data": resolved["data"]}, sort_keys=True).encode()
-    ).hexdigest()
+    data = {key: value for key, value in resolved["data"].items() if key != "workers"}
+    return {"task": resolved["task"], "data": data}
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:

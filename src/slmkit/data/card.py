@@ -26,7 +26,9 @@ from slmkit.data.rows import REJECT_KINDS
 from slmkit.errors import StageError
 
 # The builder's stages in the order they run; one missing from report["stages"] did not run.
-STAGE_ORDER = ("read", "validate", "pii", "exact dedup", "near dedup", "semantic dedup", "gold leak", "split")
+# The stages `slmkit data build` reports, in order; one missing from a report shows as "not run".
+# Copies of gold rows are rejected inside the dedup stages (as gold_leak), not in a stage of their own.
+STAGE_ORDER = ("read", "validate", "pii", "token length", "exact dedup", "near dedup", "semantic dedup", "split")
 SPLITS = ("train", "validation", "gold")
 CLIP_CHARS = 200
 MAX_EXAMPLES = 20
@@ -110,8 +112,9 @@ def _summary(report: dict[str, Any], counts: dict[str, Any]) -> str:
     sources = report.get("sources") or []
     reasons = ", ".join(f"{esc(k)} ({fmt_num(v)})" for k, v in _top(counts.get("rejected_by_reason") or {}, 3))
     text = [
-        f"Dataset <strong>{esc(report.get('task', 'unnamed task'))}</strong> "
-        f"<code>{esc(report.get('version', 'unversioned'))}</code> reads {fmt_num(c.input)} input rows"
+        f"Dataset <strong>{esc(report.get('task', 'unnamed task'))}</strong>"
+        + (f" <code>{esc(report['version'])}</code>" if report.get("version") else "")
+        + f" reads {fmt_num(c.input)} input rows"
         + (f" from {_plural(len(sources), 'source')}" if sources else "")
         + (f" ({_plural(c.blank_lines, 'blank line')} skipped)" if c.blank_lines else "")
         + f": {fmt_num(c.kept)} are kept ({fmt_num(c.train)} train, {fmt_num(c.validation)} validation, "

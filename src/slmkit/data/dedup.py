@@ -65,7 +65,8 @@ def deduplicate(state: BuildState, lap: Callable[[str], None]) -> None:
     alive = np.ones(n, dtype=bool)
     for row in state.verdicts.rejected:
         alive[row] = False
-    exact(keys, answers, alive, state.describe, state.verdicts)
+    follows_input = FollowsInput(state.task.schema, state.describe)
+    exact(keys, answers, alive, state.describe, state.verdicts, follows_input)
     after = state.alive()
     # Rows matching the locked gold set with another answer were marked while reading.
     state.stages.append({"stage": "exact dedup", "in": n, "out": int(after.sum()), "rejected": n - int(after.sum())})
@@ -100,7 +101,9 @@ def deduplicate(state: BuildState, lap: Callable[[str], None]) -> None:
         found = near_pairs(signatures[rows], near.threshold) if rows.size > 1 else np.zeros((0, 2), np.int64)
         pairs = rows[found]
         scores = (signatures[pairs[:, 0]] == signatures[pairs[:, 1]]).mean(axis=1) if len(pairs) else np.zeros(0)
-        resolve_pairs("near", pairs, scores, all_answers, pinned, state.describe, state.verdicts, near.threshold, n)
+        resolve_pairs(
+            "near", pairs, scores, all_answers, pinned, state.describe, state.verdicts, near.threshold, n, follows_input
+        )
         state.record_stage("near dedup", alive)
         alive = state.alive()
         lap("near dedup")
@@ -124,7 +127,16 @@ def deduplicate(state: BuildState, lap: Callable[[str], None]) -> None:
         found, scores = similar_pairs(embedder.embed(texts), semantic.threshold)
         pairs = rows[found] if len(found) else np.zeros((0, 2), np.int64)
         resolve_pairs(
-            "semantic", pairs, scores, all_answers, pinned, state.describe, state.verdicts, semantic.threshold, n
+            "semantic",
+            pairs,
+            scores,
+            all_answers,
+            pinned,
+            state.describe,
+            state.verdicts,
+            semantic.threshold,
+            n,
+            follows_input,
         )
         state.record_stage("semantic dedup", alive)
         alive = state.alive()
@@ -133,7 +145,14 @@ def deduplicate(state: BuildState, lap: Callable[[str], None]) -> None:
         state.stages.append({"stage": "semantic dedup", "skipped": True})
 
 
-def exact(keys: np.ndarray, answers: np.ndarray, alive: np.ndarray, describe: Describe, out: Verdicts) -> None:
+def exact(
+    keys: np.ndarray,
+    answers: np.ndarray,
+    alive: np.ndarray,
+    describe: Describe,
+    out: Verdicts,
+    follows_input: Callable[[int, int], bool] = lambda i, j: False,
+) -> None:
     """Rows with equal dedup keys: the first stays, copies go; differing answers reject them all."""
     rows = np.flatnonzero(alive)
     if rows.size == 0:
@@ -146,7 +165,8 @@ def exact(keys: np.ndarray, answers: np.ndarray, alive: np.ndarray, describe: De
     clusters = removed = 0
     for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
         group = sorted(order[start : start + size].tolist())
-        if len(set(answers[group].tolist())) > 1:
+        differing = [row for row in group[1:] if answers[row] != answers[group[0]]]
+        if differing and not all(follows_input(group[0], row) for row in differing):
             _reject_conflict(group, "the same input", describe, out, kind="exact")
             continue
         clusters += 1
@@ -170,13 +190,16 @@ def resolve_pairs(
     out: Verdicts,
     threshold: float,
     n_rows: int,
+    follows_input: Callable[[int, int], bool] = lambda i, j: False,
 ) -> None:
     """Near or semantic pairs (row numbers, i < j) -> gold leaks, conflicts and duplicates.
 
     Rows `>= n_rows` are locked gold rows that are not in the sources: the other row of such a
     pair is a gold leak. `pinned` rows (gold rows, in the sources or not) are never rejected.
     Pairs whose answers differ are conflicts (or, against a gold row, gold leaks: the locked
-    answer stands). The remaining pairs form clusters (connected components); each keeps its
+    answer stands), unless `follows_input` says the answers differ only in values each row
+    copied from its own input: "play Queen" and "play Abba" are two examples, not one
+    mislabelled. The remaining pairs form clusters (connected components); each keeps its
     first row, or its gold row, and the others are duplicates. A source row that is gold thus
     keeps its copies out exactly as it did in the build that drew it, so a rebuild on the lock
     gives the same verdicts.
@@ -204,6 +227,8 @@ def resolve_pairs(
         if i in out.rejected or j in out.rejected or (pinned[i] and pinned[j]):
             continue
         differs = bool(answers[i] != answers[j])
+        if differs and i < n_rows and j < n_rows and follows_input(i, j):
+            continue  # two different questions whose answers copy what differs: both are kept
         if i >= n_rows or j >= n_rows or (differs and (pinned[i] or pinned[j])):
             gold, other = (i, j) if pinned[i] else (j, i)
             leak(other, gold, score, differs)
@@ -324,6 +349,51 @@ def _shown(row: dict[str, Any], *, with_output: bool = False) -> dict[str, Any]:
     if with_output:
         shown["output"] = row["output"]
     return shown
+
+
+class FollowsInput:
+    """Whether two rows' answers differ only in values each row copied from its own input.
+
+    Extraction answers copy spans of their input: "Play it on Netflix" and "play it on netflix"
+    fold to one dedup key, yet their answers rightly say "Netflix" and "netflix"; "play Queen"
+    and "play Abba" are near duplicates with different, correct answers. A field whose schema
+    lists its values (enum, const) is a label, never a copy: a difference there is a conflict.
+    """
+
+    def __init__(self, schema: dict[str, Any], describe: Describe) -> None:
+        properties = schema.get("properties") or {}
+        self.labels = {
+            name for name, spec in properties.items() if isinstance(spec, dict) and {"enum", "const"} & set(spec)
+        }
+        self.describe = describe
+
+    def __call__(self, i: int, j: int) -> bool:
+        a, b = self.describe(i), self.describe(j)
+        here, there = a["output"], b["output"]
+        if not isinstance(here, dict) or not isinstance(there, dict):
+            return False
+        text_a, text_b = a["input"].casefold(), b["input"].casefold()
+        for name in dict.fromkeys([*here, *there]):
+            mine, theirs = here.get(name), there.get(name)
+            if mine == theirs:
+                continue
+            if name in self.labels or not (_copied(mine, text_a) and _copied(theirs, text_b)):
+                return False
+        return True
+
+
+def _copied(value: Any, text: str) -> bool:
+    """Every text or number inside `value` occurs in `text` (casefolded); nothing else may differ."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, str | int | float):
+        shown = str(value).casefold().strip()
+        return bool(shown) and shown in text
+    if isinstance(value, list):
+        return bool(value) and all(_copied(item, text) for item in value)
+    if isinstance(value, dict):
+        return bool(value) and all(_copied(item, text) for item in value.values())
+    return False
 
 
 def answer_hash(output: Any) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import glob
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -386,35 +386,34 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 def _split_line(line: str, chunk_chars: int) -> list[str]:
     if len(line) <= chunk_chars:
         return [line]
-    parts: list[str] = []
-    current = ""
-    for sentence in _SENTENCE_END.split(line):
-        words = [sentence] if len(sentence) <= chunk_chars else _split_words(sentence, chunk_chars)
-        for word_run in words:
-            if current and len(current) + 1 + len(word_run) > chunk_chars:
-                parts.append(current)
-                current = ""
-            current = f"{current} {word_run}" if current else word_run
-    if current:
-        parts.append(current)
-    return parts
+    pieces = (
+        run
+        for sentence in _SENTENCE_END.split(line)
+        for run in ([sentence] if len(sentence) <= chunk_chars else _split_words(sentence, chunk_chars))
+    )
+    return _pack(pieces, chunk_chars)
 
 
 def _split_words(text: str, chunk_chars: int) -> list[str]:
     """Runs of whole words up to chunk_chars; a single word longer than that is cut."""
-    runs: list[str] = []
-    current = ""
+    words: list[str] = []
     for word in text.split():
         while len(word) > chunk_chars:
-            if current:
-                runs.append(current)
-                current = ""
-            runs.append(word[:chunk_chars])
+            words.append(word[:chunk_chars])
             word = word[chunk_chars:]
-        if current and len(current) + 1 + len(word) > chunk_chars:
+        words.append(word)
+    return _pack(words, chunk_chars)
+
+
+def _pack(pieces: Iterable[str], limit: int) -> list[str]:
+    """Pieces joined by spaces into runs of at most `limit` characters, in order."""
+    runs: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current and len(current) + 1 + len(piece) > limit:
             runs.append(current)
             current = ""
-        current = f"{current} {word}" if current else word
+        current = f"{current} {piece}" if current else piece
     if current:
         runs.append(current)
     return runs

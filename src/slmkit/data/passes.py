@@ -140,8 +140,9 @@ class BuildState:
                     yield chunk
                     chunk = []
             self.sources.append(stats)
-        if chunk:
-            yield chunk
+        # Always a last chunk, even an empty one: with a pool, this generator runs in the pool's
+        # feeder thread, and the result of this chunk arriving means every source's stats are in.
+        yield chunk
 
     def _absorb(self, result: Any, rejects: RejectLog) -> None:
         from slmkit.data.clean import Cleaned
