@@ -38,6 +38,8 @@ format: setup
 	$(VENV)/bin/ruff format src tests bench examples
 
 bench: setup
+	# TRL is the baseline of bench/train_throughput.py; the constraints keep torch and transformers put.
+	$(PIP) install -c constraints.txt -e '.[bench]'
 	$(PY) bench/run_all.py
 
 clean:

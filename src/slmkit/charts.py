@@ -14,6 +14,7 @@ colours; tables right-align their `numeric` columns with the page's `.num` class
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -98,6 +99,102 @@ def histogram(name: str, title: str, edges: Sequence[float], counts: Sequence[in
         )
     parts.append(f"</svg><figcaption>{esc(title)}</figcaption></figure>")
     return "".join(parts)
+
+
+def line_chart(
+    name: str,
+    title: str,
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    *,
+    marks: Sequence[tuple[float, str]] = (),
+    x_label: str = "",
+) -> str:
+    """Lines over a shared numeric x axis, one per (series, points), with a key; `marks` are labelled rules.
+
+    Points whose y is not finite are left out. Colours and strokes are attributes as well as
+    classes, so the SVG also reads right as a file of its own, outside a page with `CHART_CSS`.
+    """
+    width, height, left, right, top, bottom = 760, 300, 56, 16, 26, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    clean = [(s, [(float(x), float(y)) for x, y in pts if math.isfinite(y)]) for s, pts in series]
+    xs = [x for _, pts in clean for x, _ in pts] + [x for x, _ in marks]
+    ys = [y for _, pts in clean for _, y in pts]
+    x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    y_lo, y_hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    x_hi, y_hi = max(x_hi, x_lo + 1e-9), max(y_hi, y_lo + 1e-9)
+    pad = (y_hi - y_lo) * 0.05
+    y_lo, y_hi = y_lo - pad, y_hi + pad
+    base = top + plot_h
+
+    def px(x: float) -> float:
+        return left + (x - x_lo) / (x_hi - x_lo) * plot_w
+
+    def py(y: float) -> float:
+        return base - (y - y_lo) / (y_hi - y_lo) * plot_h
+
+    axis = 'class="axis" stroke="#8c959f"'
+    tick = 'class="tick" fill="#57606a" font-size="11"'
+    parts = [
+        f'<svg class="chart line" data-chart="{esc(name)}" role="img" aria-labelledby="{esc(name)}-title" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" font-family="system-ui,sans-serif" '
+        f'font-size="12" xmlns="http://www.w3.org/2000/svg"><title id="{esc(name)}-title">{esc(title)}</title>',
+        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{base}" {axis}/>',
+        f'<line x1="{left}" x2="{width - right}" y1="{base}" y2="{base}" {axis}/>',
+    ]
+    for i in range(5):
+        value = y_lo + (y_hi - y_lo) * i / 4
+        parts.append(
+            f'<text x="{left - 6}" y="{py(value):.1f}" dy="0.35em" text-anchor="end" {tick}>{value:.3g}</text>'
+        )
+    for value in _nice_ticks(x_lo, x_hi):
+        x = px(value)
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}" {axis}/>'
+            f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle" {tick}>{compact(value)}</text>'
+        )
+    if x_label:
+        parts.append(
+            f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle" {tick}>{esc(x_label)}</text>'
+        )
+    for x_value, label in marks:
+        x = px(x_value)
+        parts.append(
+            f'<line class="mark" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{base}" stroke="#57606a" '
+            f'stroke-dasharray="4 3"/><text x="{x + 4:.1f}" y="{top + 10}" {tick}>{esc(label)}</text>'
+        )
+    key_x = float(width - right)
+    for s, pts in reversed(clean):
+        colour = COLOURS.get(s, NEUTRAL)
+        key_x -= 14 + 7 * len(s)
+        parts.append(
+            f'<line x1="{key_x:.1f}" x2="{key_x + 12:.1f}" y1="{top - 14}" y2="{top - 14}" stroke="{colour}" '
+            f'stroke-width="3"/><text x="{key_x + 16:.1f}" y="{top - 14}" dy="0.35em" {tick}>{esc(s)}</text>'
+        )
+        if not pts:
+            continue
+        line = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
+        parts.append(
+            f'<polyline class="s-{esc(s)}" points="{line}" fill="none" stroke="{colour}" stroke-width="1.5">'
+            f"<title>{esc(s)}</title></polyline>"
+        )
+        if len(pts) <= 60:  # sparse series (validation) show their points
+            parts.extend(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}"><title>{esc(s)} at '
+                f"{fmt_num(x)}: {y:.4g}</title></circle>"
+                for x, y in pts
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _nice_ticks(low: float, high: float, target: int = 6) -> list[float]:
+    """Round values (1, 2 or 5 times a power of ten apart) from `low` to `high`."""
+    raw = (high - low) / target
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    step = next((m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw), 10 * magnitude)
+    first = math.ceil(low / step) * step
+    count = int((high - first) / step + 1e-9) + 1
+    return [first + i * step for i in range(max(count, 0))]
 
 
 def figure(chart: str, legend: Sequence[str]) -> str:

@@ -259,8 +259,44 @@ class LoraSettings(_Section):
 Precision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where the hardware computes it natively
 
 
+class ReplaySettings(_Section):
+    share: float = Field(
+        0.0,
+        ge=0.0,
+        lt=0.5,
+        description="Share of training examples that are general instructions answered by the base model "
+        "itself before training (self-replay), to hold the adapter near the base outside the task.",
+    )
+    prompts_file: str | None = Field(
+        None, description="Extra general prompts (JSONL with a `prompt` field), added to the shipped list."
+    )
+    max_new_tokens: int = Field(128, gt=0, description="Longest base-model answer generated per prompt.")
+
+
+Logger = Literal["tensorboard", "mlflow", "wandb"]
+
+
 class TrainConfig(_Section):
-    method: Literal["lora", "dora"] = Field("lora", description="lora or dora (weight-decomposed LoRA).")
+    method: Literal["lora", "dora", "qlora", "full"] = Field(
+        "lora",
+        description="lora; dora (weight-decomposed LoRA); qlora (4-bit NF4 base through bitsandbytes, "
+        "16-bit adapters); full (every weight trains: only when shown necessary).",
+    )
+    loss_on: Literal["last_turn", "all_turns"] = Field(
+        "last_turn",
+        description="Chat examples with history: loss on the final assistant turn only, or on every assistant turn.",
+    )
+    early_stopping_patience: int | None = Field(
+        3,
+        ge=1,
+        description="Stop after this many validations in a row without a better validation loss (null: never).",
+    )
+    replay: ReplaySettings = Field(default_factory=ReplaySettings, description="Forgetting control by self-replay.")
+    loggers: list[Logger] = Field(
+        default_factory=list,
+        description="Extra metric sinks (tensorboard, mlflow, wandb) used only when listed and installed; "
+        "metrics.jsonl and a loss-curve plot are always written to the run folder.",
+    )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="Adapter shape.")
     epochs: float = Field(1.0, gt=0.0, description="Passes over the training rows (fractions allowed).")
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")

@@ -26,6 +26,7 @@ def test_lora_on_real_smollm2_lowers_validation_loss(tmp_path):
             "train.eval_every": 4,
             "train.max_validation_rows": 8,
             "train.learning_rate": 0.002,
+            "train.replay.max_new_tokens": 16,  # the drift check's base answers: short ones suffice here
         },
     )
     config = load_config(project)

@@ -26,14 +26,22 @@ def data_build(
 def train(
     project: ProjectOption = Path("."),
     dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset version (default: latest).")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", metavar="RUN_ID", help="Continue an unfinished run from its last checkpoint."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Train a LoRA adapter on the dataset; writes .slmkit/runs/<run-id>/."""
+    """Train an adapter (LoRA, DoRA, QLoRA) or the full model; writes .slmkit/runs/<run-id>/.
+
+    Runs under `accelerate launch` too: data-parallel over the launched processes.
+    """
     from slmkit.train import run_train
 
-    result = run_train(load(project), dataset_version=dataset, progress=not quiet)
-    for line in result.summary_lines():
-        say(line)
+    result = run_train(load(project), dataset_version=dataset, resume=resume, progress=not quiet)
+    if result.is_main:
+        for line in result.summary_lines():
+            say(line)
 
 
 def evaluate(

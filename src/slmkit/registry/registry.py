@@ -240,6 +240,17 @@ class Registry:
             if cur.rowcount == 0:
                 raise RegistryError(f"no training run '{run_id}' to mark failed", hint="call start_run first")
 
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a failed or interrupted run `running` again, to resume it from its checkpoint."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL "
+                "WHERE run_id = ? AND status != 'completed'",
+                (run_id,),
+            )
+            if cur.rowcount == 0:
+                raise RegistryError(f"no unfinished training run '{run_id}' to resume", hint="train a new run")
+
     def get_run(self, run_id: str | None = None, task: str | None = None) -> RunRecord:
         """A completed run by id, or (run_id=None) the task's latest completed run.
 

@@ -1,4 +1,4 @@
-"""Tokenized examples with loss on the answer only, and length-grouped batches."""
+"""Tokenized examples with loss on the answer (and, if configured, every assistant turn), and length-grouped batches."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slmkit.task import Task
+from slmkit.train.turns import LossOn, loss_segments
 
 IGNORE = -100  # label id that carries no loss
 
@@ -15,7 +16,7 @@ IGNORE = -100  # label id that carries no loss
 @dataclass(frozen=True)
 class Encoded:
     input_ids: list[int]
-    labels: list[int]  # IGNORE on the prompt, the token id on the answer
+    labels: list[int]  # IGNORE on the prompt, the token id on the answer (and on earlier assistant turns)
     truncated: bool
 
     @property
@@ -30,8 +31,13 @@ def encode_example(
     output: Any,
     max_seq_len: int,
     history: Sequence[Mapping[str, str]] = (),
+    loss_on: LossOn = "last_turn",
 ) -> Encoded:
     """Prompt and answer tokenized separately, so no token straddles the boundary.
+
+    Loss lands on the answer and, with `loss_on="all_turns"`, on every assistant turn of the
+    history too (its content and end-of-turn marker, cut through the chat template; see
+    slmkit.train.turns), each tokenized on its own like the answer.
 
     An example longer than max_seq_len first loses its oldest earlier turns (chat examples),
     a whole turn at a time, then the end of its *input* (marked with "…"); never the system
@@ -39,11 +45,11 @@ def encode_example(
     must learn to write).
     """
     history = list(history)
-    prompt_ids, answer_ids = _encode(task, tokenizer, input_text, output, history)
+    prompt_ids, prompt_labels, answer_ids = _encode(task, tokenizer, input_text, output, history, loss_on)
     truncated = len(prompt_ids) + len(answer_ids) > max_seq_len
     while history and len(prompt_ids) + len(answer_ids) > max_seq_len:
         history = _without_oldest_turn(history)
-        prompt_ids, answer_ids = _encode(task, tokenizer, input_text, output, history)
+        prompt_ids, prompt_labels, answer_ids = _encode(task, tokenizer, input_text, output, history, loss_on)
     for _ in range(4):
         overflow = len(prompt_ids) + len(answer_ids) - max_seq_len
         if overflow <= 0:
@@ -53,13 +59,14 @@ def encode_example(
         if keep <= 0:
             break
         input_text = tokenizer.decode(input_ids[:keep]).rstrip() + " …"
-        prompt_ids, answer_ids = _encode(task, tokenizer, input_text, output, history)
+        prompt_ids, prompt_labels, answer_ids = _encode(task, tokenizer, input_text, output, history, loss_on)
     if len(prompt_ids) + len(answer_ids) > max_seq_len:
         # Not even the system prompt fits: keep the answer whole and the prompt's end.
         room = max(max_seq_len - len(answer_ids), 0)
         prompt_ids = prompt_ids[len(prompt_ids) - room :]
+        prompt_labels = prompt_labels[len(prompt_labels) - room :]
     ids = prompt_ids + answer_ids
-    labels = [IGNORE] * len(prompt_ids) + answer_ids
+    labels = prompt_labels + answer_ids
     return Encoded(ids[-max_seq_len:], labels[-max_seq_len:], truncated)
 
 
@@ -72,13 +79,22 @@ def _without_oldest_turn(history: list[Mapping[str, str]]) -> list[Mapping[str, 
 
 
 def _encode(
-    task: Task, tokenizer: Any, input_text: str, output: Any, history: Sequence[Mapping[str, str]]
-) -> tuple[list[int], list[int]]:
-    prompt, completion = task.training_texts(tokenizer, input_text, output, history)
-    return (
-        tokenizer(prompt, add_special_tokens=False)["input_ids"],
-        tokenizer(completion, add_special_tokens=False)["input_ids"],
-    )
+    task: Task,
+    tokenizer: Any,
+    input_text: str,
+    output: Any,
+    history: Sequence[Mapping[str, str]],
+    loss_on: LossOn,
+) -> tuple[list[int], list[int], list[int]]:
+    """(prompt ids, their labels, answer ids); the prompt's labels are set only on earlier assistant turns."""
+    *context, answer = loss_segments(task, tokenizer, input_text, output, history, loss_on)
+    prompt_ids: list[int] = []
+    prompt_labels: list[int] = []
+    for segment in context:
+        ids = tokenizer(segment.text, add_special_tokens=False)["input_ids"]
+        prompt_ids += ids
+        prompt_labels += ids if segment.loss else [IGNORE] * len(ids)
+    return prompt_ids, prompt_labels, tokenizer(answer.text, add_special_tokens=False)["input_ids"]
 
 
 def length_grouped_batches(examples: Sequence[Encoded], batch_size: int, *, seed: int, epoch: int) -> list[list[int]]:

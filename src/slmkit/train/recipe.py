@@ -1,7 +1,8 @@
 """`slmkit train`: one readable SFT recipe. Setup -> train -> save -> report.
 
 LoRA (or DoRA) through PEFT on a frozen base, loss on the answer tokens only, validation loss
-every `eval_every` steps, and the adapter from the step with the best validation loss.
+every `eval_every` steps, and the adapter from the step with the best validation loss. Each
+validation writes a checkpoint (`--resume` continues from it) and may stop the run early.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from slmkit import __version__
 from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
 from slmkit.errors import StageError
-from slmkit.models import load_model, load_tokenizer, resolve_base_model
+from slmkit.models import load_tokenizer, resolve_base_model
 from slmkit.models.precision import autocast, resolve_precision
 from slmkit.registry import Registry
 from slmkit.task import Task
@@ -35,7 +36,23 @@ from slmkit.train.batches import (
     length_grouped_batches,
     shared_prefix_length,
 )
+from slmkit.train.checkpoint import (
+    Best,
+    LoopState,
+    data_fingerprint,
+    kill_point,
+    load_checkpoint,
+    load_trainable_weights,
+    resume_training,
+    save_checkpoint,
+    trainable_weights,
+)
+from slmkit.train.distributed import World
 from slmkit.train.loss import answer_loss
+from slmkit.train.methods import load_base, make_trainable, save_trained
+from slmkit.train.observe import MetricsLog, check_loggers, flat_params, write_loss_plot
+from slmkit.train.replay import prepare_replay
+from slmkit.train.resume import find_resumable_run, reopen_run, run_lock
 
 
 @dataclass
@@ -46,6 +63,7 @@ class TrainResult:
     adapter_digest: str
     dataset_version: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    is_main: bool = True  # False in the other processes of a distributed run, which print nothing
 
     def summary_lines(self) -> list[str]:
         m = self.metrics
@@ -53,7 +71,8 @@ class TrainResult:
             f"run {self.run_id}: {m['steps']} steps, {m['train_examples']} examples, "
             f"{m['tokens']:,} tokens in {m['seconds']:.0f}s ({m['tokens_per_s']:.0f} tokens/s, {m['precision']})",
             f"validation loss {m['initial_val_loss']:.3f} -> {m['best_val_loss']:.3f} (best at step "
-            f"{m['best_step']}); final train loss {m['final_train_loss']:.3f}",
+            f"{m['best_step']}{', stopped early' if m.get('stopped_early') else ''}); "
+            f"final train loss {m['final_train_loss']:.3f}",
             f"adapter sha256:{self.adapter_digest[:12]} in {self.adapter_dir}",
         ]
 
@@ -63,19 +82,30 @@ def run_train(
     *,
     registry: Registry | None = None,
     dataset_version: str | None = None,
+    resume: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train an adapter on the latest (or given) dataset version and record the run."""
+    """Train an adapter on the latest (or given) dataset version and record the run.
+
+    `resume=RUN_ID` continues an unfinished run from its last checkpoint, in its own folder.
+    Under `accelerate launch` every process trains on its share of each batch (see
+    slmkit.train.distributed) and only the main one writes and logs.
+    """
     import torch
-    from peft import LoraConfig, get_peft_model
 
     cfg = config.train
+    check_loggers(cfg.loggers)
+    world = World.from_env()
+    if not world.is_main:
+        log, progress = _silent, False
     registry = registry or Registry(config.state_dir)
-    dataset = open_dataset(config, registry, dataset_version)
+    resumed = find_resumable_run(registry, config, resume, dataset_version) if resume else None
+    dataset = open_dataset(config, registry, resumed.dataset_version if resumed else dataset_version)
     task = Task.from_config(config)
     _seed_everything(cfg.seed)
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    # Processes on one machine share its cores.
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world.size))
 
     base = resolve_base_model(config.base_model, config.root)
     tokenizer = load_tokenizer(base, padding_side="right")
@@ -84,7 +114,9 @@ def run_train(
         raise StageError(f"dataset {dataset.version} has no training rows", hint="add data and run `slmkit data build`")
 
     def encode(rows: list[Any]) -> list[Encoded]:
-        return [encode_example(task, tokenizer, r.input, r.output, cfg.max_seq_len, r.history) for r in rows]
+        return [
+            encode_example(task, tokenizer, r.input, r.output, cfg.max_seq_len, r.history, cfg.loss_on) for r in rows
+        ]
 
     train_set = encode(train_rows)
     val_set = encode(dataset.examples("validation")[: cfg.max_validation_rows])
@@ -95,32 +127,45 @@ def run_train(
             "their earlier turns, then the end of their input, were cut (system prompt and answers kept whole)"
         )
 
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-    run_dir = config.state_dir / "runs" / run_id
-    run_dir.mkdir(parents=True)
-    resolved = config.resolved()
-    (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
-    registry.start_run(run_id, task.name, dataset.version, base.record(), resolved)
+    if resumed:
+        run_id, run_dir = resumed.run_id, config.state_dir / "runs" / resumed.run_id
+        if world.is_main:
+            reopen_run(registry, resumed, run_dir, base.record())
+    else:
+        run_id = world.share(datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2))
+        run_dir = config.state_dir / "runs" / run_id
+        if world.is_main:
+            run_dir.mkdir(parents=True)
+            resolved = config.resolved()
+            (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
+            registry.start_run(run_id, task.name, dataset.version, base.record(), resolved)
 
+    adapter_dir = run_dir / "adapter"
+    digest = ""
     try:
-        model = load_model(base)
-        peft_config = LoraConfig(
-            r=cfg.lora.r,
-            lora_alpha=cfg.lora.alpha,
-            lora_dropout=cfg.lora.dropout,
-            target_modules=cfg.lora.target_modules,
-            use_dora=cfg.method == "dora",
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, peft_config)
-        metrics = _train_loop(model, tokenizer, train_set, val_set, config, run_dir, progress, log)
-        adapter_dir = run_dir / "adapter"
-        model.save_pretrained(str(adapter_dir))
-        digest = registry.store.put_dir(adapter_dir)
-        registry.record_artifact(digest, "adapter", _dir_size(adapter_dir), {"run_id": run_id})
+        # Logs the memory the method needs first; a 4-bit base for qlora.
+        model = load_base(base, cfg, log, train_set)
+        # Before any adapter: the base answers the general prompts (cached) for replay and the
+        # drift check. The main process fills the cache; the others then read it.
+        if not world.is_main:
+            world.wait()
+        replay = prepare_replay(config, base.sha256, model, tokenizer, len(train_set), log)
+        if world.is_main:
+            world.wait()
+        train_set = train_set + replay.rows
+        model = make_trainable(model, cfg)
+        metrics = _train_loop(model, tokenizer, train_set, val_set, config, run_dir, progress, log, world)
+        if world.is_main:
+            metrics |= replay.finish(model, log)
+            save_trained(model, adapter_dir, cfg.method)
+            digest = registry.store.put_dir(adapter_dir)
+            registry.record_artifact(digest, "adapter", _dir_size(adapter_dir), {"run_id": run_id})
+        digest = world.share(digest)
     except BaseException as exc:
-        registry.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+        if world.is_main:
+            registry.fail_run(run_id, f"{type(exc).__name__}: {exc}")
         raise
+    metrics["processes"] = world.size
 
     metrics |= {
         "train_examples": len(train_set),
@@ -130,6 +175,8 @@ def run_train(
         # they render exactly what the adapter was trained on.
         "prompt_sha256": task.prompt_fingerprint(tokenizer),
     }
+    if not world.is_main:
+        return TrainResult(run_id, run_dir, adapter_dir, digest, dataset.version, metrics, is_main=False)
     manifest = {
         "run_id": run_id,
         "task": task.name,
@@ -145,21 +192,13 @@ def run_train(
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
             "threads": torch.get_num_threads(),
+            "processes": world.size,
         },
     }
     # Written last: a run folder with run.json is complete.
     (run_dir / "run.json").write_text(json.dumps(manifest, indent=2))
     registry.finish_run(run_id, digest, metrics)
     return TrainResult(run_id, run_dir, adapter_dir, digest, dataset.version, metrics)
-
-
-@dataclass
-class _Best:
-    """The adapter weights at the lowest validation loss so far."""
-
-    val_loss: float
-    step: int
-    state: dict[str, Any]
 
 
 def _train_loop(
@@ -171,11 +210,18 @@ def _train_loop(
     run_dir: Path,
     progress: bool,
     log: Callable[[str], None],
+    world: World | None = None,
 ) -> dict[str, Any]:
+    """Train, validating and checkpointing every `eval_every` steps; stop early when validation stalls.
+
+    A run folder that holds a checkpoint is resumed from it: model, optimizer, schedule, random
+    generators and counters come back as they were, so the run goes on as if never stopped.
+    """
     import torch
     from tqdm import tqdm
 
     cfg = config.train
+    world = world or World()
     pad_id = tokenizer.pad_token_id
     precision = resolve_precision(cfg.precision)
     # The system prompt every example starts with is computed once per batch (see answer_loss).
@@ -183,107 +229,173 @@ def _train_loop(
     steps_per_epoch = max(1, len(train_set) // (cfg.batch_size * cfg.grad_accum))
     total_steps = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
     params = [p for p in model.parameters() if p.requires_grad]
+    world.same_weights(params)
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     warmup = int(total_steps * cfg.warmup_ratio)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total_steps))
+    inputs = {"data_fingerprint": data_fingerprint(train_set, val_set)}
+    versions = _library_versions()
 
-    val_seconds = 0.0  # kept out of tokens/s: it measures training speed
+    paused = {"validation": 0.0, "checkpoint": 0.0}  # kept out of tokens/s: it measures training speed
 
     def validation_loss() -> float:
-        nonlocal val_seconds
         began_val = time.perf_counter()
         with autocast(precision):
-            value = _validation_loss(model, val_set, cfg.batch_size, pad_id)
-        val_seconds += time.perf_counter() - began_val
+            value = _validation_loss(model, val_set, cfg.batch_size, pad_id, world)
+        paused["validation"] += time.perf_counter() - began_val
         return value
 
-    initial_val = validation_loss()
-    val_seconds = 0.0
-    best = _Best(initial_val, 0, _trainable_state(model))
-    history: list[tuple[float, float]] = []  # (train loss, val loss) at each validation
-    warned = False
-    tokens = 0
+    checkpoint = load_checkpoint(run_dir)  # only a resumed run's folder holds one
+    if checkpoint is None:
+        initial_val = validation_loss()
+        state = LoopState(initial_val, Best(initial_val, 0, trainable_weights(model)))
+    else:
+        state = resume_training(
+            checkpoint, model, optimizer, schedule, inputs=inputs, versions=versions, run_id=run_dir.name, log=log
+        )
+    paused["validation"] = 0.0
+    before = (state.train_seconds, state.val_seconds, state.checkpoint_seconds)  # earlier processes of this run
     began = time.perf_counter()
-    step = 0
-    running = float("nan")
-    bar = tqdm(total=total_steps, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
-    with open(run_dir / "metrics.jsonl", "a") as metrics_file:
 
-        def emit(record: dict[str, Any]) -> None:
-            metrics_file.write(json.dumps(record) + "\n")
-            metrics_file.flush()
+    def train_seconds() -> float:
+        return before[0] + time.perf_counter() - began - sum(paused.values())
 
-        emit({"step": 0, "val_loss": initial_val})
-        epoch = 0
-        while step < total_steps:
-            batches = length_grouped_batches(train_set, cfg.batch_size, seed=cfg.seed, epoch=epoch)
-            for micro_batches in iterate_steps(batches, cfg.grad_accum):
-                if step >= total_steps:
+    bar = tqdm(
+        total=total_steps,
+        initial=state.step,
+        desc="train",
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, ETA {remaining}{postfix}]",
+    )
+    # The lock first: only the process that holds it may cut metrics.jsonl back to the checkpoint.
+    with (
+        run_lock(run_dir) if world.is_main else contextlib.nullcontext(),
+        MetricsLog(
+            run_dir,
+            cfg.loggers,
+            keep_bytes=state.metrics_bytes,
+            first_step=state.step + 1 if checkpoint else 0,
+            params=flat_params(config.resolved()["train"], "train."),
+        )
+        if world.is_main
+        else _NoMetrics() as sinks,
+    ):
+        if checkpoint is None:
+            sinks.emit({"step": 0, "val_loss": state.initial_val_loss})
+        while state.step < total_steps and not state.stopped_early:
+            batches = length_grouped_batches(train_set, cfg.batch_size, seed=cfg.seed, epoch=state.epoch)
+            steps = list(iterate_steps(batches, cfg.grad_accum))
+            if not steps:
+                raise StageError(
+                    f"{len(train_set)} training examples make no optimizer step of {cfg.grad_accum} micro-batches",
+                    hint="lower train.grad_accum or train.batch_size, or add data",
+                )
+            # A resumed run skips the steps its epoch had already taken, in the same seeded order.
+            for micro_batches in steps[state.epoch_step :]:
+                if state.step >= total_steps:
                     break
                 model.train()
                 answer_total = sum(train_set[i].answer_tokens for mb in micro_batches for i in mb)
                 loss_sum = 0.0
                 for mb in micro_batches:
-                    batch = collate([train_set[i] for i in mb], pad_id)
+                    # Counted as a plain trainer would see them: every token of every example
+                    # (of every process: the count is the step's, whoever computed it).
+                    state.tokens += sum(len(train_set[i].input_ids) for i in mb)
+                    mine = world.shard(mb)
+                    if not mine:
+                        continue
+                    batch = collate([train_set[i] for i in mine], pad_id)
                     with autocast(precision):
                         loss, _ = answer_loss(model, batch)
                     (loss / answer_total).backward()
                     loss_sum += float(loss.detach())
-                    # Counted as a plain trainer would see them: every token of every example.
-                    tokens += sum(len(train_set[i].input_ids) for i in mb)
+                world.sum_gradients(params)
+                (loss_sum,) = world.sum(loss_sum)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
-                step += 1
+                state.step += 1
+                state.epoch_step += 1
                 loss_value = loss_sum / max(answer_total, 1)
-                running = loss_value if math.isnan(running) else 0.9 * running + 0.1 * loss_value
-                elapsed = time.perf_counter() - began - val_seconds
+                state.running = loss_value if math.isnan(state.running) else 0.9 * state.running + 0.1 * loss_value
+                elapsed = train_seconds()
                 record = {
-                    "step": step,
+                    "step": state.step,
                     "loss": round(loss_value, 5),
                     "lr": schedule.get_last_lr()[0],
-                    "tokens": tokens,
-                    "tokens_per_s": round(tokens / elapsed, 1),
+                    "tokens": state.tokens,
+                    "tokens_per_s": round(state.tokens / elapsed, 1),
                     "elapsed_s": round(elapsed, 2),
                 }
-                if step % cfg.eval_every == 0 or step == total_steps:
+                validating = state.step % cfg.eval_every == 0 or state.step == total_steps
+                if validating:
                     val = validation_loss()
                     record["val_loss"] = round(val, 5)
-                    history.append((running, val))
-                    if val < best.val_loss:
-                        best = _Best(val, step, _trainable_state(model))
-                    if not warned and _diverging(history):
-                        warned = True
+                    state.validated(val, lambda: trainable_weights(model), cfg.early_stopping_patience, bool(val_set))
+                    if not state.warned and _diverging(state.history):
+                        state.warned = True
                         log(
-                            f"warning: validation loss rose at step {step} while training loss fell: "
+                            f"warning: validation loss rose at step {state.step} while training loss fell: "
                             "the adapter may be overfitting (fewer epochs, more data, or a lower learning rate)"
                         )
-                emit(record)
-                bar.set_postfix(loss=f"{running:.3f}", val=f"{best.val_loss:.3f}", tok_s=f"{tokens / elapsed:.0f}")
+                sinks.emit(record)
+                if validating and world.is_main:
+                    state.train_seconds = train_seconds()
+                    state.val_seconds = before[1] + paused["validation"]
+                    state.checkpoint_seconds = before[2] + paused["checkpoint"]
+                    state.metrics_bytes = sinks.tell()
+                    weights = trainable_weights(model, copy=False)  # written straight from the parameters
+                    paused["checkpoint"] += save_checkpoint(
+                        run_dir, state, weights, optimizer, schedule, inputs=inputs, versions=versions
+                    )
+                    write_loss_plot(run_dir, state.best.step)
+                if world.is_main:
+                    kill_point(state.step)
+                bar.set_postfix(
+                    loss=f"{state.running:.3f}", val=f"{state.best.val_loss:.3f}", tok_s=f"{state.tokens / elapsed:.0f}"
+                )
                 bar.update(1)
-            epoch += 1
+                if state.stopped_early:
+                    break
+            else:
+                state.epoch += 1
+                state.epoch_step = 0
     bar.close()
-    seconds = time.perf_counter() - began - val_seconds
-    if best.step != step:
-        _load_trainable_state(model, best.state)
+    if state.stopped_early:
+        log(
+            f"early stopping at step {state.step} of {total_steps}: validation loss has not improved on "
+            f"{state.best.val_loss:.4f} (step {state.best.step}) for {state.stale} validations in a row; "
+            f"keeping the adapter from step {state.best.step}"
+        )
+    if world.is_main:
+        write_loss_plot(run_dir, state.best.step)
+    seconds = train_seconds()
+    if state.best.step != state.step:
+        load_trainable_weights(model, state.best.state)
     return {
-        "steps": step,
-        "epochs": round(step / steps_per_epoch, 3),
-        "tokens": tokens,
+        "steps": state.step,
+        "epochs": round(state.step / steps_per_epoch, 3),
+        "tokens": state.tokens,
         "seconds": round(seconds, 2),
-        "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
-        "initial_val_loss": round(initial_val, 5),
-        "best_val_loss": round(best.val_loss, 5),
-        "best_step": best.step,
-        "final_train_loss": round(running, 5),
+        "tokens_per_s": round(state.tokens / seconds, 1) if seconds else 0.0,
+        "initial_val_loss": round(state.initial_val_loss, 5),
+        "best_val_loss": round(state.best.val_loss, 5),
+        "best_step": state.best.step,
+        "stopped_early": state.stopped_early,
+        "final_train_loss": round(state.running, 5),
         "shared_prefix_tokens": prefix_len,
         "precision": precision,
-        "validation_seconds": round(val_seconds, 2),
+        "validation_seconds": round(before[1] + paused["validation"], 2),
+        "checkpoint_seconds": round(before[2] + paused["checkpoint"], 2),
+        "resumed_at_steps": state.resumed_at,
     }
 
 
-def _validation_loss(model: Any, val_set: list[Encoded], batch_size: int, pad_id: int) -> float:
+def _validation_loss(model: Any, val_set: list[Encoded], batch_size: int, pad_id: int, world: World) -> float:
+    """Mean loss per answer token over the validation rows (each process takes its share of each batch)."""
     import torch
 
     if not val_set:
@@ -293,11 +405,34 @@ def _validation_loss(model: Any, val_set: list[Encoded], batch_size: int, pad_id
     order = sorted(range(len(val_set)), key=lambda i: len(val_set[i].input_ids))
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            batch = collate([val_set[i] for i in order[start : start + batch_size]], pad_id)
-            loss, n = answer_loss(model, batch)
+            mine = world.shard(order[start : start + batch_size])
+            if not mine:
+                continue
+            loss, n = answer_loss(model, collate([val_set[i] for i in mine], pad_id))
             total += float(loss)
             count += n
-    return total / max(count, 1)
+    loss_sum, tokens = world.sum(total, count)
+    return loss_sum / max(tokens, 1.0)
+
+
+class _NoMetrics:
+    """The metric sinks of a process that is not the main one: it writes nothing."""
+
+    def __enter__(self) -> _NoMetrics:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def emit(self, record: dict[str, Any]) -> None:
+        return None
+
+    def tell(self) -> int:
+        return 0
+
+
+def _silent(message: str) -> None:
+    return None
 
 
 def _lr_factor(step: int, warmup: int, total: int) -> float:
@@ -316,19 +451,6 @@ def _diverging(history: list[tuple[float, float]]) -> bool:
     return v2 > v1 > v0 and t2 < t1 < t0
 
 
-def _trainable_state(model: Any) -> dict[str, Any]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _load_trainable_state(model: Any, state: dict[str, Any]) -> None:
-    import torch
-
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name in state:
-                param.copy_(state[name])
-
-
 def _seed_everything(seed: int) -> None:
     import random
 
@@ -344,7 +466,7 @@ def _library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     versions = {"slmkit": __version__, "python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "accelerate"):
+    for name in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "safetensors", "tokenizers", "numpy"):
         with contextlib.suppress(md.PackageNotFoundError):
             versions[name] = md.version(name)
     return versions
