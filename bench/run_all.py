@@ -8,6 +8,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script in ("train_step.py", "train_throughput.py", "generate.py", "data_build.py", "pii_presidio.py"):
+for script in (
+    "train_step.py",
+    "train_throughput.py",
+    "replay_drift.py",
+    "generate.py",
+    "data_build.py",
+    "pii_presidio.py",
+):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -16,7 +16,7 @@ full logits, mean cross-entropy over the answer tokens of the same validation ro
 Tokens are counted alike: every non-padding token of every example trained on. Training
 time excludes model loading, tokenization and validation on both sides.
 
-    .venv/bin/python bench/train_throughput.py [--steps 20] [--batch-size 8] [--max-seq-len 1024]
+    .venv/bin/python bench/train_throughput.py [--steps 20] [--batch-size 8] [--max-seq-len 1024] [--seeds 13,1,2]
 """
 
 from __future__ import annotations
@@ -46,7 +46,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-seq-len", type=int, default=1024)
     parser.add_argument("--val-rows", type=int, default=64, help="validation rows for the loss (slmkit's default)")
-    parser.add_argument("--repeats", type=int, default=1, help="train each side this often, alternating; keep the best")
+    parser.add_argument(
+        "--seeds",
+        default="13",
+        help="comma-separated training seeds: each side trains once per seed (alternating who goes first); "
+        "tokens/s is the best run's, validation loss the mean over seeds (20 steps sample few rows: one seed is noisy)",
+    )
     parser.add_argument("--worker", choices=[*SIDES, "eval"], help=argparse.SUPPRESS)
     parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -63,28 +68,37 @@ def main() -> None:
     ref = smollm2()  # converted from its GGUF here, once, so neither side pays for it
     n_threads = threads()
     precision = resolve_precision("auto")
+    seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory(prefix="slmkit-bench-train-") as tmp:
         project = _write_project(Path(tmp) / "project", args, n_threads)
         run_data_build(load_config(project))
         load_before = os.getloadavg()[0]
         peak_matmul = _matmul_flops(n_threads)
         runs: dict[str, dict[str, Any]] = {}
-        for repeat in range(args.repeats):
+        losses: list[dict[str, float]] = []
+        for repeat, seed in enumerate(seeds):
+            _set_seed(project, seed)
             # Alternate the order: a machine shared with other work slows whichever side runs during a burst.
             for side in SIDES if repeat % 2 == 0 else SIDES[::-1]:
                 run = _spawn(side, project, Path(tmp))
                 if side not in runs or run["tokens"] / run["train_s"] > runs[side]["tokens"] / runs[side]["train_s"]:
                     runs[side] = run
-        quality = _spawn("eval", project, Path(tmp))
+            quality = _spawn("eval", project, Path(tmp))
+            losses.append(quality["val_loss"])
+        quality["val_loss"] = {k: sum(seen[k] for seen in losses) / len(losses) for k in losses[0]}
         peak_matmul = {k: max(v, _matmul_flops(n_threads)[k]) for k, v in peak_matmul.items()}
         load_after = os.getloadavg()[0]
 
     print(
         f"{ref.model_id} + LoRA r{LORA['r']} alpha {LORA['alpha']} {LORA['target_modules']}: {args.steps} steps x "
         f"batch {args.batch_size}, max_seq_len {args.max_seq_len}, {precision} matmuls, {n_threads} threads, "
-        f"best of {args.repeats}; load average {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} CPUs)"
+        f"seeds {args.seeds}; load average {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} CPUs)"
     )
     _print_table(runs, quality, peak_matmul[precision], precision)
+    if len(seeds) > 1:
+        for side in SIDES:
+            per_seed = ", ".join(f"{seed}: {seen[side]:.4f}" for seed, seen in zip(seeds, losses, strict=True))
+            print(f"validation loss per seed, {side}: {per_seed}")
 
 
 # --- the parent: project, processes, table ----------------------------------------------
@@ -116,6 +130,14 @@ def _write_project(root: Path, args: argparse.Namespace, n_threads: int) -> Path
     )
     (root / "slmkit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return root
+
+
+def _set_seed(project: Path, seed: int) -> None:
+    import yaml
+
+    config = yaml.safe_load((project / "slmkit.yaml").read_text())
+    config["train"]["seed"] = seed
+    (project / "slmkit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def _spawn(worker: str, project: Path, tmp: Path) -> dict[str, Any]:
@@ -186,7 +208,10 @@ def _print_table(runs: dict[str, dict[str, Any]], quality: dict[str, Any], matmu
     print(
         f"{'slmkit / TRL':<24}{'':>18}{speed:>9.2f}x{memory:>10.2f}x{'':>3}{val - trl_val:>+10.4f}{'':>9}{speed:>6.2f}x"
     )
-    print(f"untrained base on the same validation rows: val loss {quality['val_loss']['base']:.4f}")
+    print(
+        "validation loss: the mean over the seeds; the untrained base on the same rows: "
+        f"{quality['val_loss']['base']:.4f}"
+    )
     print(
         f"FLOPs per token = 4 x {n_frozen / 1e6:.1f}M frozen matmul weights + 6 x {n_lora / 1e6:.2f}M LoRA weights "
         f"(attention scores left out); 'of mm' = share of a 2048x2048 {precision} torch.matmul "
