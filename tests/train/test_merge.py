@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from slmkit.models import load_model, load_tokenizer, resolve_base_model
 from slmkit.train import run_train
 from slmkit.train.merge import MANIFEST, merge_adapter, verify_merge
 from tests.conftest import write_project
+from tests.greedy import greedy_ids
 from tests.test_cli import run_cli
 
 PROMPTS = [
@@ -46,38 +48,22 @@ def trained(tmp_path_factory, tiny_model_dir):
     return config, result
 
 
-# One decoding routine for both processes: greedy, a fixed number of tokens, plain transformers.
-_GREEDY = """
-def greedy_ids(model, tokenizer, texts, n=12):
-    import torch
-
-    out = []
-    for text in texts:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
-        ids = torch.tensor([ids["input_ids"] if hasattr(ids, "keys") else ids])
-        with torch.inference_mode():
-            gen = model.generate(input_ids=ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
-        out.append(gen[0, ids.shape[1] :].tolist())
-    return out
-"""
-_namespace: dict = {}
-exec(_GREEDY, _namespace)
-greedy_ids = _namespace["greedy_ids"]
-
+REPO = Path(__file__).resolve().parents[2]
 # A fresh interpreter where importing peft fails: the merged directory must stand on its own.
-_PLAIN_LOAD = (
-    _GREEDY
-    + """
+# Both processes decode through tests/greedy.py: greedy, a fixed number of tokens, plain transformers.
+_PLAIN_LOAD = """
 import json, sys
 sys.modules["peft"] = None
+sys.path.insert(0, sys.argv[4])
+from tests.greedy import greedy_ids
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).eval()
 tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
 prompts = json.loads(sys.argv[3])
-json.dump({"ids": greedy_ids(model, tokenizer, prompts), "template": tokenizer.chat_template}, open(sys.argv[2], "w"))
+ids = greedy_ids(model, tokenizer, prompts, 12)
+json.dump({"ids": ids, "template": tokenizer.chat_template}, open(sys.argv[2], "w"))
 """
-)
 
 
 def test_merged_directory_loads_without_peft_and_gives_the_same_greedy_tokens(trained, tmp_path):
@@ -92,7 +78,7 @@ def test_merged_directory_loads_without_peft_and_gives_the_same_greedy_tokens(tr
 
     report = tmp_path / "plain.json"
     subprocess.run(
-        [sys.executable, "-c", _PLAIN_LOAD, str(out), str(report), json.dumps(PROMPTS)],
+        [sys.executable, "-c", _PLAIN_LOAD, str(out), str(report), json.dumps(PROMPTS), str(REPO)],
         check=True,
         capture_output=True,
         text=True,
@@ -102,10 +88,10 @@ def test_merged_directory_loads_without_peft_and_gives_the_same_greedy_tokens(tr
     assert plain["template"] == tokenizer.chat_template
 
     unmerged = load_model(base, adapter=result.adapter_dir, merge=False)
-    expected = greedy_ids(unmerged, tokenizer, PROMPTS)
+    expected = greedy_ids(unmerged, tokenizer, PROMPTS, 12)
     assert plain["ids"] == expected
     # The adapter must matter, or equal tokens would prove nothing.
-    assert greedy_ids(load_model(base), tokenizer, PROMPTS) != expected
+    assert greedy_ids(load_model(base), tokenizer, PROMPTS, 12) != expected
 
 
 def test_verify_merge_finds_full_agreement_in_fp32_and_records_it(trained):

@@ -27,6 +27,7 @@ from slmkit.train.methods import (
     save_trained,
 )
 from tests.conftest import EXAMPLE, write_project
+from tests.greedy import greedy_ids
 
 ANSWER = {"category": "shipping", "priority": "normal", "order_id": "ORD-482913", "product": None}
 TICKETS = [
@@ -53,17 +54,6 @@ def _train_steps(model, batch: dict, steps: int, lr: float) -> list[float]:
         losses.append(float(loss.detach()) / n)
     model.eval()
     return losses
-
-
-def _greedy(model, tokenizer, texts: list[str], n: int = 10) -> list[list[int]]:
-    out = []
-    for text in texts:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
-        ids = torch.tensor([ids["input_ids"] if hasattr(ids, "keys") else ids])
-        with torch.inference_mode():
-            gen = model.generate(input_ids=ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
-        out.append(gen[0, ids.shape[1] :].tolist())
-    return out
 
 
 @pytest.mark.slow
@@ -114,11 +104,12 @@ def test_full_fine_tuning_saves_weights_that_load_and_answer_like_the_trained_mo
     out = tmp_path / "adapter"
     save_trained(model, out, "full")
     assert json.loads((out / FULL_WEIGHTS_MARKER).read_text())["method"] == "full"
-    expected = _greedy(model, tokenizer, TICKETS)
+    expected = greedy_ids(model, tokenizer, TICKETS, 10)
     # As eval and serving load it, and attached to an already loaded base.
-    assert _greedy(load_model(ref, adapter=out), tokenizer, TICKETS) == expected
-    assert _greedy(attach_adapter(load_model(ref), out), tokenizer, TICKETS) == expected
-    assert _greedy(load_model(ref), tokenizer, TICKETS) != expected, "the fine-tuned answers differ from the base"
+    assert greedy_ids(load_model(ref, adapter=out), tokenizer, TICKETS, 10) == expected
+    assert greedy_ids(attach_adapter(load_model(ref), out), tokenizer, TICKETS, 10) == expected
+    base_answers = greedy_ids(load_model(ref), tokenizer, TICKETS, 10)
+    assert base_answers != expected, "the fine-tuned answers differ from the base"
 
 
 def test_a_full_run_goes_through_eval_and_serving(tmp_path, tiny_model_dir):

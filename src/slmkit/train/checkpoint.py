@@ -13,6 +13,7 @@ back with `weights_only=True`; nothing is unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -295,3 +296,17 @@ def resume_training(
         f"(epoch {state.epoch}, best validation loss {state.best.val_loss:.4f} at step {state.best.step})"
     )
     return state
+
+
+def library_versions() -> dict[str, str]:
+    """slmkit, Python and the libraries a run's numbers depend on, as installed now."""
+    import importlib.metadata as md
+    import platform
+
+    from slmkit import __version__
+
+    versions = {"slmkit": __version__, "python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "safetensors", "tokenizers", "numpy"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            versions[name] = md.version(name)
+    return versions

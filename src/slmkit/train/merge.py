@@ -9,7 +9,6 @@ the unmerged adapter and with the merged directory, through the same generation 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -30,6 +29,7 @@ from slmkit.models.generate import generate
 from slmkit.registry import Registry
 from slmkit.registry.store import hash_dir
 from slmkit.task import Task
+from slmkit.train.checkpoint import library_versions
 
 MergeDtype = Literal["float32", "bfloat16"]
 MANIFEST = "slmkit-merged.json"  # written last: its presence means the directory is complete
@@ -68,7 +68,7 @@ def merge_adapter(base_ref: BaseModelRef, adapter_dir: Path, out_dir: Path, dtyp
             "adapter_sha256": hash_dir(adapter_dir),
             "dtype": dtype,
             "files_sha256": hash_dir(tmp),
-            "versions": _versions(),
+            "versions": library_versions(),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out_dir.exists():
@@ -337,15 +337,3 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    from slmkit import __version__
-
-    versions = {"slmkit": __version__}
-    for name in ("torch", "transformers", "peft", "safetensors"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            versions[name] = md.version(name)
-    return versions

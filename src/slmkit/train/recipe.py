@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from slmkit import __version__
 from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
 from slmkit.errors import StageError
@@ -41,6 +40,7 @@ from slmkit.train.checkpoint import (
     LoopState,
     data_fingerprint,
     kill_point,
+    library_versions,
     load_checkpoint,
     load_trainable_weights,
     resume_training,
@@ -187,7 +187,7 @@ def run_train(
         "method": cfg.method,
         "seed": cfg.seed,
         "metrics": metrics,
-        "versions": _library_versions(),
+        "versions": library_versions(),
         "hardware": {
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
@@ -234,7 +234,7 @@ def _train_loop(
     warmup = int(total_steps * cfg.warmup_ratio)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total_steps))
     inputs = {"data_fingerprint": data_fingerprint(train_set, val_set)}
-    versions = _library_versions()
+    versions = library_versions()
 
     paused = {"validation": 0.0, "checkpoint": 0.0}  # kept out of tokens/s: it measures training speed
 
@@ -460,16 +460,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def _library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {"slmkit": __version__, "python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "safetensors", "tokenizers", "numpy"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            versions[name] = md.version(name)
-    return versions
 
 
 def _dir_size(path: Path) -> int:
