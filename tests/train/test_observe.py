@@ -106,3 +106,26 @@ def test_tensorboard_receives_the_metrics_jsonl_records(tiny_project):
         (r["step"], pytest.approx(r["loss"], abs=1e-5)) for r in records if "loss" in r
     ]
     assert [e.step for e in events.Scalars("val_loss")] == [r["step"] for r in records if "val_loss" in r]
+
+
+def test_mlflow_receives_the_metrics_jsonl_records_in_the_run_folder(tiny_project, monkeypatch):
+    pytest.importorskip("mlflow", reason="the MLflow logger is tested where the dev extras installed mlflow-skinny")
+    from mlflow import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    set_train(tiny_project, loggers=["mlflow"])
+    config = load_config(tiny_project)
+    run_data_build(config)
+    result = run_train(config, progress=False)
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tiny_project / '.slmkit' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("slmkit-training")
+    assert experiment.artifact_location.startswith((tiny_project / ".slmkit").resolve().as_uri())
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == result.run_id and run.info.status == "FINISHED"
+    records = read_jsonl(result.run_dir / "metrics.jsonl")
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [(m.step, round(m.value, 5)) for m in history] == [
+        (r["step"], pytest.approx(r["val_loss"], abs=1e-5)) for r in records if "val_loss" in r
+    ]
+    assert run.data.params["train.max_steps"] == "6"

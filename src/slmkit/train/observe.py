@@ -152,13 +152,26 @@ class _TensorBoard:
 
 
 class _MLflow:
-    """An MLflow run named after the slmkit run; a local store in the run folder unless MLFLOW_TRACKING_URI says."""
+    """An MLflow run named after the slmkit run, in the project's `.slmkit/mlflow.db` unless MLFLOW_TRACKING_URI says.
+
+    `mlflow ui --backend-store-uri sqlite:///.slmkit/mlflow.db` shows every run of the project
+    (MLflow 3 refuses its old file store, so the local default is SQLite).
+    """
+
+    EXPERIMENT = "slmkit-training"
 
     def __init__(self, run_dir: Path, params: dict[str, Any]) -> None:
+        # MLflow 3 reports usage to its makers unless told not to; slmkit sends nothing unasked.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         import mlflow
 
+        state_dir = run_dir.resolve().parent.parent  # <project>/.slmkit/runs/<run id>
         if not os.environ.get("MLFLOW_TRACKING_URI"):
-            mlflow.set_tracking_uri((run_dir / "mlruns").resolve().as_uri())
+            mlflow.set_tracking_uri(f"sqlite:///{state_dir / 'mlflow.db'}")
+        if mlflow.get_experiment_by_name(self.EXPERIMENT) is None:
+            # Artifacts beside the database, not in whatever directory slmkit was started from.
+            mlflow.create_experiment(self.EXPERIMENT, artifact_location=(state_dir / "mlflow-artifacts").as_uri())
+        mlflow.set_experiment(self.EXPERIMENT)
         self.mlflow = mlflow
         self.run = mlflow.start_run(run_name=run_dir.name)
         mlflow.log_params(params)
