@@ -16,14 +16,21 @@ def release(
     note: Annotated[str, typer.Option("--note", "-m", help="Why this release; kept in the audit log.")] = "",
     alias: Annotated[str | None, typer.Option("--alias", help="Alias to move (default: release.alias).")] = None,
 ) -> None:
-    """Record a gated run as a release and move the production alias to it."""
-    from slmkit.registry.publish import run_release
+    """Record a gated run as a release and move the production alias to it.
 
-    rel = run_release(load(project, check_files=False), run_id=run, note=note, alias=alias)
+    Before the alias moves, the release it points at now answers a sample of its gold items
+    again (a rehearsed rollback), and the production checklist's blocking items must pass.
+    """
+    from slmkit.pipeline import run_release
+
+    rel = run_release(load(project, check_files=False), run_id=run, note=note, alias=alias, log=say)
     say(
         f"released {rel.name}@{rel.version} (adapter sha256:{rel.adapter_digest[:12]}, "
         f"dataset {rel.dataset_version}); {', '.join(rel.aliases) or 'no alias'} -> {rel.version}"
     )
+    rehearsal = rel.latest_evidence("rehearsal")
+    if rehearsal is not None:
+        say(f"  rollback rehearsal: {rehearsal.status}: {rehearsal.detail.get('summary', '')}")
     if rel.parent_version:
         say(f"  previous: {rel.name}@{rel.parent_version} (`slmkit rollback` returns to it)")
 

@@ -133,7 +133,14 @@ def run_eval(
         "gold_hash": dataset.gold_hash,
         "items": len(gold_rows),
         "engine": "transformers",
-        "decoding": {"greedy": True, "max_new_tokens": config.eval.max_new_tokens, "dtype": dtype},
+        # Enough to answer again exactly so: a rollback rehearsal reloads the release with these.
+        "decoding": {
+            "greedy": True,
+            "max_new_tokens": config.eval.max_new_tokens,
+            "dtype": dtype,
+            "merge": True,
+            "batch_size": config.eval.batch_size,
+        },
         "base_model": run.base_model,
         "adapter_digest": run.adapter_digest,
         "chat_template_sha256": hashlib.sha256(str(tokenizer.chat_template).encode()).hexdigest(),
