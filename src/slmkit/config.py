@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
 from slmkit.errors import ConfigError
 
@@ -468,6 +468,16 @@ class AlertRule(_Section):
             )
         return metric
 
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_in_range(cls, threshold: float, info: ValidationInfo) -> float:
+        metric = info.data.get("metric", "")  # absent when the metric itself was refused
+        if metric.endswith("_rate") and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"{metric} is a share: use 0 to 1")
+        if threshold < 0:
+            raise ValueError(f"{metric or 'the metric'} cannot be negative")
+        return threshold
+
     @field_validator("window")
     @classmethod
     def _window_span(cls, window: str) -> str:
@@ -787,11 +797,6 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
                 ("data", "sources", i, "format"),
                 f"chat logs fill one input field, but task.input_fields has {len(task.input_fields)}",
             )
-    for i, rule in enumerate(config.monitor.alerts):
-        if rule.metric.endswith("_rate") and not 0.0 <= rule.threshold <= 1.0:
-            add(("monitor", "alerts", i, "threshold"), f"{rule.metric} is a share: use 0 to 1 (got {rule.threshold:g})")
-        elif rule.threshold < 0:
-            add(("monitor", "alerts", i, "threshold"), f"{rule.metric} cannot be negative (got {rule.threshold:g})")
     if schema is not None:
         for name in config.data.normalize:
             if name not in schema.get("properties", {}):
