@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from slmkit.errors import RegistryError
+from slmkit.errors import RegistryError, ReleaseBlocked
 from slmkit.registry import NewEvidence, Registry, Release, db
 from slmkit.registry.checklist import release_checklist
 from slmkit.registry.describe import diff_lines, release_lines
@@ -232,6 +232,14 @@ def test_missing_evidence_is_missing_not_passed(registry: Registry, tmp_path: Pa
     checklist = release_checklist(registry, registry.resolve("tickets"), alerts=[], blocking=["schema", "latency"])
     assert [i.key for i in checklist.blockers()] == ["schema", "latency"]
     assert "no gate on schema_validity in eval.gates (observed 0.960)" in checklist.item("schema").evidence
+    checklist = release_checklist(registry, registry.resolve("tickets"), alerts=[], blocking=["schema", "rollback"])
+    with pytest.raises(ReleaseBlocked) as err:
+        checklist.refuse_blockers("tickets@1 is not ready for production")
+    message = str(err.value)
+    assert message.startswith("tickets@1 is not ready for production: schema validation passes: missing (no gate")
+    assert "; rollback tested: missing (no rollback rehearsal recorded" in message
+    assert "add a gate such as 'schema_validity >= 0.95'" in message and "release again with" in message
+    assert err.value.exit_code == 9
 
 
 def test_failures_are_named_with_their_evidence(registry: Registry, tmp_path: Path) -> None:

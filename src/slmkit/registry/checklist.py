@@ -43,6 +43,11 @@ HINTS = {
     "alerts": "add rules under monitor.alerts in slmkit.yaml, e.g. {metric: schema_valid_rate, op: '<', "
     "threshold: 0.95, window: 15m}.",
 }
+MISSING_HINTS = {  # where "no evidence yet" needs another step than "failed"
+    "gold_locked": "run `slmkit data build`: it draws and locks the gold set.",
+    "rollback": "a release records its rollback rehearsal when it is made: release again with "
+    "release.rehearsal_items above 0 (releases made before rehearsals have none).",
+}
 # What a release can know when it is made; latency and review evidence attach to it later.
 KNOWN_AT_RELEASE = ("schema", "pii", "gold_locked", "rollback", "alerts")
 
@@ -90,7 +95,10 @@ class Checklist:
         if blockers:
             raise ReleaseBlocked(
                 f"{what}: " + "; ".join(f"{item.title}: {item.status} ({item.evidence})" for item in blockers),
-                hint=" ".join(HINTS[item.key] for item in blockers),
+                hint=" ".join(
+                    MISSING_HINTS.get(item.key, HINTS[item.key]) if item.status == "missing" else HINTS[item.key]
+                    for item in blockers
+                ),
             )
 
 
