@@ -126,3 +126,32 @@ def test_init_templates_validate_and_explain_every_section(tmp_path, kind):
 def test_rendered_config_round_trips():
     rendered = render_config(GOOD)
     assert yaml.safe_load(rendered)["task"]["label_field"] == "team"
+
+
+def test_monitor_alerts_and_release_settings_are_validated_naming_the_field(tmp_path):
+    good = yaml.safe_load(yaml.safe_dump(GOOD))
+    good["monitor"] = {"alerts": [{"metric": "schema_valid_rate", "op": "<", "threshold": 0.95, "window": "15m"}]}
+    config = load_config(write(tmp_path, good))
+    assert [rule.text for rule in config.monitor.alerts] == ["schema_valid_rate < 0.95 over 15m"]
+    assert config.release.blocking == ["schema", "pii", "gold_locked", "rollback"]
+    assert (config.release.rehearsal_items, config.release.rehearsal_min_agreement) == (16, 0.9)
+
+    bad = yaml.safe_load(yaml.safe_dump(GOOD))
+    bad["monitor"] = {
+        "alerts": [
+            {"metric": "schema_valid_rat", "op": "<", "threshold": 0.95},
+            {"metric": "error_rate", "op": "=>", "threshold": 0.05, "window": "5 minutes"},
+            {"metric": "refusal_rate", "op": ">", "threshold": 5},
+            {"metric": "latency_p95_ms", "op": ">"},
+        ]
+    }
+    bad["release"] = {"blocking": ["schema", "latncy"], "rehearsal_min_agreement": 1.5}
+    text = "\n".join(problems(tmp_path, bad))
+    assert "monitor.alerts[0].metric: unknown metric 'schema_valid_rat'; did you mean 'schema_valid_rate'?" in text
+    assert "monitor.alerts[1].op: input should be '>', '>=', '<' or '<='" in text
+    assert "monitor.alerts[1].window: write a number and a unit, e.g. 30s, 5m, 1h or 1d" in text
+    assert "monitor.alerts[3].threshold: required" in text
+    assert "release.blocking[1]: input should be 'schema', 'pii', 'gold_locked', 'rollback'" in text
+    assert "release.rehearsal_min_agreement: input should be less than or equal to 1" in text
+    assert "monitor.alerts[2].threshold: refusal_rate is a share: use 0 to 1 (got 5)" in text
+    assert "line " in text.split("monitor.alerts[0].metric")[0].splitlines()[-1], "each problem names its line"

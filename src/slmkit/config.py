@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
 from slmkit.errors import ConfigError
 
@@ -400,8 +400,102 @@ class EvalConfig(_Section):
 # --- release / serve --------------------------------------------------------------------
 
 
+# The production checklist `slmkit check` evaluates from recorded evidence, in its order.
+CHECKLIST_ITEMS = ("schema", "pii", "gold_locked", "rollback", "latency", "review", "alerts")
+ChecklistItem = Literal["schema", "pii", "gold_locked", "rollback", "latency", "review", "alerts"]
+
+
+def _default_blocking() -> list[ChecklistItem]:
+    # The items a release can know about when it is made; latency and review evidence come later.
+    return ["schema", "pii", "gold_locked", "rollback"]
+
+
 class ReleaseConfig(_Section):
     alias: str = Field("production", description="Alias a passing release moves to.")
+    rehearsal_items: int = Field(
+        16,
+        ge=0,
+        description="Gold items the release serving now answers again before the alias moves, to prove "
+        "a rollback to it works (0: no rehearsal; the checklist then reports the rollback untested).",
+    )
+    rehearsal_min_agreement: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="Share of rehearsed answers that must equal the ones its eval recorded. Below 1 because "
+        "a different batch and padding can flip a rare near-tie; a broken rollback (wrong adapter, base "
+        "or template) disagrees on most items. 0.9 allows one flip in 16 items, not two.",
+    )
+    blocking: list[ChecklistItem] = Field(
+        default_factory=_default_blocking,
+        description="Checklist items that must pass (or not apply) before a release moves release.alias; "
+        f"any of {', '.join(CHECKLIST_ITEMS)}.",
+    )
+
+
+# --- monitor ----------------------------------------------------------------------------
+
+# Metrics the request log yields per window; alert rules may name them.
+MONITOR_METRICS = (
+    "schema_valid_rate",
+    "guard_replaced_rate",
+    "refusal_rate",
+    "escalation_rate",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "requests_per_minute",
+)
+_WINDOW_RE = re.compile(r"^[1-9][0-9]*[smhd]$")
+
+
+class AlertRule(_Section):
+    metric: str = Field(description=f"What to watch: one of {', '.join(MONITOR_METRICS)}.")
+    op: Literal[">", ">=", "<", "<="] = Field(description="Alert when `metric op threshold` holds.")
+    threshold: float = Field(description="The limit; rates are shares between 0 and 1.")
+    window: str = Field("5m", description="Span the metric is computed over: a number and s, m, h or d (e.g. 15m).")
+    name: str | None = Field(None, description="A name for the alert in notifications (default: the rule's text).")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in MONITOR_METRICS:
+            guess = difflib.get_close_matches(metric, MONITOR_METRICS, n=1)
+            raise ValueError(
+                f"unknown metric '{metric}'; "
+                + (f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(MONITOR_METRICS)}")
+            )
+        return metric
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_in_range(cls, threshold: float, info: ValidationInfo) -> float:
+        metric = info.data.get("metric", "")  # absent when the metric itself was refused
+        if metric.endswith("_rate") and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"{metric} is a share: use 0 to 1")
+        if threshold < 0:
+            raise ValueError(f"{metric or 'the metric'} cannot be negative")
+        return threshold
+
+    @field_validator("window")
+    @classmethod
+    def _window_span(cls, window: str) -> str:
+        if not _WINDOW_RE.match(window):
+            raise ValueError("write a number and a unit, e.g. 30s, 5m, 1h or 1d")
+        return window
+
+    @property
+    def text(self) -> str:
+        return self.name or f"{self.metric} {self.op} {self.threshold:g} over {self.window}"
+
+
+class MonitorConfig(_Section):
+    alerts: list[AlertRule] = Field(
+        default_factory=list,
+        description="Alert rules on production traffic, e.g. {metric: schema_valid_rate, op: '<', "
+        "threshold: 0.95, window: 15m}. The production checklist needs at least one.",
+    )
 
 
 class ServeConfig(_Section):
@@ -429,6 +523,7 @@ class ProjectConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     # Set by load_config: the directory holding slmkit.yaml; relative paths resolve against it.
     _root: Path = PrivateAttr(default_factory=Path.cwd)

@@ -69,6 +69,12 @@ class GateFailed(SlmkitError):
     exit_code = 6
 
 
+class ReleaseBlocked(SlmkitError):
+    """A blocking item of the production checklist (rollback rehearsal, PII, ...) is not met."""
+
+    exit_code = 9
+
+
 class RegistryError(SlmkitError):
     """The registry refused an operation (unknown release, nothing to roll back to, ...)."""
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from slmkit.config import CONFIG_FILE, STATE_DIR, ProjectConfig, load_config
 from slmkit.errors import GateFailed, SlmkitError
+from slmkit.registry import NewEvidence, Registry, Release
+from slmkit.registry.checklist import KNOWN_AT_RELEASE, Checklist, evaluate_checklist
 
 Log = Callable[[str], None]
 
@@ -34,7 +36,6 @@ def run_pipeline(config: ProjectConfig, *, note: str = "", progress: bool = True
     """
     from slmkit.data import run_data_build
     from slmkit.eval import run_eval
-    from slmkit.registry.publish import run_release
     from slmkit.train import run_train
 
     seconds: dict[str, float] = {}
@@ -58,9 +59,86 @@ def run_pipeline(config: ProjectConfig, *, note: str = "", progress: bool = True
     release = None
     if evaluated.passed:
         log("== release")
-        release = timed("release", lambda: run_release(config, run_id=trained.run_id, note=note))
+        release = timed("release", lambda: run_release(config, run_id=trained.run_id, note=note, log=log))
         log(f"released {release.name}@{release.version} -> {', '.join(release.aliases)}")
     return PipelineResult(config, data, trained, evaluated, release, seconds)
+
+
+def run_release(
+    config: ProjectConfig,
+    *,
+    registry: Registry | None = None,
+    run_id: str | None = None,
+    note: str = "",
+    alias: str | None = None,
+    log: Log = print,
+) -> Release:
+    """Gates, then the production checklist, then a rehearsed rollback, then the release record.
+
+    Refuses a run whose gates failed or whose gold set is not the locked one (always), and, when
+    the release moves the production alias (release.alias), one failing a `release.blocking`
+    item. The cheap items are judged before any model loads; the rehearsal's evidence and the
+    provenance go into the release record in the transaction that moves the alias.
+    """
+    from slmkit.eval.rehearse import rehearse_rollback
+    from slmkit.provenance import release_provenance
+    from slmkit.registry.publish import check_candidate
+
+    registry = registry or Registry(config.state_dir)
+    name, alias = config.task.name, alias or config.release.alias
+    candidate = check_candidate(config, registry, run_id)
+    # Latency and review evidence attach to a release after it exists: `slmkit check` judges them.
+    enforced = [k for k in config.release.blocking if k in KNOWN_AT_RELEASE] if alias == config.release.alias else []
+
+    def checklist(rehearsal: NewEvidence | None) -> Checklist:
+        return evaluate_checklist(
+            registry,
+            f"{candidate.subject} -> {name}@{alias}",
+            task=name,
+            eval_report_digest=candidate.evaluation.digest,
+            dataset_version=candidate.run.dataset_version,
+            gold_hash=candidate.evaluation.gold_hash,
+            evidence={"rehearsal": rehearsal},
+            alerts=[rule.text for rule in config.monitor.alerts],
+            blocking=enforced,
+        )
+
+    blocked = f"release to {name}@{alias} blocked by the production checklist"
+    checklist(None).refuse_blockers(blocked, among=[k for k in enforced if k != "rollback"])
+    previous = registry.current(name, alias)
+    evidence = None
+    # rehearsal_items 0 skips the rehearsal (the checklist then says so), but a first release has
+    # nothing to roll back to either way, and says that.
+    if previous is None or config.release.rehearsal_items > 0:
+        if previous is not None:
+            log(f"rehearsing a rollback to {previous.ref} on {config.release.rehearsal_items} of its gold items")
+        rehearsal = rehearse_rollback(
+            config,
+            registry,
+            previous,
+            alias=alias,
+            items=config.release.rehearsal_items,
+            min_agreement=config.release.rehearsal_min_agreement,
+        )
+        evidence = rehearsal.evidence()
+    final = checklist(evidence)
+    _print(final.lines(), log)
+    final.refuse_blockers(blocked)
+    return registry.create_release(
+        name=name,
+        run_id=candidate.run.run_id,
+        adapter_digest=candidate.adapter_digest,
+        base_model=candidate.run.base_model,
+        dataset_version=candidate.run.dataset_version,
+        gold_hash=candidate.evaluation.gold_hash,
+        eval_report_digest=candidate.evaluation.digest,
+        config=candidate.run.config,
+        note=note,
+        alias=alias,
+        provenance=release_provenance(config, registry, candidate),
+        evidence=[evidence] if evidence is not None else [],
+        expected_parent=previous.version if previous is not None else None,
+    )
 
 
 def run_demo(example: Path, workdir: Path, *, log: Log = print) -> PipelineResult:
@@ -132,7 +210,6 @@ def _demo_requests(project: Path, result: PipelineResult) -> list[dict[str, Any]
     if path.exists():
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     from slmkit.data import open_dataset
-    from slmkit.registry import Registry
 
     rows = open_dataset(result.config, Registry(result.config.state_dir)).examples("gold")[:3]
     return [row.fields for row in rows]

@@ -8,7 +8,7 @@ import warnings
 
 import typer
 
-from slmkit.cli import merge, project, release, serve, stages
+from slmkit.cli import merge, project, release, releases, serve, stages
 from slmkit.errors import SlmkitError
 
 app = typer.Typer(
@@ -19,6 +19,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Build versioned datasets from raw inputs.", no_args_is_help=True)
+releases_app = typer.Typer(
+    help="List, show and compare releases; read the audit log. Alone: list.", invoke_without_command=True
+)
+registry_app = typer.Typer(help="The registry's records and stored artifacts.", no_args_is_help=True)
 
 app.command("init")(project.init)
 app.command("validate")(project.validate)
@@ -29,7 +33,15 @@ app.command("eval")(stages.evaluate)
 app.command("merge")(merge.merge)
 app.command("release")(release.release)
 app.command("rollback")(release.rollback)
-app.command("releases")(release.releases)
+app.command("check")(release.check)
+releases_app.callback()(releases.releases_main)
+releases_app.command("list")(releases.list_releases)
+releases_app.command("show")(releases.show)
+releases_app.command("diff")(releases.diff)
+releases_app.command("audit")(releases.audit)
+app.add_typer(releases_app, name="releases")
+registry_app.command("verify")(releases.verify)
+app.add_typer(registry_app, name="registry")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 

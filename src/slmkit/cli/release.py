@@ -1,4 +1,4 @@
-"""`slmkit release`, `slmkit rollback`, `slmkit releases`."""
+"""`slmkit release`, `slmkit rollback`, `slmkit check`."""
 
 from __future__ import annotations
 
@@ -16,14 +16,21 @@ def release(
     note: Annotated[str, typer.Option("--note", "-m", help="Why this release; kept in the audit log.")] = "",
     alias: Annotated[str | None, typer.Option("--alias", help="Alias to move (default: release.alias).")] = None,
 ) -> None:
-    """Record a gated run as a release and move the production alias to it."""
-    from slmkit.registry.publish import run_release
+    """Record a gated run as a release and move the production alias to it.
 
-    rel = run_release(load(project, check_files=False), run_id=run, note=note, alias=alias)
+    Before the alias moves, the release it points at now answers a sample of its gold items
+    again (a rehearsed rollback), and the production checklist's blocking items must pass.
+    """
+    from slmkit.pipeline import run_release
+
+    rel = run_release(load(project, check_files=False), run_id=run, note=note, alias=alias, log=say)
     say(
         f"released {rel.name}@{rel.version} (adapter sha256:{rel.adapter_digest[:12]}, "
         f"dataset {rel.dataset_version}); {', '.join(rel.aliases) or 'no alias'} -> {rel.version}"
     )
+    rehearsal = rel.latest_evidence("rehearsal")
+    if rehearsal is not None:
+        say(f"  rollback rehearsal: {rehearsal.status}: {rehearsal.detail.get('summary', '')}")
     if rel.parent_version:
         say(f"  previous: {rel.name}@{rel.parent_version} (`slmkit rollback` returns to it)")
 
@@ -43,18 +50,24 @@ def rollback(
     say(f"{config.task.name}@{alias}: {before} -> {after}")
 
 
-def releases(project: ProjectOption = Path(".")) -> None:
-    """List the releases of this project's task, newest first."""
+def check(
+    ref: Annotated[str | None, typer.Argument(help="3, v3, an alias, or name@3 (default: release.alias).")] = None,
+    project: ProjectOption = Path("."),
+) -> None:
+    """The production checklist of a release, from recorded evidence; non-zero exit if a blocking item fails."""
+    from slmkit.cli.releases import release_ref
     from slmkit.registry import Registry
+    from slmkit.registry.checklist import release_checklist
 
     config = load(project, check_files=False)
-    rows = Registry(config.state_dir).list_releases(config.task.name)
-    if not rows:
-        say(f"no releases of {config.task.name} yet; run `slmkit release` after a passing `slmkit eval`")
-        return
-    say(f"{'version':<9}{'created':<22}{'aliases':<20}{'dataset':<18}{'adapter':<14}note")
-    for rel in sorted(rows, key=lambda r: r.version, reverse=True):
-        say(
-            f"{rel.version:<9}{rel.created_at[:19]:<22}{','.join(rel.aliases) or '-':<20}"
-            f"{rel.dataset_version:<18}{rel.adapter_digest[:12]:<14}{rel.note}"
-        )
+    registry = Registry(config.state_dir)
+    checklist = release_checklist(
+        registry,
+        registry.resolve(release_ref(config, ref)),
+        alerts=[rule.text for rule in config.monitor.alerts],
+        blocking=config.release.blocking,
+    )
+    for line in checklist.lines():
+        say(line)
+    checklist.refuse_blockers(f"{checklist.subject} is not ready for production")
+    say(f"{checklist.subject}: every blocking item ({', '.join(config.release.blocking) or 'none'}) passed")

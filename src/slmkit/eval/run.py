@@ -18,13 +18,14 @@ from typing import Any
 
 from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
-from slmkit.errors import ModelError, StageError
+from slmkit.errors import StageError
 from slmkit.eval.gates import GateResult, check_gates
 from slmkit.eval.metrics import Metric, confusion, score
 from slmkit.eval.report import write_html
-from slmkit.models import load_model, load_tokenizer, resolve_base_model
+from slmkit.models import load_model, load_tokenizer
 from slmkit.models.generate import generate
 from slmkit.models.precision import weights_dtype
+from slmkit.models.resolve import resolve_recorded
 from slmkit.registry import Registry
 from slmkit.task import Parsed, Task
 
@@ -75,13 +76,7 @@ def run_eval(
     dataset = open_dataset(config, registry, run.dataset_version)  # refuses a changed gold set
     gold_rows = dataset.examples("gold")[: config.eval.max_items]
 
-    base = resolve_base_model(run.base_model["spec"], config.root)
-    if base.sha256 != run.base_model["sha256"]:
-        raise ModelError(
-            f"base model '{base.spec}' is not the one run {run.run_id} trained on "
-            f"(sha256 {base.sha256[:12]} != {run.base_model['sha256'][:12]})",
-            hint="restore that base model, or retrain on the current one",
-        )
+    base = resolve_recorded(run.base_model, config.root, user=f"run {run.run_id}")
     tokenizer = load_tokenizer(base)
     trained_prompt = run.metrics.get("prompt_sha256")
     if trained_prompt and task.prompt_fingerprint(tokenizer) != trained_prompt:
@@ -138,7 +133,14 @@ def run_eval(
         "gold_hash": dataset.gold_hash,
         "items": len(gold_rows),
         "engine": "transformers",
-        "decoding": {"greedy": True, "max_new_tokens": config.eval.max_new_tokens, "dtype": dtype},
+        # Enough to answer again exactly so: a rollback rehearsal reloads the release with these.
+        "decoding": {
+            "greedy": True,
+            "max_new_tokens": config.eval.max_new_tokens,
+            "dtype": dtype,
+            "merge": True,
+            "batch_size": config.eval.batch_size,
+        },
         "base_model": run.base_model,
         "adapter_digest": run.adapter_digest,
         "chat_template_sha256": hashlib.sha256(str(tokenizer.chat_template).encode()).hexdigest(),

@@ -96,6 +96,19 @@ def resolve_base_model(spec: str, root: Path | None = None) -> BaseModelRef:
     )
 
 
+def resolve_recorded(record: dict[str, Any], root: Path | None, *, user: str) -> BaseModelRef:
+    """The base model a run or release recorded (`BaseModelRef.record()`), resolved again here;
+    ModelError when it no longer hashes to what `user` (e.g. "run X") was trained on."""
+    base = resolve_base_model(record["spec"], root)
+    if base.sha256 != record.get("sha256"):
+        raise ModelError(
+            f"base model '{base.spec}' is not the one {user} trained on "
+            f"(sha256 {base.sha256[:12]} != {str(record.get('sha256'))[:12]})",
+            hint="restore that base model, or retrain on the current one",
+        )
+    return base
+
+
 def _resolve_builtin(model: BuiltinModel) -> BaseModelRef:
     spec = importlib.util.find_spec(model.module)
     locations = list(spec.submodule_search_locations or []) if spec else []

@@ -64,6 +64,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX datasets_task_build ON datasets(task, build_seq);
         """,
     ),
+    (
+        # What a release came from (hashes, dataset summaries, code, libraries, hardware), and the
+        # evidence attached to a release over its life: the rollback rehearsal at release time, a
+        # latency run or a review sign-off later. Rows before this migration read as `{}`: unknown.
+        # Evidence is append-only like the audit log; a newer row of the same kind supersedes.
+        "0003_release_provenance",
+        """
+        ALTER TABLE releases ADD COLUMN provenance TEXT NOT NULL DEFAULT '{}';
+        CREATE TABLE evidence (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, version INTEGER NOT NULL,
+            kind TEXT NOT NULL, passed INTEGER, detail TEXT NOT NULL, created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            FOREIGN KEY (name, version) REFERENCES releases(name, version));
+        CREATE INDEX evidence_release ON evidence(name, version, kind, id);
+        CREATE TRIGGER evidence_no_update BEFORE UPDATE ON evidence
+            BEGIN SELECT RAISE(ABORT, 'evidence is append-only; record a newer row instead'); END;
+        CREATE TRIGGER evidence_no_delete BEFORE DELETE ON evidence
+            BEGIN SELECT RAISE(ABORT, 'evidence is append-only; record a newer row instead'); END;
+        """,
+    ),
 ]
 
 

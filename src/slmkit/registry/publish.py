@@ -1,30 +1,40 @@
-"""`slmkit release`: turn an evaluated run into a release, only when every gate passed."""
+"""What makes a run releasable, checked from the records alone (no model is loaded here).
+
+`slmkit.pipeline.run_release` runs these checks, then the production checklist and the
+rollback rehearsal, then records the release.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from slmkit.config import ProjectConfig
 from slmkit.errors import GateFailed, GoldSetChanged, RegistryError, StageError
-from slmkit.registry.records import Release
+from slmkit.registry.records import EvalRecord, RunRecord
 from slmkit.registry.registry import Registry
 
 
-def run_release(
-    config: ProjectConfig,
-    *,
-    registry: Registry | None = None,
-    run_id: str | None = None,
-    note: str = "",
-    alias: str | None = None,
-) -> Release:
-    """Record base model, adapter, dataset, gold set, eval report and config; move the alias.
+@dataclass(frozen=True)
+class Candidate:
+    """An evaluated run whose gates passed on the locked gold set, its artifacts intact."""
 
-    Refuses a run that was not evaluated, whose gates failed, whose gold set is no longer the
-    locked one, or whose artifacts are missing or altered.
+    run: RunRecord
+    evaluation: EvalRecord
+    adapter_digest: str
+    report: dict[str, Any]  # the stored eval report
+
+    @property
+    def subject(self) -> str:
+        return f"run {self.run.run_id}"
+
+
+def check_candidate(config: ProjectConfig, registry: Registry, run_id: str | None = None) -> Candidate:
+    """The run (latest by default) ready to release; refuses one that was not evaluated, whose
+    gates failed, whose gold set is no longer the locked one, or whose artifacts are missing or altered.
     """
-    registry = registry or Registry(config.state_dir)
     task = config.task.name
     run = registry.get_run(run_id, task=task)
     evaluation = registry.latest_eval(run.run_id)
@@ -49,18 +59,8 @@ def run_release(
     problems = registry.store.verify(run.adapter_digest) + registry.store.verify(evaluation.digest)
     if problems:
         raise RegistryError("cannot release: " + "; ".join(problems), hint="train and evaluate again")
-    return registry.create_release(
-        name=task,
-        run_id=run.run_id,
-        adapter_digest=run.adapter_digest,
-        base_model=run.base_model,
-        dataset_version=run.dataset_version,
-        gold_hash=evaluation.gold_hash,
-        eval_report_digest=evaluation.digest,
-        config=run.config,
-        note=note,
-        alias=alias or config.release.alias,
-    )
+    report = json.loads(registry.store.path(evaluation.digest).read_text(encoding="utf-8"))
+    return Candidate(run, evaluation, run.adapter_digest, report)
 
 
 def _describe_gate(gate: dict[str, Any]) -> str:

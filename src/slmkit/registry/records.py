@@ -85,11 +85,54 @@ class Release:
     created_at: str
     note: str
     aliases: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)  # {} for releases recorded before 0003
+    evidence: list[Evidence] = field(default_factory=list)  # oldest first
 
     @property
     def ref(self) -> str:
         """`name@version`, the form `Registry.resolve` and the serving API accept."""
         return f"{self.name}@{self.version}"
+
+    def latest_evidence(self, kind: str) -> Evidence | None:
+        """The newest evidence of `kind` (a newer row supersedes an older one), or None."""
+        found = [e for e in self.evidence if e.kind == kind]
+        return found[-1] if found else None
+
+
+@dataclass(frozen=True)
+class NewEvidence:
+    """Evidence about to be recorded: `passed` is None where the check does not apply."""
+
+    kind: str  # rehearsal, latency, review, ...
+    passed: bool | None
+    detail: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return evidence_status(self.passed)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One recorded piece of evidence about a release (append-only)."""
+
+    id: int
+    name: str
+    version: int
+    kind: str
+    passed: bool | None
+    detail: dict[str, Any]
+    created_at: str
+    created_by: str
+
+    @property
+    def status(self) -> str:
+        return evidence_status(self.passed)
+
+
+def evidence_status(passed: bool | None) -> str:
+    """pass / fail / n/a (a check that does not apply, such as rolling back a first release)."""
+    return "n/a" if passed is None else ("pass" if passed else "fail")
 
 
 @dataclass(frozen=True)
@@ -149,12 +192,25 @@ def eval_from_row(row: sqlite3.Row) -> EvalRecord:
     return EvalRecord(**{**d, "passed": bool(d["passed"]), "summary": json.loads(d["summary"])})
 
 
-def release_from_row(row: sqlite3.Row, aliases: list[str]) -> Release:
+def release_from_row(row: sqlite3.Row, aliases: list[str], evidence: list[Evidence] | None = None) -> Release:
     d = dict(row)
     d.pop("id")
     return Release(
-        **{**d, "base_model": json.loads(d["base_model"]), "config": json.loads(d["config"]), "aliases": aliases}
+        **{
+            **d,
+            "base_model": json.loads(d["base_model"]),
+            "config": json.loads(d["config"]),
+            "provenance": json.loads(d.get("provenance") or "{}"),
+            "aliases": aliases,
+            "evidence": evidence or [],
+        }
     )
+
+
+def evidence_from_row(row: sqlite3.Row) -> Evidence:
+    d = dict(row)
+    passed = None if d["passed"] is None else bool(d["passed"])
+    return Evidence(**{**d, "passed": passed, "detail": json.loads(d["detail"])})
 
 
 def audit_from_row(row: sqlite3.Row) -> AuditEntry:

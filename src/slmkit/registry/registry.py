@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
+from types import EllipsisType, TracebackType
 from typing import Any
 
 from slmkit.errors import RegistryError
@@ -17,7 +17,9 @@ from slmkit.registry.records import (
     AuditEntry,
     DatasetRecord,
     EvalRecord,
+    Evidence,
     GoldLock,
+    NewEvidence,
     Release,
     RunRecord,
     audit_from_row,
@@ -302,6 +304,13 @@ class Registry:
             row = conn.execute("SELECT * FROM eval_reports WHERE id = ?", (cur.lastrowid,)).fetchone()
         return eval_from_row(row)
 
+    def eval_by_digest(self, digest: str) -> EvalRecord | None:
+        """The latest eval record of the report stored as `digest`, or None."""
+        row = self.conn.execute(
+            "SELECT * FROM eval_reports WHERE digest = ? ORDER BY id DESC LIMIT 1", (digest,)
+        ).fetchone()
+        return eval_from_row(row) if row else None
+
     def latest_eval(self, run_id: str) -> EvalRecord | None:
         """The run's most recent evaluation, or None if it was never evaluated."""
         row = self.conn.execute(
@@ -325,11 +334,16 @@ class Registry:
         note: str = "",
         alias: str | None = "production",
         actor: str | None = None,
+        provenance: dict[str, Any] | None = None,
+        evidence: list[NewEvidence] | None = None,
+        expected_parent: int | EllipsisType | None = ...,
     ) -> Release:
         """Record the next version of `name` and move `alias` to it, in one transaction.
 
         Versions count from 1 per name. `parent_version` is where `alias` pointed before: the
-        release `rollback` returns to. `actor` defaults to user@host.
+        release `rollback` returns to. `actor` defaults to user@host. `evidence` (the rollback
+        rehearsal) is attached in the same transaction; with `expected_parent`, the release is
+        refused if `alias` no longer points there (another release moved it meanwhile).
         """
         with self._write() as conn:
             version = releases.insert_release(
@@ -345,8 +359,37 @@ class Registry:
                 note=note,
                 alias=alias,
                 actor=actor or default_actor(),
+                provenance=provenance,
+                evidence=evidence,
+                expected_parent=expected_parent,
             )
         return self.get_release(name, version)
+
+    def record_evidence(
+        self,
+        name: str,
+        version: int,
+        kind: str,
+        *,
+        passed: bool | None,
+        detail: dict[str, Any],
+        actor: str | None = None,
+    ) -> Evidence:
+        """Attach evidence to a release (audited): a latency run under load, a review sign-off.
+
+        Evidence is append-only; the newest of a kind is what `slmkit check` judges. Put a
+        one-line `summary` in `detail`: the audit log and the checklist show it.
+        """
+        with self._write() as conn:
+            row_id = releases.insert_evidence(
+                conn, name, version, NewEvidence(kind, passed, detail), actor=actor or default_actor()
+            )
+        return next(e for e in releases.list_evidence(self.conn, name, version) if e.id == row_id)
+
+    def current(self, name: str, alias: str) -> Release | None:
+        """The release `name@alias` points at now, or None when the alias is not set."""
+        version = releases.alias_version(self.conn, name, alias)
+        return None if version is None else self.get_release(name, version)
 
     def get_release(self, name: str, version: int) -> Release:
         """One release; RegistryError listing the versions (or known names) when absent."""
@@ -389,15 +432,28 @@ class Registry:
             releases.move_alias(conn, name, alias, target, reason=reason or "rollback", actor=actor)
         return current, target
 
-    def audit_log(self, name: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        """The newest `limit` audit entries (of `name`, or all), newest first."""
+    def audit_log(
+        self, name: str | None = None, limit: int = 100, actions: Sequence[str] | None = None
+    ) -> list[AuditEntry]:
+        """The newest `limit` audit entries (of `name`, or all; of `actions`, or any), newest first."""
+        wanted = list(actions or [])
+        only = f" AND action IN ({', '.join('?' * len(wanted))})" if wanted else ""
         rows = self.conn.execute(
-            "SELECT * FROM audit WHERE name = ? OR ? IS NULL ORDER BY id DESC LIMIT ?", (name, name, limit)
+            f"SELECT * FROM audit WHERE (name = ? OR ? IS NULL){only} ORDER BY id DESC LIMIT ?",
+            (name, name, *wanted, limit),
         )
         return [audit_from_row(r) for r in rows]
 
     def verify(self) -> list[str]:
         """Every artifact the records point at is stored and re-hashes to its digest; problems, or []."""
+        problems = []
+        for digest, what in sorted(self.referenced_artifacts().items()):
+            for problem in self.store.verify(digest):
+                problems.append(f"{', '.join(what)}: {problem}")
+        return problems
+
+    def referenced_artifacts(self) -> dict[str, list[str]]:
+        """digest -> what records point at it (sorted), for every stored artifact the registry knows."""
         users: dict[str, list[str]] = {}
         queries = [
             "SELECT digest AS d, kind || ' artifact' AS what FROM artifacts",
@@ -410,8 +466,4 @@ class Registry:
         for sql in queries:
             for r in self.conn.execute(sql):
                 users.setdefault(r["d"], []).append(r["what"])
-        problems = []
-        for digest, what in sorted(users.items()):
-            for problem in self.store.verify(digest):
-                problems.append(f"{', '.join(sorted(set(what)))}: {problem}")
-        return problems
+        return {digest: sorted(set(what)) for digest, what in users.items()}

@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from types import EllipsisType
 from typing import Any
 
 from slmkit.errors import RegistryError
 from slmkit.registry.db import audit, now
-from slmkit.registry.records import Release, release_from_row, to_json_ordered
+from slmkit.registry.records import (
+    Evidence,
+    NewEvidence,
+    Release,
+    evidence_from_row,
+    release_from_row,
+    to_json,
+    to_json_ordered,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSION_TAG = re.compile(r"^v?(\d+)$")
@@ -33,18 +42,31 @@ def insert_release(
     note: str,
     alias: str | None,
     actor: str,
+    provenance: dict[str, Any] | None = None,
+    evidence: list[NewEvidence] | None = None,
+    expected_parent: int | EllipsisType | None = ...,
 ) -> int:
-    """Insert the next version of `name` and move `alias` to it; returns the new version."""
+    """Insert the next version of `name` and move `alias` to it; returns the new version.
+
+    `expected_parent` is the version `alias` pointed at when the caller checked it (the
+    release it rehearsed rolling back to); if the alias moved since, nothing is written.
+    """
     check_name(name)
     if alias is not None:
         check_alias(alias)
     top = conn.execute("SELECT MAX(version) AS v FROM releases WHERE name = ?", (name,)).fetchone()["v"]
     version = (top or 0) + 1
     parent = alias_version(conn, name, alias) if alias else None
+    if expected_parent is not ... and parent != expected_parent:
+        raise RegistryError(
+            f"{name}@{alias} moved from {expected_parent or 'nothing'} to {parent or 'nothing'} while this "
+            "release was being checked; its rollback rehearsal was against the wrong release",
+            hint="run `slmkit release` again: it rehearses against the release serving now",
+        )
     conn.execute(
         "INSERT INTO releases (name, version, run_id, adapter_digest, base_model, dataset_version, gold_hash,"
-        " eval_report_digest, config, parent_version, created_by, created_at, note)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " eval_report_digest, config, parent_version, created_by, created_at, note, provenance)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             name,
             version,
@@ -59,6 +81,7 @@ def insert_release(
             actor,
             now(),
             note,
+            to_json(provenance or {}),
         ),
     )
     audit(
@@ -68,9 +91,48 @@ def insert_release(
         {"version": version, "run_id": run_id, "parent": parent, "adapter": adapter_digest, "note": note},
         actor,
     )
+    for item in evidence or []:
+        insert_evidence(conn, name, version, item, actor=actor)
     if alias:
         move_alias(conn, name, alias, version, reason=f"release of version {version}", actor=actor)
     return version
+
+
+def insert_evidence(conn: sqlite3.Connection, name: str, version: int, item: NewEvidence, *, actor: str) -> int:
+    """Attach evidence to an existing release, audited; returns its row id."""
+    if not _NAME.match(item.kind):
+        raise RegistryError(f"{item.kind!r} cannot be an evidence kind", hint="use a word such as latency or review")
+    get_release(conn, name, version)  # must exist
+    cur = conn.execute(
+        "INSERT INTO evidence (name, version, kind, passed, detail, created_at, created_by)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            name,
+            version,
+            item.kind,
+            None if item.passed is None else int(item.passed),
+            to_json(item.detail),
+            now(),
+            actor,
+        ),
+    )
+    audit(
+        conn,
+        "evidence",
+        name,
+        {"version": version, "kind": item.kind, "status": item.status, "summary": item.detail.get("summary", "")},
+        actor,
+    )
+    return int(cur.lastrowid or 0)
+
+
+def _flag(passed: bool | None) -> int | None:
+    return None if passed is None else int(passed)
+
+
+def list_evidence(conn: sqlite3.Connection, name: str, version: int) -> list[Evidence]:
+    rows = conn.execute("SELECT * FROM evidence WHERE name = ? AND version = ? ORDER BY id", (name, version))
+    return [evidence_from_row(r) for r in rows]
 
 
 def get_release(conn: sqlite3.Connection, name: str, version: int) -> Release:
@@ -197,4 +259,4 @@ def _release(conn: sqlite3.Connection, row: sqlite3.Row) -> Release:
             "SELECT alias FROM aliases WHERE name = ? AND version = ? ORDER BY alias", (row["name"], row["version"])
         )
     ]
-    return release_from_row(row, pointing)
+    return release_from_row(row, pointing, list_evidence(conn, row["name"], row["version"]))
