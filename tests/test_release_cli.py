@@ -235,6 +235,28 @@ def test_audit_says_who_moved_which_alias_when_and_why(released: Released, tmp_p
     assert {"dataset", "gold_lock", "eval"} <= everything
 
 
+def test_releases_mirror_to_mlflow_and_a_configured_rollback_follows(released: Released, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason="the MLflow mirror is tested where the dev extras installed mlflow-skinny")
+    from mlflow import MlflowClient
+
+    project = copy_of(released, tmp_path)
+    p = str(project)
+    code, _, err = cli("releases", "mirror", "-p", p)
+    assert code == 7 and "no MLflow tracking URI" in err and "release.mlflow_uri" in err
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = ok("releases", "mirror", "--mlflow", uri, "-p", p)
+    assert f"mirrored 2 release(s) of support-tickets to {uri}" in out
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.get_model_version_by_alias(TASK, "production").tags["slmkit.release"] == "support-tickets@2"
+
+    edit_config(project, release__mlflow_uri=uri)
+    out = ok("rollback", "-p", p, "-m", "canary regressed")
+    assert "support-tickets@production: 2 -> 1" in out and "mirrored to MLflow: production -> v1" in out
+    assert client.get_model_version_by_alias(TASK, "production").tags["slmkit.release"] == "support-tickets@1"
+    assert len(client.search_model_versions(f"name = '{TASK}'")) == 2, "a rollback creates no model version"
+
+
 def test_check_prints_every_item_and_fails_on_a_blocking_one(released: Released, tmp_path: Path) -> None:
     project = copy_of(released, tmp_path)
     p = str(project)

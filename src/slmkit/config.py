@@ -431,6 +431,11 @@ class ReleaseConfig(_Section):
         description="Checklist items that must pass (or not apply) before a release moves release.alias; "
         f"any of {', '.join(CHECKLIST_ITEMS)}.",
     )
+    mlflow_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI (e.g. sqlite:///mlflow.db or http://mlflow:5000) to mirror every release "
+        "and rollback to, as registered model versions with aliases. Unset: nothing leaves the machine.",
+    )
 
 
 # --- monitor ----------------------------------------------------------------------------

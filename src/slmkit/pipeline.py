@@ -124,7 +124,7 @@ def run_release(
     final = checklist(evidence)
     _print(final.lines(), log)
     final.refuse_blockers(blocked)
-    return registry.create_release(
+    release = registry.create_release(
         name=name,
         run_id=candidate.run.run_id,
         adapter_digest=candidate.adapter_digest,
@@ -139,6 +139,30 @@ def run_release(
         evidence=[evidence] if evidence is not None else [],
         expected_parent=previous.version if previous is not None else None,
     )
+    mirror_if_configured(config, registry, log)
+    return release
+
+
+def mirror_if_configured(config: ProjectConfig, registry: Registry, log: Log = print) -> None:
+    """Copy the task's releases and aliases to `release.mlflow_uri`, when one is set.
+
+    The local registry is the record: a mirror that fails is reported, not fatal, and the next
+    release, rollback or `slmkit releases mirror` catches it up.
+    """
+    uri = config.release.mlflow_uri
+    if not uri:
+        return
+    from slmkit.registry.mirror import mirror_to_mlflow
+
+    try:
+        result = mirror_to_mlflow(registry, config.task.name, uri, log=log)
+    except SlmkitError as exc:
+        log(
+            f"warning: the MLflow mirror was not updated ({exc.message}); the release is recorded here, "
+            "run `slmkit releases mirror` once MLflow is reachable"
+        )
+        return
+    log(f"mirrored to MLflow: {', '.join(f'{a} -> v{v}' for a, v in sorted(result.aliases.items())) or 'no aliases'}")
 
 
 def run_demo(example: Path, workdir: Path, *, log: Log = print) -> PipelineResult:

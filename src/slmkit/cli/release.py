@@ -46,8 +46,12 @@ def rollback(
 
     config = load(project, check_files=False)
     alias = alias or config.release.alias
-    before, after = Registry(config.state_dir).rollback(config.task.name, alias=alias, to=to, reason=reason)
+    from slmkit.pipeline import mirror_if_configured
+
+    registry = Registry(config.state_dir)
+    before, after = registry.rollback(config.task.name, alias=alias, to=to, reason=reason)
     say(f"{config.task.name}@{alias}: {before} -> {after}")
+    mirror_if_configured(config, registry, log=say)
 
 
 def check(

@@ -84,6 +84,28 @@ def audit(
         say(line)
 
 
+def mirror(
+    ctx: typer.Context,
+    mlflow: Annotated[
+        str | None, typer.Option("--mlflow", help="MLflow tracking URI (default: release.mlflow_uri).")
+    ] = None,
+    project: SubProjectOption = None,
+) -> None:
+    """Copy every release and alias of this task into an MLflow model registry (idempotent)."""
+    from slmkit.registry import Registry
+    from slmkit.registry.mirror import mirror_to_mlflow
+
+    config = _config(ctx, project)
+    uri = mlflow or config.release.mlflow_uri
+    if not uri:
+        raise RegistryError(
+            "no MLflow tracking URI to mirror to",
+            hint="pass --mlflow sqlite:///mlflow.db (or http://host:5000), or set release.mlflow_uri in slmkit.yaml",
+        )
+    for line in mirror_to_mlflow(Registry(config.state_dir), config.task.name, uri, log=say).summary_lines():
+        say(line)
+
+
 def verify(project: ProjectOption = Path(".")) -> None:
     """Re-hash every stored artifact the registry points at; exit non-zero if one is missing or altered."""
     from slmkit.registry import Registry
