@@ -7,7 +7,15 @@ on their own (the data stage hashes sources with them).
 from __future__ import annotations
 
 from slmkit.registry.db import connect
-from slmkit.registry.records import AuditEntry, DatasetRecord, EvalRecord, GoldLock, Release, RunRecord
+from slmkit.registry.records import (
+    AuditEntry,
+    DatasetRecord,
+    EvalRecord,
+    ExportRecord,
+    GoldLock,
+    Release,
+    RunRecord,
+)
 from slmkit.registry.registry import Registry
 from slmkit.registry.store import ObjectStore, hash_dir, hash_file
 
@@ -15,6 +23,7 @@ __all__ = [
     "AuditEntry",
     "DatasetRecord",
     "EvalRecord",
+    "ExportRecord",
     "GoldLock",
     "ObjectStore",
     "Registry",
