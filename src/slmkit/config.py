@@ -503,6 +503,18 @@ class MonitorConfig(_Section):
     )
 
 
+class ExportConfig(_Section):
+    verify_items: int = Field(
+        32, gt=0, description="Gold items each export answers to be compared with base + adapter (`--limit`)."
+    )
+    threads: int | None = Field(None, gt=0, description="CPU threads for llama.cpp (default: all cores).")
+    gguf_pre_tokenizer: str | None = Field(
+        None,
+        description="llama.cpp's name for the model's pre-tokenizer (tokenizer.ggml.pre), e.g. llama-bpe or "
+        "smollm; default: the base GGUF's, else derived from tokenizer.json.",
+    )
+
+
 class ServeConfig(_Section):
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes it to the network.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0 picks a free one).")
@@ -527,6 +539,7 @@ class ProjectConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 

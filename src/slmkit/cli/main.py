@@ -8,7 +8,7 @@ import warnings
 
 import typer
 
-from slmkit.cli import merge, project, release, releases, serve, stages
+from slmkit.cli import export, merge, project, release, releases, serve, stages
 from slmkit.errors import SlmkitError
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.add_typer(data_app, name="data")
 app.command("train")(stages.train)
 app.command("eval")(stages.evaluate)
 app.command("merge")(merge.merge)
+app.command("export")(export.export)
 app.command("release")(release.release)
 app.command("rollback")(release.rollback)
 app.command("check")(release.check)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 _TOKENIZER_FILES = (
     "tokenizer.json",
@@ -13,8 +14,19 @@ _TOKENIZER_FILES = (
 )
 
 
-def build_tiny_model(out_dir: Path, tokenizer_dir: Path, *, seed: int = 0, hidden: int = 16, layers: int = 2) -> Path:
-    """Write a 2-layer Llama with hidden size 16 and the tokenizer (and chat template) of another model."""
+def build_tiny_model(
+    out_dir: Path,
+    tokenizer_dir: Path,
+    *,
+    seed: int = 0,
+    hidden: int = 16,
+    layers: int = 2,
+    overrides: dict[str, Any] | None = None,
+) -> Path:
+    """Write a 2-layer Llama with hidden size 16 and the tokenizer (and chat template) of another model.
+
+    `overrides` sets other LlamaConfig fields (a larger initializer_range, RoPE scaling).
+    """
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -31,6 +43,7 @@ def build_tiny_model(out_dir: Path, tokenizer_dir: Path, *, seed: int = 0, hidde
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         tie_word_embeddings=True,
+        **(overrides or {}),
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

@@ -136,6 +136,16 @@ def evidence_status(passed: bool | None) -> str:
 
 
 @dataclass(frozen=True)
+class ExportRecord:
+    """An exported file or directory (peft, merged, gguf) of a release, and how its check went."""
+
+    digest: str
+    size: int
+    created_at: str
+    meta: dict[str, Any]  # release, version, format, quantization, agreement, ... (see train/export.py)
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """One row of the append-only audit log."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,7 @@ from slmkit.registry.records import (
     DatasetRecord,
     EvalRecord,
     Evidence,
+    ExportRecord,
     GoldLock,
     NewEvidence,
     Release,
@@ -78,6 +80,30 @@ class Registry:
                 "INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?, ?)",
                 (digest, kind, size, now(), to_json(meta or {})),
             )
+
+    def record_export(self, digest: str, size: int, name: str, meta: dict[str, Any]) -> None:
+        """Record an export of release `name` (already in the store) and audit it, in one transaction.
+
+        Exporting the same bytes again keeps one artifact row with the latest check in `meta`;
+        the audit log keeps every export.
+        """
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO artifacts VALUES (?, 'export', ?, ?, ?) ON CONFLICT(digest) DO UPDATE SET "
+                "meta = excluded.meta, created_at = excluded.created_at WHERE artifacts.kind = 'export'",
+                (digest, size, now(), to_json(meta)),
+            )
+            keys = ("version", "format", "quantization", "agreement", "items")
+            audit(conn, "export", name, {"digest": digest, **{k: meta.get(k) for k in keys}})
+
+    def list_exports(self, name: str | None = None) -> list[ExportRecord]:
+        """Recorded exports (of release `name`, or all), oldest first."""
+        rows = self.conn.execute(
+            "SELECT * FROM artifacts WHERE kind = 'export' AND (json_extract(meta, '$.release') = ? OR ? IS NULL) "
+            "ORDER BY created_at, rowid",
+            (name, name),
+        )
+        return [ExportRecord(r["digest"], r["size"], r["created_at"], json.loads(r["meta"])) for r in rows]
 
     def record_dataset(
         self, version: str, task: str, digest: str, gold_hash: str, counts: dict[str, Any], meta: dict[str, Any]

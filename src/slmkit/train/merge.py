@@ -81,7 +81,7 @@ def merge_adapter(base_ref: BaseModelRef, adapter_dir: Path, out_dir: Path, dtyp
 
 
 @dataclass
-class _GoldPrompts:
+class GoldPrompts:
     """What a check needs: the gold prompts as eval renders them, the model and the adapter."""
 
     run_id: str | None
@@ -117,7 +117,7 @@ def verify_merge(
     import torch
 
     registry = registry or Registry(config.state_dir)
-    gold = _gold_prompts(config, registry, source, limit)
+    gold = gold_prompts(config, registry, source, limit)
     n = len(gold.prompts)
     if n == 0:
         raise StageError("the gold set is empty; nothing to compare", hint="run `slmkit data build`")
@@ -148,7 +148,7 @@ def verify_merge(
     log(f"  merged model:              {n} gold items in {seconds_b:.1f}s ({dtype})")
 
     same_text = [a == b for a, b in zip(texts_a, texts_b, strict=True)]
-    same_json = [_same_parse(gold.task, a, b) for a, b in zip(texts_a, texts_b, strict=True)]
+    same_json = [same_parse(gold.task, a, b) for a, b in zip(texts_a, texts_b, strict=True)]
     diffs = [float((a - b).abs().max()) for a, b in zip(logits_a, logits_b, strict=True)]
     report: dict[str, Any] = {
         "kind": "slmkit.merge_check",
@@ -238,7 +238,7 @@ def run_merge(
     """Merge a run's adapter (the latest run by default) into `out_dir` (default: the run's merged/)."""
     registry = registry or Registry(config.state_dir)
     run = registry.get_run(run_id, task=config.task.name)
-    base = _run_base_model(config, run.run_id, run.base_model)
+    base = run_base_model(config, run.run_id, run.base_model)
     target = Path(out_dir) if out_dir is not None else config.state_dir / "runs" / run.run_id / "merged"
     began = time.perf_counter()
     merge_adapter(base, _run_adapter(registry, run.run_id, run.adapter_digest), target, dtype)
@@ -249,9 +249,9 @@ def run_merge(
     return MergeResult(run.run_id, target, dtype, seconds, check, _report_path(config, run.run_id))
 
 
-def _gold_prompts(
+def gold_prompts(
     config: ProjectConfig, registry: Registry, source: str | Path | None, limit: int | None
-) -> _GoldPrompts:
+) -> GoldPrompts:
     """The gold prompts exactly as `slmkit eval` renders them for this run (or bare adapter)."""
     if isinstance(source, Path):
         if not (source / "adapter_config.json").exists():
@@ -263,7 +263,7 @@ def _gold_prompts(
         trained = ProjectConfig.model_validate({k: v for k, v in run.config.items() if not k.startswith("_")})
         run_id, task = run.run_id, Task(trained.task, trained.task.output_schema or config.output_schema())
         dataset = open_dataset(config, registry, run.dataset_version)  # refuses a changed gold set
-        base = _run_base_model(config, run.run_id, run.base_model)
+        base = run_base_model(config, run.run_id, run.base_model)
         adapter_dir = _run_adapter(registry, run.run_id, run.adapter_digest)
         trained_prompt = run.metrics.get("prompt_sha256")
     tokenizer = load_tokenizer(base)
@@ -275,7 +275,7 @@ def _gold_prompts(
     rows = dataset.examples("gold")[: limit or config.eval.max_items]
     inputs = [(row.input, list(row.history)) for row in rows]
     prompts = [task.prompt_text(tokenizer, text, history) for text, history in inputs]
-    return _GoldPrompts(
+    return GoldPrompts(
         run_id, task, base, adapter_dir, [str(r.id) for r in rows], inputs, prompts, tokenizer,
         dataset.version, dataset.gold_hash,
     )  # fmt: skip
@@ -285,7 +285,8 @@ def _report_path(config: ProjectConfig, run_id: str) -> Path:
     return config.state_dir / "runs" / run_id / "merge.json"
 
 
-def _run_base_model(config: ProjectConfig, run_id: str, recorded: dict[str, Any]) -> BaseModelRef:
+def run_base_model(config: ProjectConfig, run_id: str, recorded: dict[str, Any]) -> BaseModelRef:
+    """The base model a run recorded, resolved again; ModelError when its weights changed since."""
     base = resolve_base_model(recorded["spec"], config.root)
     if base.sha256 != recorded["sha256"]:
         raise ModelError(
@@ -323,7 +324,7 @@ def _last_logits(model: Any, tokenizer: Any, prompts: list[str]) -> list[Any]:
     return out
 
 
-def _same_parse(task: Task, a: str, b: str) -> bool:
+def same_parse(task: Task, a: str, b: str) -> bool:
     """Both answers read back to the same JSON value, or neither is JSON at all."""
     pa, pb = task.parse(a), task.parse(b)
     return pa.is_json == pb.is_json and (not pa.is_json or pa.value == pb.value)
