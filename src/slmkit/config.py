@@ -507,7 +507,7 @@ class ExportConfig(_Section):
     verify_items: int = Field(
         32, gt=0, description="Gold items each export answers to be compared with base + adapter (`--limit`)."
     )
-    threads: int | None = Field(None, gt=0, description="CPU threads for llama.cpp (default: all cores).")
+    threads: int | None = Field(None, gt=0, description="CPU threads for llama.cpp (default: half the logical cores).")
     gguf_pre_tokenizer: str | None = Field(
         None,
         description="llama.cpp's name for the model's pre-tokenizer (tokenizer.ggml.pre), e.g. llama-bpe or "

@@ -133,9 +133,22 @@ def test_every_export_is_recorded_and_an_altered_one_is_caught(released, tmp_pat
     assert registry.verify() == []
 
     stored = registry.store.path(exported.digest) / "adapter_model.safetensors"
-    stored.write_bytes(stored.read_bytes()[:-1] + b"\x00")
+    original = stored.read_bytes()
+    stored.write_bytes(original[:-1] + b"\x00")
     problems = registry.verify()
     assert len(problems) == 1 and "export artifact" in problems[0] and "was altered" in problems[0]
+    stored.write_bytes(original)  # the other tests export the same bytes again
+
+
+def test_an_unverified_export_is_recorded_as_unchecked(released, tmp_path, capsys):
+    config, _ = released
+    code, out, err = run_cli(capsys, "export", "-p", str(config.root), "-f", "peft", "-o", str(tmp_path), "--no-verify")
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.startswith("peft"))
+    assert row.split()[-3:-1] == ["-", "-"]  # agreement and valid: not measured
+    digest = json.loads((tmp_path / "exports.json").read_text())["support-tickets-v1-peft"]["sha256"]
+    record = next(r for r in Registry(config.state_dir).list_exports("support-tickets") if r.digest == digest)
+    assert record.meta["verified"] is False and record.meta["agreement"] is None
 
 
 def test_export_mistakes_get_a_message_not_a_traceback(released, capsys):
@@ -338,9 +351,9 @@ def test_smollm2_release_exports_to_q8_0_and_q4_k_m_with_the_agreement_measured(
         "smollm2-135m-instruct",
         rows=80,
         overrides={
-            "train.max_steps": 6,
+            "train.max_steps": 4,
             "train.batch_size": 4,
-            "train.eval_every": 6,
+            "train.eval_every": 4,
             "train.max_validation_rows": 8,
             "train.learning_rate": 0.002,
             "train.replay.max_new_tokens": 16,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,25 @@ def require_llama_cpp() -> Any:
 
 
 def open_gguf(path: Path, *, n_ctx: int, threads: int | None = None, logits_all: bool = False) -> Any:
-    """A llama_cpp.Llama for the file, quiet, on the CPU."""
+    """A llama_cpp.Llama for the file, quiet, on the CPU, with `threads` (default: half the logical
+    cores, for prompts too: llama.cpp's threads spin while they wait, so more threads than free
+    cores makes it many times slower, not faster).
+
+    On CPUs with AMX, llama.cpp's AMX weight buffers crash quantized matmuls (llama.cpp issue
+    #20824; seen here on a Xeon with amx_int8): there the model loads without llama.cpp's extra
+    buffer types, i.e. with its plain CPU kernels.
+    """
     llama_cpp = require_llama_cpp()
+    threads = threads or max((os.cpu_count() or 2) // 2, 1)
+    default_params = llama_cpp.llama_cpp.llama_model_default_params
+    if _cpu_has_amx():
+        # Llama() takes no option for it: hand it default parameters with the flag off.
+        def without_extra_buffers() -> Any:
+            params = default_params()
+            params.use_extra_bufts = False
+            return params
+
+        llama_cpp.llama_cpp.llama_model_default_params = without_extra_buffers
     try:
         return llama_cpp.Llama(
             model_path=str(path),
@@ -144,6 +162,16 @@ def open_gguf(path: Path, *, n_ctx: int, threads: int | None = None, logits_all:
         )
     except Exception as exc:  # llama-cpp-python raises ValueError / RuntimeError for a file it refuses
         raise ModelError(f"llama.cpp cannot load {path}: {exc}") from exc
+    finally:
+        llama_cpp.llama_cpp.llama_model_default_params = default_params
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_int8" in flags or " amx_tile" in flags
 
 
 def gguf_answers(

@@ -374,21 +374,21 @@ def _record(
         "versions": _versions(),
     }
     registry.record_export(digest, size, rel.name, meta)
-    copy = _copy_out(registry.store.path(digest), target / path.name)
+    copy = _copy_out(path, target / path.name)  # the bytes that were checked
     return Exported(fmt, quant, copy, digest, size, build_seconds, check)
 
 
-def _copy_out(stored: Path, dest: Path) -> Path:
-    """Copy a stored object to `dest` through a temporary name, replacing an earlier export there."""
+def _copy_out(source: Path, dest: Path) -> Path:
+    """Copy a file or directory to `dest` through a temporary name, replacing an earlier export there."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp-{secrets.token_hex(4)}")
     try:
-        if stored.is_dir():
-            shutil.copytree(stored, tmp)
+        if source.is_dir():
+            shutil.copytree(source, tmp)
             if dest.exists():
                 shutil.rmtree(dest)
         else:
-            shutil.copyfile(stored, tmp)
+            shutil.copyfile(source, tmp)
         os.replace(tmp, dest)
     finally:
         if tmp.is_dir():
