@@ -17,8 +17,8 @@ from slmkit.eval.run import run_eval
 from slmkit.models import gguf_export, load_model, load_tokenizer, resolve_base_model
 from slmkit.models.gguf_export import derive_pre_tokenizer, gguf_answers, open_gguf, write_gguf
 from slmkit.models.tiny import build_tiny_model
+from slmkit.pipeline import run_release
 from slmkit.registry import Registry
-from slmkit.registry.publish import run_release
 from slmkit.train import run_train
 from slmkit.train.export import MANIFEST, run_export
 from tests.conftest import write_project
