@@ -17,6 +17,13 @@ Tokens are counted alike: every non-padding token of every example trained on. T
 time excludes model loading, tokenization and validation on both sides.
 
     .venv/bin/python bench/train_throughput.py [--steps 20] [--batch-size 8] [--max-seq-len 1024] [--seeds 13,1,2]
+        [--same-batches]
+
+`--same-batches` hands TRL slmkit's batches in slmkit's order (its length-grouped, seeded
+sampler) instead of TRL's random sampler. Over a few steps, which rows a run draws moves the
+validation loss by about as much as anything else; with the same batches on both sides, what is
+left to compare is the training arithmetic itself (loss masks, answer-only projection, shared
+prefix, precision, optimizer, schedule). Only the LoRA initialisation still differs.
 """
 
 from __future__ import annotations
@@ -52,6 +59,11 @@ def main() -> None:
         help="comma-separated training seeds: each side trains once per seed (alternating who goes first); "
         "tokens/s is the best run's, validation loss the mean over seeds (20 steps sample few rows: one seed is noisy)",
     )
+    parser.add_argument(
+        "--same-batches",
+        action="store_true",
+        help="give TRL slmkit's batches in slmkit's order, so only the training arithmetic differs",
+    )
     parser.add_argument("--worker", choices=[*SIDES, "eval"], help=argparse.SUPPRESS)
     parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -69,6 +81,8 @@ def main() -> None:
     n_threads = threads()
     precision = resolve_precision("auto")
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.same_batches:
+        os.environ["SLMKIT_BENCH_SAME_BATCHES"] = "1"  # read by the TRL worker
     with tempfile.TemporaryDirectory(prefix="slmkit-bench-train-") as tmp:
         project = _write_project(Path(tmp) / "project", args, n_threads)
         run_data_build(load_config(project))
@@ -92,7 +106,8 @@ def main() -> None:
     print(
         f"{ref.model_id} + LoRA r{LORA['r']} alpha {LORA['alpha']} {LORA['target_modules']}: {args.steps} steps x "
         f"batch {args.batch_size}, max_seq_len {args.max_seq_len}, {precision} matmuls, {n_threads} threads, "
-        f"seeds {args.seeds}; load average {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} CPUs)"
+        f"seeds {args.seeds}{'; TRL on slmkit batches' if args.same_batches else ''}; "
+        f"load average {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} CPUs)"
     )
     _print_table(runs, quality, peak_matmul[precision], precision)
     if len(seeds) > 1:
@@ -320,7 +335,12 @@ def _train_trl(project: Path, tmp: Path) -> dict[str, Any]:
         def on_train_end(self, *_: Any, **__: Any) -> None:
             Clock.ended = time.perf_counter()
 
-    trainer = SFTTrainer(
+    trainer_class = (
+        _same_batches_trainer(SFTTrainer, task, train_rows)
+        if os.environ.get("SLMKIT_BENCH_SAME_BATCHES")
+        else SFTTrainer
+    )
+    trainer = trainer_class(
         model=str(ref.path),
         args=args,
         train_dataset=Dataset.from_list(records),
@@ -350,6 +370,41 @@ def _train_trl(project: Path, tmp: Path) -> dict[str, Any]:
         "same_tokens": same,
         "checked_rows": len(train_rows),
     }
+
+
+def _same_batches_trainer(base: Any, task: Any, train_rows: list[Any]) -> Any:
+    """An SFTTrainer that trains on slmkit's batches, in slmkit's order, epoch after epoch."""
+    from torch.utils.data import DataLoader
+
+    from slmkit.train.batches import encode_example, length_grouped_batches
+
+    class SlmkitBatches:
+        """A batch sampler: slmkit's `length_grouped_batches`, a new seeded order each epoch."""
+
+        def __init__(self, lengths: list[Any], batch_size: int, seed: int) -> None:
+            self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+        def __iter__(self) -> Any:
+            batches = length_grouped_batches(self.lengths, self.batch_size, seed=self.seed, epoch=self.epoch)
+            self.epoch += 1
+            return iter(batches)
+
+        def __len__(self) -> int:
+            return len(length_grouped_batches(self.lengths, self.batch_size, seed=self.seed, epoch=0))
+
+    class SameBatches(base):  # type: ignore[misc, valid-type]
+        def get_train_dataloader(self) -> Any:
+            cfg = self.args
+            # length_grouped_batches reads only input_ids; slmkit encodes exactly these rows.
+            encoded = [
+                encode_example(task, self.processing_class, r.input, r.output, cfg.max_length, r.history)
+                for r in train_rows
+            ]
+            dataset = self._remove_unused_columns(self.train_dataset, description="Training")
+            sampler = SlmkitBatches(encoded, cfg.per_device_train_batch_size, cfg.seed)
+            return self.accelerator.prepare(DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator))
+
+    return SameBatches
 
 
 def _evaluate(project: Path, tmp: Path) -> dict[str, Any]:

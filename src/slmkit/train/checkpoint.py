@@ -96,19 +96,25 @@ class Checkpoint:
     rng: dict[str, Any]
     inputs: dict[str, Any]  # what the run trained on (see `data_fingerprint`)
     versions: dict[str, str]
+    sharded: bool = False  # written under FSDP: the optimizer state is keyed by weight name
 
 
 def save_checkpoint(
     run_dir: Path,
     state: LoopState,
     weights: dict[str, Any],
-    optimizer: Any,
+    optimizer_state: dict[str, Any],
     scheduler: Any,
     *,
     inputs: dict[str, Any],
     versions: dict[str, str],
+    sharded: bool = False,
 ) -> float:
-    """Write `checkpoints/last/` atomically; returns the seconds it took."""
+    """Write `checkpoints/last/` atomically; returns the seconds it took.
+
+    `optimizer_state` is the optimizer's `state_dict()`, or under FSDP its whole state keyed by
+    weight name (`sharded`): the two read back only into the same kind of run.
+    """
     import torch
     from safetensors.torch import save_file
 
@@ -121,13 +127,20 @@ def save_checkpoint(
         if state.best.step != state.step:
             save_file(state.best.state, str(tmp / "best.safetensors"))
         torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), **_torch_rng()},
+            {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), **_torch_rng()},
             tmp / "optimizer.pt",
         )
         # Not dataclasses.asdict: it would deep-copy the best weights only to drop them.
         meta = {f.name: getattr(state, f.name) for f in fields(state)}
         meta["best"] = {"val_loss": state.best.val_loss, "step": state.best.step}
-        record = {"format": FORMAT, "state": meta, "rng": _host_rng(), "inputs": inputs, "versions": versions}
+        record = {
+            "format": FORMAT,
+            "state": meta,
+            "rng": _host_rng(),
+            "inputs": inputs,
+            "versions": versions,
+            "sharded": sharded,
+        }
         # Written last: a folder holding state.json holds a whole checkpoint.
         (tmp / "state.json").write_text(json.dumps(record))
         last, previous = parent / LAST, parent / _PREVIOUS
@@ -166,7 +179,16 @@ def load_checkpoint(run_dir: Path) -> Checkpoint | None:
     state = LoopState(**{**meta, "best": best, "history": [tuple(h) for h in meta["history"]]})
     saved = torch.load(folder / "optimizer.pt", weights_only=True)
     rng = {**record["rng"], "torch": saved["torch_rng"], "cuda": saved["cuda_rng"]}
-    return Checkpoint(state, weights, saved["optimizer"], saved["scheduler"], rng, record["inputs"], record["versions"])
+    return Checkpoint(
+        state,
+        weights,
+        saved["optimizer"],
+        saved["scheduler"],
+        rng,
+        record["inputs"],
+        record["versions"],
+        bool(record.get("sharded", False)),
+    )
 
 
 def restore_rng(rng: dict[str, Any]) -> None:
@@ -269,9 +291,20 @@ def resume_training(
     versions: dict[str, str],
     run_id: str,
     log: Callable[[str], None],
+    sharding: Any = None,
 ) -> LoopState:
-    """Put model, optimizer, schedule and random generators back as the checkpoint holds them."""
+    """Put model, optimizer, schedule and random generators back as the checkpoint holds them.
+
+    Under FSDP (`sharding`, a slmkit.train.sharded.Sharding) every process reads the whole
+    checkpoint and keeps its own slice of the weights and optimizer state.
+    """
     check_same_inputs(checkpoint.inputs, inputs, run_id)
+    if checkpoint.sharded != (sharding is not None):
+        written, now = ("under FSDP", "without it") if checkpoint.sharded else ("without FSDP", "under it")
+        raise StageError(
+            f"cannot resume run {run_id}: its checkpoint was written {written} and this launch runs {now}",
+            hint="resume with the launch the run started with (`accelerate launch --use_fsdp` or not)",
+        )
     expected = {n for n, p in model.named_parameters() if p.requires_grad}
     if expected != set(checkpoint.weights):
         raise StageError(
@@ -285,8 +318,12 @@ def resume_training(
             f"warning: libraries changed since the checkpoint ({', '.join(drift)}); "
             "the resumed run may differ from an uninterrupted one in the last bits"
         )
-    load_trainable_weights(model, checkpoint.weights)
-    optimizer.load_state_dict(checkpoint.optimizer)
+    if sharding is not None:
+        sharding.restore(checkpoint.weights, everywhere=True)
+        sharding.load_optimizer_state(optimizer, checkpoint.optimizer)
+    else:
+        load_trainable_weights(model, checkpoint.weights)
+        optimizer.load_state_dict(checkpoint.optimizer)
     scheduler.load_state_dict(checkpoint.scheduler)
     restore_rng(checkpoint.rng)
     state = checkpoint.state

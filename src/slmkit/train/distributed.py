@@ -17,7 +17,8 @@ The process group comes from accelerate (`PartialState`), which reads the variab
 main process writes: the run folder, checkpoints, metrics, the registry record, the adapter.
 LoRA dropout draws its masks per process, and bf16 rounds each batch layout differently, so
 runs agree to float32 rounding only with dropout off and `precision: fp32`; otherwise they
-agree in distribution. FSDP and DeepSpeed (sharded weights) are refused with a clear error.
+agree in distribution. Under `--use_fsdp` the weights are sharded too (slmkit.train.sharded);
+DeepSpeed launches are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class World:
 
     rank: int = 0
     size: int = 1
+    sharded: bool = False  # FSDP: each process holds a slice of every weight (slmkit.train.sharded)
 
     @property
     def is_main(self) -> bool:
@@ -52,19 +54,18 @@ class World:
         """Join the process group `accelerate launch` / torchrun described in the environment, if any."""
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
-        for engine in ("FSDP", "DEEPSPEED"):
-            if os.environ.get(f"ACCELERATE_USE_{engine}", "").lower() in ("1", "true"):
-                raise StageError(
-                    f"slmkit train does not shard the model yet: accelerate was launched with {engine.lower()}",
-                    hint="launch data-parallel instead (`accelerate launch --multi_gpu --num_processes N -m slmkit "
-                    "train`); every process then holds the whole model, which LoRA and QLoRA keep small",
-                )
+        if _flag("ACCELERATE_USE_DEEPSPEED"):
+            raise StageError(
+                "slmkit train does not run under DeepSpeed: accelerate was launched with deepspeed",
+                hint="shard with FSDP instead (`accelerate launch --use_fsdp --num_processes N -m slmkit train`), "
+                "or train data-parallel (`--multi_gpu`)",
+            )
         from accelerate import PartialState
 
         # The recipe trains on the CPU (see slmkit.models.load), so the group is gloo's even
         # where GPUs exist; accelerate picks MPI instead when torch was built with it.
         state = PartialState(cpu=True)
-        return cls(state.process_index, state.num_processes)
+        return cls(state.process_index, state.num_processes, sharded=_flag("ACCELERATE_USE_FSDP"))
 
     def shard(self, rows: Sequence[T]) -> list[T]:
         """This process's rows of a batch: every `size`-th, from `rank` (possibly none)."""
@@ -129,3 +130,7 @@ class World:
 
             if dist.is_initialized():
                 dist.destroy_process_group()
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true")

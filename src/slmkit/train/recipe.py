@@ -53,6 +53,7 @@ from slmkit.train.methods import load_base, make_trainable, save_trained
 from slmkit.train.observe import MetricsLog, check_loggers, flat_params, write_loss_plot
 from slmkit.train.replay import prepare_replay
 from slmkit.train.resume import find_resumable_run, reopen_run, run_lock
+from slmkit.train.sharded import Sharding, shard
 
 
 @dataclass
@@ -154,7 +155,17 @@ def run_train(
             world.wait()
         train_set = train_set + replay.rows
         model = make_trainable(model, cfg)
-        metrics = _train_loop(model, tokenizer, train_set, val_set, config, run_dir, progress, log, world)
+        sharding = shard(model, world, cfg.method) if world.sharded else None
+        if sharding is not None:
+            log(f"FSDP: every weight sharded across {world.size} processes (each decoder layer its own unit)")
+        metrics = _train_loop(model, tokenizer, train_set, val_set, config, run_dir, progress, log, world, sharding)
+        if sharding is not None:
+            # The loop left the kept weights in the shards; the main process checks drift and
+            # saves from an ordinary copy of the model that holds them whole.
+            weights = sharding.capture()
+            if world.is_main:
+                model = make_trainable(load_base(base, cfg, _silent, train_set), cfg)
+                load_trainable_weights(model, weights)
         if world.is_main:
             metrics |= replay.finish(model, log)
             save_trained(model, adapter_dir, cfg.method)
@@ -211,11 +222,14 @@ def _train_loop(
     progress: bool,
     log: Callable[[str], None],
     world: World | None = None,
+    sharding: Sharding | None = None,
 ) -> dict[str, Any]:
     """Train, validating and checkpointing every `eval_every` steps; stop early when validation stalls.
 
     A run folder that holds a checkpoint is resumed from it: model, optimizer, schedule, random
     generators and counters come back as they were, so the run goes on as if never stopped.
+    Under FSDP (`sharding`) the weights live in shards: the loss runs through the sharded root,
+    FSDP sums the gradients, and whole weights are gathered only to keep or checkpoint them.
     """
     import torch
     from tqdm import tqdm
@@ -229,7 +243,15 @@ def _train_loop(
     steps_per_epoch = max(1, len(train_set) // (cfg.batch_size * cfg.grad_accum))
     total_steps = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
     params = [p for p in model.parameters() if p.requires_grad]
-    world.same_weights(params)
+    if sharding is None:
+        world.same_weights(params)  # (sharding did it before cutting the weights up)
+
+    def loss_of(batch: dict[str, Any]) -> tuple[Any, int]:
+        return sharding.loss(batch) if sharding else answer_loss(model, batch)
+
+    def kept_weights() -> dict[str, Any]:  # every process calls it: under FSDP it gathers
+        return sharding.capture() if sharding else trainable_weights(model)
+
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     warmup = int(total_steps * cfg.warmup_ratio)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total_steps))
@@ -241,17 +263,25 @@ def _train_loop(
     def validation_loss() -> float:
         began_val = time.perf_counter()
         with autocast(precision):
-            value = _validation_loss(model, val_set, cfg.batch_size, pad_id, world)
+            value = _validation_loss(model, val_set, cfg.batch_size, pad_id, world, loss_of)
         paused["validation"] += time.perf_counter() - began_val
         return value
 
     checkpoint = load_checkpoint(run_dir)  # only a resumed run's folder holds one
     if checkpoint is None:
         initial_val = validation_loss()
-        state = LoopState(initial_val, Best(initial_val, 0, trainable_weights(model)))
+        state = LoopState(initial_val, Best(initial_val, 0, kept_weights()))
     else:
         state = resume_training(
-            checkpoint, model, optimizer, schedule, inputs=inputs, versions=versions, run_id=run_dir.name, log=log
+            checkpoint,
+            model,
+            optimizer,
+            schedule,
+            inputs=inputs,
+            versions=versions,
+            run_id=run_dir.name,
+            log=log,
+            sharding=sharding,
         )
     paused["validation"] = 0.0
     before = (state.train_seconds, state.val_seconds, state.checkpoint_seconds)  # earlier processes of this run
@@ -304,14 +334,19 @@ def _train_loop(
                     # (of every process: the count is the step's, whoever computed it).
                     state.tokens += sum(len(train_set[i].input_ids) for i in mb)
                     mine = world.shard(mb)
-                    if not mine:
+                    if not mine and sharding is None:
                         continue
-                    batch = collate([train_set[i] for i in mine], pad_id)
+                    # Under FSDP a process without rows still runs one (counted as nothing): the
+                    # processes gather every layer's weights together.
+                    batch = collate([train_set[i] for i in mine or mb[:1]], pad_id, share_prefix=sharding is None)
                     with autocast(precision):
-                        loss, _ = answer_loss(model, batch)
+                        loss, _ = loss_of(batch)
+                    if not mine:
+                        loss = loss * 0.0
                     (loss / answer_total).backward()
                     loss_sum += float(loss.detach())
-                world.sum_gradients(params)
+                if sharding is None:  # FSDP has summed them already, each process its slice
+                    world.sum_gradients(params)
                 (loss_sum,) = world.sum(loss_sum)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
@@ -334,7 +369,7 @@ def _train_loop(
                 if validating:
                     val = validation_loss()
                     record["val_loss"] = round(val, 5)
-                    state.validated(val, lambda: trainable_weights(model), cfg.early_stopping_patience, bool(val_set))
+                    state.validated(val, kept_weights, cfg.early_stopping_patience, bool(val_set))
                     if not state.warned and _diverging(state.history):
                         state.warned = True
                         log(
@@ -342,14 +377,27 @@ def _train_loop(
                             "the adapter may be overfitting (fewer epochs, more data, or a lower learning rate)"
                         )
                 sinks.emit(record)
+                if validating and sharding is not None:  # gathered by all, written by the main process
+                    began_gather = time.perf_counter()
+                    weights, optimizer_state = sharding.capture(), sharding.optimizer_state(optimizer)
+                    paused["checkpoint"] += time.perf_counter() - began_gather
+                elif validating:
+                    weights = trainable_weights(model, copy=False)  # written straight from the parameters
+                    optimizer_state = optimizer.state_dict()
                 if validating and world.is_main:
                     state.train_seconds = train_seconds()
                     state.val_seconds = before[1] + paused["validation"]
                     state.checkpoint_seconds = before[2] + paused["checkpoint"]
                     state.metrics_bytes = sinks.tell()
-                    weights = trainable_weights(model, copy=False)  # written straight from the parameters
                     paused["checkpoint"] += save_checkpoint(
-                        run_dir, state, weights, optimizer, schedule, inputs=inputs, versions=versions
+                        run_dir,
+                        state,
+                        weights,
+                        optimizer_state,
+                        schedule,
+                        inputs=inputs,
+                        versions=versions,
+                        sharded=sharding is not None,
                     )
                     write_loss_plot(run_dir, state.best.step)
                 if world.is_main:
@@ -374,7 +422,10 @@ def _train_loop(
         write_loss_plot(run_dir, state.best.step)
     seconds = train_seconds()
     if state.best.step != state.step:
-        load_trainable_weights(model, state.best.state)
+        if sharding is not None:
+            sharding.restore(state.best.state)
+        else:
+            load_trainable_weights(model, state.best.state)
     return {
         "steps": state.step,
         "epochs": round(state.step / steps_per_epoch, 3),
@@ -394,10 +445,23 @@ def _train_loop(
     }
 
 
-def _validation_loss(model: Any, val_set: list[Encoded], batch_size: int, pad_id: int, world: World) -> float:
-    """Mean loss per answer token over the validation rows (each process takes its share of each batch)."""
+def _validation_loss(
+    model: Any,
+    val_set: list[Encoded],
+    batch_size: int,
+    pad_id: int,
+    world: World,
+    loss_of: Callable[[dict[str, Any]], tuple[Any, int]] | None = None,
+) -> float:
+    """Mean loss per answer token over the validation rows (each process takes its share of each batch).
+
+    Under FSDP every process must run every forward (they gather weights together): one without
+    rows in a batch runs a row it does not count.
+    """
     import torch
 
+    sharded = loss_of is not None and world.sharded
+    loss_of = loss_of or (lambda batch: answer_loss(model, batch))
     if not val_set:
         return float("nan")
     model.eval()
@@ -405,12 +469,14 @@ def _validation_loss(model: Any, val_set: list[Encoded], batch_size: int, pad_id
     order = sorted(range(len(val_set)), key=lambda i: len(val_set[i].input_ids))
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            mine = world.shard(order[start : start + batch_size])
-            if not mine:
+            rows = order[start : start + batch_size]
+            mine = world.shard(rows)
+            if not mine and not sharded:
                 continue
-            loss, n = answer_loss(model, collate([val_set[i] for i in mine], pad_id))
-            total += float(loss)
-            count += n
+            loss, n = loss_of(collate([val_set[i] for i in mine or rows[:1]], pad_id, share_prefix=not sharded))
+            if mine:
+                total += float(loss)
+                count += n
     loss_sum, tokens = world.sum(total, count)
     return loss_sum / max(tokens, 1.0)
 
