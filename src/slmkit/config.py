@@ -431,6 +431,12 @@ class ReleaseConfig(_Section):
         description="Checklist items that must pass (or not apply) before a release moves release.alias; "
         f"any of {', '.join(CHECKLIST_ITEMS)}.",
     )
+    max_p95_latency_ms: float | None = Field(
+        None,
+        gt=0,
+        description="Latency budget for `slmkit loadtest`: its p95 under load must be within it for the checklist's "
+        "latency item to pass. Unset: any latency passes, as long as no request fails.",
+    )
     mlflow_uri: str | None = Field(
         None,
         description="MLflow tracking URI (e.g. sqlite:///mlflow.db or http://mlflow:5000) to mirror every release "

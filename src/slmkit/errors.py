@@ -75,6 +75,12 @@ class ReleaseBlocked(SlmkitError):
     exit_code = 9
 
 
+class LoadTestFailed(SlmkitError):
+    """`slmkit loadtest`: a request failed under load, or p95 latency is over its budget."""
+
+    exit_code = 10
+
+
 class RegistryError(SlmkitError):
     """The registry refused an operation (unknown release, nothing to roll back to, ...)."""
 

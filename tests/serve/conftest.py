@@ -47,6 +47,7 @@ def release_adapter(
     alias: str | None = "production",
     recorded_config: dict[str, Any] | None = None,
     base_model: dict[str, Any] | None = None,
+    dataset: Any = None,
 ) -> Release:
     """Store the adapter and record a release of it, as `slmkit release` would after a passing eval."""
     registry = Registry(config.state_dir)
@@ -57,8 +58,8 @@ def release_adapter(
             run_id=f"run-{digest[:8]}",
             adapter_digest=digest,
             base_model=base_model or resolve_base_model(str(base_dir)).record(),
-            dataset_version="ds-test",
-            gold_hash="0" * 64,
+            dataset_version=dataset.version if dataset else "ds-test",
+            gold_hash=dataset.gold_hash if dataset else "0" * 64,
             eval_report_digest="0" * 64,
             config=recorded_config or config.resolved(),
             note="test release",

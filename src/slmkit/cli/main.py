@@ -45,6 +45,7 @@ app.add_typer(releases_app, name="releases")
 registry_app.command("verify")(releases.verify)
 app.add_typer(registry_app, name="registry")
 app.command("serve")(serve.serve)
+app.command("loadtest")(serve.loadtest)
 app.command("demo")(serve.demo)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from slmkit.cli.common import ProjectOption, load
+from slmkit.cli.common import ProjectOption, load, say
 
 
 def serve(
@@ -32,3 +32,49 @@ def demo(
     from slmkit.pipeline import run_demo
 
     run_demo(example, workdir)
+
+
+def loadtest(
+    ref: Annotated[str | None, typer.Argument(help="3, an alias, or name@3 (default: serve.release).")] = None,
+    project: ProjectOption = Path("."),
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 16,
+    seconds: Annotated[float, typer.Option(min=1, help="Measured seconds (after the warm-up).")] = 60.0,
+    warmup: Annotated[float, typer.Option(min=0, help="Seconds of load before measuring.")] = 5.0,
+    url: Annotated[
+        str | None, typer.Option(help="Measure a gateway already running here (default: start one).")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="SLMKIT_API_KEY", help="Bearer key for the gateway.")] = None,
+    record: Annotated[bool, typer.Option(help="Record the result as the release's latency evidence.")] = True,
+) -> None:
+    """Drive a release with concurrent clients; print req/s and latency, record it for `slmkit check`.
+
+    Exits 10 when a request failed or p95 is over release.max_p95_latency_ms.
+    """
+    from slmkit.cli.releases import release_ref
+    from slmkit.errors import LoadTestFailed
+    from slmkit.serve.load import run_loadtest
+
+    config = load(project, check_files=False)
+    target = release_ref(config, ref) if ref else None
+    test = run_loadtest(
+        config,
+        target,
+        clients=clients,
+        seconds=seconds,
+        warmup_s=warmup,
+        url=url,
+        api_key=api_key,
+        record=record,
+        log=say,
+    )
+    s = test.stats.summary()
+    say(
+        f"{test.release.ref}: {s['requests']} requests in {s['seconds']:.0f}s, {s['requests_per_s']:.2f} req/s, "
+        f"{s['completion_tokens_per_s']:.0f} completion tokens/s"
+    )
+    say(f"  latency p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms")
+    say(f"  errors {s['errors']} {s['error_kinds'] or ''}; server RSS growth {s['rss_growth_mib']:+.0f} MiB")
+    where = f"recorded as {test.release.ref}'s latency evidence" if test.evidence else "not recorded"
+    if not test.passed:
+        raise LoadTestFailed(f"FAIL: {test.reason} ({where})", hint="see `slmkit check` for the latency item")
+    say(f"  PASS: {test.reason} ({where})")

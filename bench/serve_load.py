@@ -1,0 +1,155 @@
+"""Serving under load: the gateway against the engine it fronts, the same clients, in one run.
+
+Trains a short SmolLM2-135M-Instruct adapter on the example project and releases it, then
+drives N concurrent clients for T seconds twice: (a) straight into the engine (the batching
+worker the gateway submits to, no HTTP, no parsing, no guard bookkeeping outside the engine,
+no request log) and (b) through the gateway over HTTP, as an OpenAI client calls it. The
+gateway's overhead is what (b) costs beyond (a): requests/s and p50 latency. Memory is the
+process's RSS, sampled through the gateway run (the last sample minus the one a fifth in).
+The gateway run records its latency as the release's evidence, as `slmkit loadtest` does.
+
+    .venv/bin/python bench/serve_load.py [--clients 16] [--seconds 60] [--steps 8]
+
+Targets on this machine: overhead at most 5% of throughput and 10 ms of p50 latency, no
+errors at 16 clients, flat memory over `--seconds 600`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import EXAMPLE, example_rows, smollm2, threads
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, default=8, help="training steps of the released adapter")
+    args = parser.parse_args()
+
+    from slmkit.serve import start_server
+    from slmkit.serve.engine import Job
+    from slmkit.serve.load import drive, http_sender
+
+    smollm2()
+    n_threads = threads()
+    _, rows = example_rows(64)
+    inputs = [text for text, _ in rows]
+    with tempfile.TemporaryDirectory(prefix="slmkit-bench-serve-") as tmp:
+        config, release = _released_project(Path(tmp), args.steps, args.clients)
+        with start_server(config, release=str(release.version)) as handle:
+            service = handle.service
+            pinned = service.resolve(release.ref)
+            limit = config.serve.max_new_tokens
+
+            def direct(text: str) -> tuple[bool, int, str | None, str | None]:
+                job = Job(uuid.uuid4().hex, release.ref, pinned, text, limit)
+                outcome = service.engine.submit(job).result()
+                ok = outcome.guard.output is not None
+                return ok, outcome.completion_tokens, None if ok else "no_valid_answer", outcome.release.ref
+
+            load = f"{args.clients} clients x {args.seconds:g}s (+{args.warmup:g}s warm-up)"
+            print(f"engine directly: {load}", flush=True)
+            engine = drive(direct, inputs, clients=args.clients, seconds=args.seconds, warmup_s=args.warmup)
+            print(f"gateway over HTTP: {load}", flush=True)
+            gateway = drive(
+                http_sender(handle.url, release.ref),
+                inputs,
+                clients=args.clients,
+                seconds=args.seconds,
+                warmup_s=args.warmup,
+            )
+            batches = service.engine.stats()
+        _record(config, release, gateway, args)
+
+    print(
+        f"\nSmolLM2-135M-Instruct + LoRA ({args.steps} steps), transformers engine, {n_threads} threads, "
+        f"max_batch_size {args.clients}, max_new_tokens {config.serve.max_new_tokens}; "
+        f"largest batch {batches['largest_batch']}"
+    )
+    _table({"engine directly": engine, "gateway (HTTP)": gateway})
+    e, g = engine.summary(), gateway.summary()
+    ratio = g["requests_per_s"] / e["requests_per_s"] if e["requests_per_s"] else float("nan")
+    print(
+        f"\ngateway / engine throughput: {ratio:.3f} (overhead {100 * (1 - ratio):+.1f}%, target <= 5%); "
+        f"p50 overhead {g['p50_ms'] - e['p50_ms']:+.1f} ms (target <= 10 ms); "
+        f"gateway errors {g['errors']} (target 0); RSS growth over the gateway run {g['rss_growth_mib']:+.1f} MiB"
+    )
+
+
+def _released_project(root: Path, steps: int, batch: int) -> tuple[Any, Any]:
+    """The example project, a short adapter trained on it, released to production (no eval: not measured here)."""
+    import yaml
+
+    from slmkit.config import load_config
+    from slmkit.data import run_data_build
+    from slmkit.registry import Registry
+    from slmkit.train import run_train
+
+    project = root / "project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".slmkit", ".demo"))
+    settings = yaml.safe_load((project / "slmkit.yaml").read_text())
+    settings["data"]["dedup"]["semantic"]["enabled"] = False
+    settings["train"].update(max_steps=steps, eval_every=steps)
+    settings.setdefault("serve", {})["max_batch_size"] = batch
+    (project / "slmkit.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    config = load_config(project)
+    run_data_build(config)
+    trained = run_train(config, progress=False, log=lambda line: print(f"  train: {line}"))
+    registry = Registry(config.state_dir)
+    run = registry.get_run(trained.run_id)
+    dataset = registry.get_dataset(trained.dataset_version)
+    release = registry.create_release(
+        name=config.task.name,
+        run_id=trained.run_id,
+        adapter_digest=trained.adapter_digest,
+        base_model=run.base_model,
+        dataset_version=dataset.version,
+        gold_hash=dataset.gold_hash,
+        eval_report_digest="0" * 64,
+        config=config.resolved(),
+        note="serve_load benchmark",
+        alias="production",
+    )
+    registry.close()
+    return config, release
+
+
+def _record(config: Any, release: Any, stats: Any, args: argparse.Namespace) -> None:
+    from slmkit.registry import Registry
+
+    registry = Registry(config.state_dir)
+    summary = stats.summary()
+    line = (
+        f"{args.clients} clients x {stats.seconds:.0f}s: {summary['requests_per_s']:.2f} req/s, "
+        f"p95 {summary['p95_ms']:.0f} ms (bench/serve_load.py)"
+    )
+    registry.record_evidence(
+        release.name, release.version, "latency", passed=summary["errors"] == 0, detail={**summary, "summary": line}
+    )
+    registry.close()
+
+
+def _table(runs: dict[str, Any]) -> None:
+    header = f"{'':<18}{'requests':>9}{'req/s':>9}{'tok/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}"
+    print(header)
+    for label, stats in runs.items():
+        s = stats.summary()
+        print(
+            f"{label:<18}{s['requests']:>9}{s['requests_per_s']:>9.2f}{s['completion_tokens_per_s']:>8.0f}"
+            f"{s['p50_ms']:>9.0f}{s['p95_ms']:>9.0f}{s['p99_ms']:>9.0f}{s['errors']:>8}"
+        )
+
+
+if __name__ == "__main__":
+    main()
