@@ -84,6 +84,7 @@ def generate(
     temperature: float = 0.0,
     seed: int | None = None,
     prefix: SharedPrefix | None = None,
+    schema: dict[str, Any] | None = None,
 ) -> list[Generation]:
     """Completions for fully rendered prompts, in input order; greedy unless temperature > 0.
 
@@ -91,13 +92,15 @@ def generate(
     [shared prefix][left padding][rest of the prompt], so every row's answer starts at the same
     position and the prefix's keys/values are reused. `prefix` is that cache when the caller
     keeps one (a server, per loaded model); without it, one is computed for this call when the
-    prompts share at least MIN_SHARED_TOKENS tokens.
+    prompts share at least MIN_SHARED_TOKENS tokens. With `schema`, decoding is constrained to
+    JSON valid under it (slmkit.models.constrain); callers check `schema_constraint` first.
     """
     import torch
 
     if not prompts:
         return []
     stop_ids = _stop_token_ids(model, tokenizer)
+    constraint = schema_constraint(model, tokenizer, schema) if schema is not None else None
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     if prefix is None or not prefix.fits(encoded):
         shared = common_prefix(encoded) if len(prompts) > 1 else []
@@ -128,6 +131,8 @@ def generate(
             sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
             if seed is not None:
                 torch.manual_seed(seed + start)
+        if constraint is not None:
+            sampling["logits_processor"] = [constraint.processor()]  # fresh matchers for each batch
         with torch.inference_mode():
             output = model.generate(
                 input_ids=input_ids,
@@ -155,6 +160,14 @@ def generate(
                 seconds=seconds,
             )
     return [g for g in results if g is not None]
+
+
+def schema_constraint(model: Any, tokenizer: Any, schema: dict[str, Any]) -> Any:
+    """The compiled constraint for decoding `schema` with this model; ConstraintUnsupported if it cannot be."""
+    from slmkit.models.constrain import SchemaConstraint
+
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    return SchemaConstraint(schema, tokenizer, vocab, _stop_token_ids(model, tokenizer))
 
 
 def cache_argument(module: Any) -> str:
