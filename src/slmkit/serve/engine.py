@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 from slmkit.errors import ServeError, SlmkitError
 from slmkit.monitor import RequestRecord
@@ -42,6 +43,10 @@ class Outcome:
     prompt_tokens: int  # summed over attempts
     completion_tokens: int  # summed over attempts
     finish_reason: str
+    # Measured in the generation loop (time.perf_counter): when the first attempt's first token
+    # was produced, and the gaps between consecutive tokens of every attempt. For metrics.
+    first_token_at: float | None = None
+    inter_token_s: tuple[float, ...] = ()
 
 
 @dataclass
@@ -187,6 +192,7 @@ class Engine:
         finished: list[list[bool]] = [[] for _ in jobs]
         prompt_tokens = [0] * len(jobs)
         completion_tokens = [0] * len(jobs)
+        token_times: list[list[tuple[float, ...]]] = [[] for _ in jobs]
         pending = list(range(len(jobs)))
         for attempt in range(1 + self._max_retries):
             if not pending:
@@ -206,6 +212,7 @@ class Engine:
                 finished[i].append(generation.finished)
                 prompt_tokens[i] += generation.prompt_tokens
                 completion_tokens[i] += generation.completion_tokens
+                token_times[i].append(generation.token_times)
             pending = [i for i in pending if not acceptable(task, texts[i][-1])]
 
         outcomes = []
@@ -214,9 +221,18 @@ class Engine:
             # "length" only when the answer returned is one the model cut off mid-way.
             cut = guard.chosen is not None and not finished[i][guard.chosen]
             escalation = task.escalation_reason(job.input_text, guard.output) if guard.output is not None else None
+            first = token_times[i][0]
+            gaps = tuple(b - a for times in token_times[i] for a, b in pairwise(times))
             outcomes.append(
                 Outcome(
-                    job.release, guard, escalation, prompt_tokens[i], completion_tokens[i], "length" if cut else "stop"
+                    job.release,
+                    guard,
+                    escalation,
+                    prompt_tokens[i],
+                    completion_tokens[i],
+                    "length" if cut else "stop",
+                    first_token_at=first[0] if first else None,
+                    inter_token_s=gaps,
                 )
             )
         return outcomes
