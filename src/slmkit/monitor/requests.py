@@ -1,16 +1,18 @@
 """The serving request log (.slmkit/requests.db): one row per request, never its text.
 
-Monitoring and retraining read it. Until PII redaction lands, request and answer text are not
-stored at all: a log is the last place personal data should leak to. Only numbers, flags and
-names the server chose (release, outcome, error kind) are written.
+Monitoring and retraining read it. Request and answer text are not stored at all: a log is the
+last place personal data should leak to. Only numbers, flags and names the server chose
+(release, outcome, error kind) are written, and the one string a client chooses, the model it
+asked for, passes the data stage's PII redactor first (`model: "jane@example.com"` is stored as
+`<EMAIL_1>`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
-from dataclasses import astuple, dataclass, field, fields
+from collections.abc import Callable, Iterable
+from dataclasses import astuple, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         ],
     ),
 ]
+
+
+def _redactor() -> Callable[[str], str]:
+    """Every kind of personal data the data stage knows, whatever the project's data.pii says: a
+    project that keeps PII out of training on purpose still must not collect it from traffic."""
+    from slmkit.config import PiiConfig
+    from slmkit.data.pii import PiiScrubber
+
+    return PiiScrubber(PiiConfig(enabled=True)).scrub
 
 
 def now() -> str:
@@ -87,6 +98,7 @@ class RequestLog:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self.migrate()
+        self._redact = _redactor()
 
     def migrate(self) -> list[str]:
         """Apply the migrations not yet recorded, in order, each in its own transaction."""
@@ -113,7 +125,7 @@ class RequestLog:
 
     def append(self, records: Iterable[RequestRecord]) -> int:
         """Write records in one transaction; returns how many."""
-        rows = [astuple(r) for r in records]
+        rows = [astuple(replace(r, model_ref=self._redact(r.model_ref))) for r in records]
         if not rows:
             return 0
         sql = f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
