@@ -82,6 +82,7 @@ def test_metrics_count_the_requests_made_and_time_tokens_in_the_generation_loop(
     # the rates' counters: the tiny random model never writes a valid answer, the guard refuses for it
     assert count("slmkit_answers_total", release=release) == answered
     assert count("slmkit_schema_valid_first_try_total", release=release) == 0
+    assert ("slmkit_schema_valid_first_try_total", frozenset({("release", release)})) in samples  # 0, not absent
     assert count("slmkit_refusals_total", release=release) == answered
     assert count("slmkit_guard_replacements_total", release=release) == answered
     assert count("slmkit_guard_retries_total", release=release) == answered * MAX_RETRIES
@@ -100,6 +101,7 @@ def test_metrics_count_the_requests_made_and_time_tokens_in_the_generation_loop(
     )
     assert 0 < first < total  # the first token comes before the validated answer
     assert count("slmkit_queue_depth") == 0 and count("slmkit_requests_in_flight") == 0
+    assert not [name for name, _ in samples if name.endswith("_created")]
 
 
 def test_generation_timestamps_are_one_per_token_in_order(served) -> None:

@@ -46,6 +46,29 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 ]
 
 
+def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, list[str]]]) -> list[str]:
+    """Apply the named migrations not yet recorded in `schema_migrations`, in order, one transaction each.
+
+    `conn` must be in autocommit mode (isolation_level=None); returns the names applied now.
+    """
+    applied = []
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, statements in migrations:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Checked under the write lock: another process may have applied it meanwhile.
+            if not conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now()))
+                applied.append(name)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return applied
+
+
 def _redactor() -> Callable[[str], str]:
     """Every kind of personal data the data stage knows, whatever the project's data.pii says: a
     project that keeps PII out of training on purpose still must not collect it from traffic."""
@@ -102,26 +125,8 @@ class RequestLog:
 
     def migrate(self) -> list[str]:
         """Apply the migrations not yet recorded, in order, each in its own transaction."""
-        applied = []
         with self._lock:
-            conn = self._conn
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            for name, statements in MIGRATIONS:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    # Checked inside the lock: another process may have applied it meanwhile.
-                    if not conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
-                        for statement in statements:
-                            conn.execute(statement)
-                        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now()))
-                        applied.append(name)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        return applied
+            return apply_migrations(self._conn, MIGRATIONS)
 
     def append(self, records: Iterable[RequestRecord]) -> int:
         """Write records in one transaction; returns how many."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slmkit.errors import ServeError
-from slmkit.monitor.requests import now
+from slmkit.monitor.requests import apply_migrations, now
 
 TOKEN_PREFIX = "slmkit-"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -76,25 +76,8 @@ class KeyStore:
         self._lock = threading.Lock()
         self._conn.execute("PRAGMA busy_timeout = 30000")
         self._conn.execute("PRAGMA journal_mode = WAL")
-        self._migrate()
-
-    def _migrate(self) -> None:
         with self._lock:
-            conn = self._conn
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            for name, statements in MIGRATIONS:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if not conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
-                        for statement in statements:
-                            conn.execute(statement)
-                        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now()))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+            apply_migrations(self._conn, MIGRATIONS)
 
     def add(self, name: str, models: list[str] | None = None) -> tuple[ApiKey, str]:
         """A new key and its token: the only time the token exists outside the client."""

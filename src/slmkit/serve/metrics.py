@@ -44,8 +44,9 @@ class ServeMetrics:
     """One registry per server (tests run several in one process); thread-safe like prometheus_client."""
 
     def __init__(self, *, queue_depth: Callable[[], int], in_flight: Callable[[], int]) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
+        disable_created_metrics()  # process-wide, as vLLM does: a `_created` twin of every series is noise
         self.registry = registry = CollectorRegistry()
         by_release = ["release"]
         self.requests = Counter(
@@ -104,8 +105,7 @@ class ServeMetrics:
         self.prompt_tokens.labels(release).inc(outcome.prompt_tokens)
         self.completion_tokens.labels(release).inc(outcome.completion_tokens)
         self.retries.labels(release).inc(max(guard.attempts - 1, 0))
-        if guard.replaced:
-            self.replacements.labels(release).inc()
+        self.replacements.labels(release).inc(int(guard.replaced))
         if outcome.first_token_at is not None:
             self.first_token.labels(release).observe(max(outcome.first_token_at - received, 0.0))
         inter_token = self.inter_token.labels(release)
@@ -118,10 +118,9 @@ class ServeMetrics:
         guard = outcome.guard
         self.requests.labels(release, "refused" if guard.refused else "ok", "200").inc()
         self.answers.labels(release).inc()
-        if guard.valid_first:
-            self.valid_first.labels(release).inc()
-        if guard.refused:
-            self.refusals.labels(release).inc()
+        # inc(0) too: each rate's numerator exists, at 0, as soon as its release has answered
+        self.valid_first.labels(release).inc(int(guard.valid_first))
+        self.refusals.labels(release).inc(int(guard.refused))
         self.latency.labels(release).observe(time.perf_counter() - received)
 
     def failed(self, release: str | None, status: int, code: str | None = None) -> None:
