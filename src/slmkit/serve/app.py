@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slmkit import __version__
+from slmkit.serve.keys import ApiKey
 from slmkit.serve.metrics import error_kind
 from slmkit.serve.protocol import (
     APIError,
@@ -100,10 +101,17 @@ def create_app(service: ChatService) -> FastAPI:
         except APIError as exc:
             return refused(exc, request_id, received, headers)
         service.in_flight += 1
+        try:  # whatever happens below, even a client going away, the slot is given back
+            return await respond(request, key, request_id, received, headers)
+        finally:
+            service.in_flight -= 1
+
+    async def respond(
+        request: Request, key: ApiKey | None, request_id: str, received: float, headers: dict[str, str]
+    ) -> Response:
         try:
             body = await _read_body(request, limit)
         except APIError as exc:
-            service.in_flight -= 1
             return refused(exc, request_id, received, headers)
         try:
             answer = await service.chat(body, request_id=request_id, received=received, key=key)
@@ -118,8 +126,6 @@ def create_app(service: ChatService) -> FastAPI:
             log.exception("request %s failed", request_id)
             error = APIError(500, f"internal error (request {request_id}); see the server log", kind="server_error")
             return refused(error, request_id, received, headers)
-        finally:
-            service.in_flight -= 1
         service.metrics.answered(answer.outcome, received)
         if answer.request.stream:
             return StreamingResponse(_stream(answer), media_type="text/event-stream", headers=headers)
