@@ -529,8 +529,33 @@ class ServeConfig(_Section):
     max_new_tokens: int = Field(128, gt=0, description="Upper bound on answer length in tokens.")
     max_batch_size: int = Field(8, gt=0, description="Concurrent requests generated together.")
     max_retries: int = Field(1, ge=0, le=5, description="Regenerations when an answer fails the schema.")
+    constrained: bool = Field(
+        True,
+        description="Decode answers under the task's JSON schema (only schema-valid JSON can be written; "
+        "labels only from their enum). The guard still validates every answer.",
+    )
     timeout_s: float = Field(120.0, gt=0, description="Longest a request may wait for its answer (then 504).")
     max_request_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused (413).")
+    max_messages: int = Field(32, gt=0, description="Most messages one request may carry (more: 400).")
+    max_concurrent: int = Field(
+        32,
+        gt=0,
+        description="Chat requests in flight at once (queued or generating); more are refused at once with 429 "
+        "and Retry-After instead of queueing.",
+    )
+    require_keys: bool = Field(
+        False,
+        description="Refuse /v1 requests without a valid API key even before any key exists. Keys are always "
+        "checked once one has been created (`slmkit serve keys add`), revoked or not.",
+    )
+    allow_open_network: bool = Field(
+        False,
+        description="Start on a non-loopback host (e.g. 0.0.0.0) with no API key. Off: such a server refuses "
+        "to start, so an unauthenticated API is never exposed by accident.",
+    )
+    metrics_require_key: bool = Field(
+        False, description="Ask for an API key on /metrics too (any valid key); off, /metrics is open."
+    )
 
 
 # --- the project ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,13 @@ def make_adapter(base_dir: Path, out_dir: Path, *, seed: int) -> Path:
 
 def make_project(root: Path, base_dir: Path, **overrides: Any) -> ProjectConfig:
     """The example project on the tiny model, with short answers so the suite stays fast."""
-    settings = {"serve.max_new_tokens": MAX_NEW_TOKENS, "serve.max_retries": MAX_RETRIES, **overrides}
+    # Unconstrained: the tiny model's garbage then exercises the guard (test_constrained.py turns it on).
+    settings = {
+        "serve.max_new_tokens": MAX_NEW_TOKENS,
+        "serve.max_retries": MAX_RETRIES,
+        "serve.constrained": False,
+        **overrides,
+    }
     return load_config(write_project(root, base_dir, rows=20, overrides=settings))
 
 
@@ -48,13 +55,14 @@ def release_adapter(
     recorded_config: dict[str, Any] | None = None,
     base_model: dict[str, Any] | None = None,
     dataset: Any = None,
+    name: str | None = None,
 ) -> Release:
     """Store the adapter and record a release of it, as `slmkit release` would after a passing eval."""
     registry = Registry(config.state_dir)
     try:
         digest = registry.store.put_dir(adapter_dir)
         return registry.create_release(
-            name=config.task.name,
+            name=name or config.task.name,
             run_id=f"run-{digest[:8]}",
             adapter_digest=digest,
             base_model=base_model or resolve_base_model(str(base_dir)).record(),
@@ -74,3 +82,22 @@ def adapters(tmp_path_factory, tiny_model_dir) -> list[Path]:
     """Two different adapters for the tiny model."""
     root = tmp_path_factory.mktemp("adapters")
     return [make_adapter(tiny_model_dir, root / f"adapter-{seed}", seed=seed) for seed in (1, 2)]
+
+
+def scrape(api_url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """/metrics parsed by prometheus_client: {(sample name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(api_url.removesuffix("/v1") + "/metrics", timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric(samples: dict, name: str, **labels: str) -> float:
+    """One sample's value; 0 when the series does not exist yet (a counter never incremented)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)

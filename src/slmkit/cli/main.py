@@ -23,6 +23,10 @@ releases_app = typer.Typer(
     help="List, show and compare releases; read the audit log. Alone: list.", invoke_without_command=True
 )
 registry_app = typer.Typer(help="The registry's records and stored artifacts.", no_args_is_help=True)
+serve_app = typer.Typer(
+    help="Serve releases behind an OpenAI-compatible API. Alone: serve.", invoke_without_command=True
+)
+keys_app = typer.Typer(help="API keys: add (prints the token once), list, revoke.", no_args_is_help=True)
 
 app.command("init")(project.init)
 app.command("validate")(project.validate)
@@ -44,7 +48,12 @@ releases_app.command("mirror")(releases.mirror)
 app.add_typer(releases_app, name="releases")
 registry_app.command("verify")(releases.verify)
 app.add_typer(registry_app, name="registry")
-app.command("serve")(serve.serve)
+serve_app.callback()(serve.serve)
+keys_app.command("add")(serve.keys_add)
+keys_app.command("list")(serve.keys_list)
+keys_app.command("revoke")(serve.keys_revoke)
+serve_app.add_typer(keys_app, name="keys")
+app.add_typer(serve_app, name="serve")
 app.command("loadtest")(serve.loadtest)
 app.command("demo")(serve.demo)
 

@@ -1,25 +1,84 @@
-"""`slmkit serve` and `slmkit demo`."""
+"""`slmkit serve`, `slmkit serve keys add|list|revoke` and `slmkit demo`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from slmkit.cli.common import ProjectOption, load, say
 
+if TYPE_CHECKING:
+    from slmkit.serve.keys import KeyStore
+
+# On a keys command, --project may also come before it: `slmkit serve -p DIR keys list`.
+SubProjectOption = Annotated[
+    Path | None,
+    typer.Option("--project", "-p", help="Project directory (holding slmkit.yaml) or the file itself."),
+]
+
 
 def serve(
+    ctx: typer.Context,
     project: ProjectOption = Path("."),
     host: Annotated[str | None, typer.Option(help="Interface to bind (default: serve.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: serve.port; 0 = any free port).")] = None,
     release: Annotated[str | None, typer.Option(help="Alias or version served by default.")] = None,
 ) -> None:
-    """Serve the released adapters behind an OpenAI-compatible API."""
+    """Serve the released adapters behind an OpenAI-compatible API; `keys` manages its API keys."""
+    ctx.obj = project
+    if ctx.invoked_subcommand is not None:
+        return
     from slmkit.serve import run_server
 
     run_server(load(project, check_files=False), host=host, port=port, release=release)
+
+
+def keys_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. support-app.")],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="A model it may use (a task name allows all its versions; name@3 only that); repeat."),
+    ] = None,
+    project: SubProjectOption = None,
+) -> None:
+    """Create an API key and print its token once; only its sha256 is stored."""
+    with _keys(ctx, project) as keys:
+        key, token = keys.add(name, model)
+    say(f"created key {key.name} for {', '.join(key.models) or 'every model'}")
+    say(f"  token (shown only now; send it as 'Authorization: Bearer <token>'): {token}")
+
+
+def keys_list(ctx: typer.Context, project: SubProjectOption = None) -> None:
+    """The API keys: name, models, token hint, created and revoked times (never the tokens)."""
+    with _keys(ctx, project) as keys:
+        rows = keys.list()
+    if not rows:
+        say("no API keys: the server answers without one on 127.0.0.1 (`slmkit serve keys add NAME`)")
+        return
+    for key in rows:
+        state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+        say(f"{key.name:<20} {key.hint}...  {', '.join(key.models) or 'every model':<30} {key.created_at}  {state}")
+
+
+def keys_revoke(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The key to revoke.")],
+    project: SubProjectOption = None,
+) -> None:
+    """Revoke an API key: a running server refuses it (401) from the next request on."""
+    with _keys(ctx, project) as keys:
+        key = keys.revoke(name)
+    say(f"revoked key {key.name} ({key.hint}...) at {key.revoked_at}")
+
+
+def _keys(ctx: typer.Context, project: Path | None) -> KeyStore:
+    from slmkit.serve.keys import KeyStore
+
+    config = load(project or ctx.obj or Path("."), check_files=False)
+    return KeyStore(config.state_dir / "keys.db")
 
 
 def demo(

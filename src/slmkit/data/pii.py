@@ -162,6 +162,10 @@ class PiiScrubber:
         new_texts = {name: self._scrub(text, row) for name, text in texts.items()}
         return new_texts, self._walk(output, row), row.counts
 
+    def scrub(self, text: str) -> str:
+        """One text alone, with its own placeholders (`<EMAIL_1>`): for logs, which keep no rows."""
+        return self._scrub(text, _RowPlaceholders())
+
     def _walk(self, value: Any, row: _RowPlaceholders) -> Any:
         if isinstance(value, str):
             return self._scrub(value, row)

@@ -37,6 +37,7 @@ class SchemaConstraint:
         if probe.is_error():
             raise ConstraintUnsupported(probe.get_error())
         self.vocab_size = vocab_size
+        self.stop_ids = tuple(stop_ids)
 
     def processor(self) -> Any:
         return _MaskingProcessor(self)
@@ -59,7 +60,9 @@ class _MaskingProcessor:
 
         rows = input_ids.shape[0]
         if not self.matchers:  # the first step: nothing generated yet
-            self.matchers = [llguidance.LLMatcher(self.constraint.tokenizer, self.constraint.grammar) for _ in range(rows)]
+            self.matchers = [
+                llguidance.LLMatcher(self.constraint.tokenizer, self.constraint.grammar) for _ in range(rows)
+            ]
             self.bitmask = llt.allocate_token_bitmask(rows, self.constraint.tokenizer.vocab_size)
             self.shifts = torch.arange(32, dtype=torch.int32)
             self.prompt_width = input_ids.shape[1]
@@ -68,9 +71,11 @@ class _MaskingProcessor:
             for matcher, token in zip(self.matchers, last, strict=True):
                 if not matcher.is_stopped() and not matcher.is_error():
                     matcher.consume_token(token)
+        ended = []  # the answer is complete (or the matcher lost track): only a stop token may follow
         for row, matcher in enumerate(self.matchers):
             if matcher.is_stopped() or matcher.is_error():
-                self.bitmask[row].fill_(-1)  # finished (generate pads it) or lost: leave it be
+                ended.append(row)
+                self.bitmask[row].fill_(0)
             else:
                 llt.fill_next_token_bitmask(matcher, self.bitmask, row)
         # The bitmask holds 32 tokens per int32, lowest bit first. Unpacked in one vectorized step
@@ -80,6 +85,8 @@ class _MaskingProcessor:
         width = min(scores.shape[-1], allowed.shape[-1])
         scores[:, :width].masked_fill_(~allowed[:, :width], float("-inf"))
         scores[:, width:] = float("-inf")
+        for row in ended:
+            scores[row, list(self.constraint.stop_ids)] = 0.0
         return scores
 
 
@@ -104,7 +111,10 @@ def _grammar(schema: dict[str, Any]) -> str:
         if text not in _GRAMMARS:
             options = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
             try:
-                _GRAMMARS[text] = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=options)
+                _GRAMMARS[text] = llguidance.LLMatcher.grammar_from_json_schema(
+                    schema,
+                    defaults=options,  # type: ignore[arg-type]
+                )
             except (ValueError, TypeError) as exc:
                 raise ConstraintUnsupported(str(exc)) from None
         return _GRAMMARS[text]

@@ -24,6 +24,9 @@ class Generation:
     completion_tokens: int
     finished: bool  # ended on an end-of-turn token, not on the length limit
     seconds: float  # wall time of the batch it ran in
+    # time.perf_counter() when each completion token was produced (the stop token included):
+    # serving's time-to-first-token and inter-token latency are measured from these.
+    token_times: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ def generate(
             cache.batch_repeat_interleave(len(rows))
             cached[cache_argument(model)] = cache
         began = time.perf_counter()
+        clock = _TokenClock()
         sampling: dict[str, Any] = {"do_sample": False}
         if temperature > 0:
             sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
@@ -142,6 +146,7 @@ def generate(
                 **sampling,
                 pad_token_id=pad_id,
                 eos_token_id=stop_ids,
+                stopping_criteria=[clock],
                 **cached,
             )
         seconds = time.perf_counter() - began
@@ -152,12 +157,14 @@ def generate(
                 if token in stop_ids:
                     new, finished = new[:cut], True
                     break
+            completion_tokens = len(new) + (1 if finished else 0)
             results[i] = Generation(
                 text=tokenizer.decode(new, skip_special_tokens=True),
                 prompt_tokens=len(encoded[i]),
-                completion_tokens=len(new) + (1 if finished else 0),
+                completion_tokens=completion_tokens,
                 finished=finished,
                 seconds=seconds,
+                token_times=tuple(clock.times[:completion_tokens]),
             )
     return [g for g in results if g is not None]
 
@@ -168,6 +175,20 @@ def schema_constraint(model: Any, tokenizer: Any, schema: dict[str, Any]) -> Any
 
     vocab = int(model.get_output_embeddings().weight.shape[0])
     return SchemaConstraint(schema, tokenizer, vocab, _stop_token_ids(model, tokenizer))
+
+
+class _TokenClock:
+    """A stopping criterion that never stops: generate calls it once per step, right after the
+    step's tokens are chosen, so its timestamps are when each position's token was produced."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        self.times.append(time.perf_counter())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 def cache_argument(module: Any) -> str:

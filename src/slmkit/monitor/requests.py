@@ -1,16 +1,18 @@
 """The serving request log (.slmkit/requests.db): one row per request, never its text.
 
-Monitoring and retraining read it. Until PII redaction lands, request and answer text are not
-stored at all: a log is the last place personal data should leak to. Only numbers, flags and
-names the server chose (release, outcome, error kind) are written.
+Monitoring and retraining read it. Request and answer text are not stored at all: a log is the
+last place personal data should leak to. Only numbers, flags and names the server chose
+(release, outcome, error kind) are written, and the one string a client chooses, the model it
+asked for, passes the data stage's PII redactor first (`model: "jane@example.com"` is stored as
+`<EMAIL_1>`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
-from dataclasses import astuple, dataclass, field, fields
+from collections.abc import Callable, Iterable
+from dataclasses import astuple, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,38 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         ],
     ),
 ]
+
+
+def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, list[str]]]) -> list[str]:
+    """Apply the named migrations not yet recorded in `schema_migrations`, in order, one transaction each.
+
+    `conn` must be in autocommit mode (isolation_level=None); returns the names applied now.
+    """
+    applied = []
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, statements in migrations:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Checked under the write lock: another process may have applied it meanwhile.
+            if not conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now()))
+                applied.append(name)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return applied
+
+
+def _redactor() -> Callable[[str], str]:
+    """Every kind of personal data the data stage knows, whatever the project's data.pii says: a
+    project that keeps PII out of training on purpose still must not collect it from traffic."""
+    from slmkit.config import PiiConfig
+    from slmkit.data.pii import PiiScrubber
+
+    return PiiScrubber(PiiConfig(enabled=True)).scrub
 
 
 def now() -> str:
@@ -87,33 +121,16 @@ class RequestLog:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self.migrate()
+        self._redact = _redactor()
 
     def migrate(self) -> list[str]:
         """Apply the migrations not yet recorded, in order, each in its own transaction."""
-        applied = []
         with self._lock:
-            conn = self._conn
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            for name, statements in MIGRATIONS:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    # Checked inside the lock: another process may have applied it meanwhile.
-                    if not conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
-                        for statement in statements:
-                            conn.execute(statement)
-                        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now()))
-                        applied.append(name)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        return applied
+            return apply_migrations(self._conn, MIGRATIONS)
 
     def append(self, records: Iterable[RequestRecord]) -> int:
         """Write records in one transaction; returns how many."""
-        rows = [astuple(r) for r in records]
+        rows = [astuple(replace(r, model_ref=self._redact(r.model_ref))) for r in records]
         if not rows:
             return 0
         sql = f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"

@@ -2,7 +2,8 @@
 
 Layout (after vLLM's split): `protocol` (wire shapes), `service` (what a request does),
 `app` (thin FastAPI routes), `engine` (the batching worker), `releases` (load and check a
-release), `guard` (validate or replace an answer), `server` (run it). Importing this package
+release), `guard` (validate or replace an answer), `keys` (API keys, stored hashed), `metrics`
+(Prometheus), `server` (run it). Importing this package
 loads none of torch, transformers, FastAPI or uvicorn: `slmkit --help` stays instant.
 """
 

@@ -2,20 +2,26 @@
 
 Routes only read the request, call the service and shape the reply; every error, including
 unknown routes and oversized bodies, answers in the OpenAI error format the clients parse.
+Every /v1 route checks the API key (while keys are on); /metrics is open unless
+serve.metrics_require_key. At most serve.max_concurrent chat requests are in flight: one more
+is refused at once (429 with Retry-After) rather than queued without bound.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slmkit import __version__
+from slmkit.serve.keys import ApiKey
+from slmkit.serve.metrics import error_kind
 from slmkit.serve.protocol import (
     APIError,
     chunk_body,
@@ -31,15 +37,17 @@ from slmkit.serve.service import Answer, ChatService
 log = logging.getLogger("slmkit.serve")
 
 STREAM_PIECES = 4  # a validated answer is sent in a few chunks, so streaming clients see deltas
+RETRY_AFTER_S = 1  # what a 429 asks clients to wait: an answer takes about a second here
 
 
 def create_app(service: ChatService) -> FastAPI:
     app = FastAPI(title="slmkit", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
-    limit = service.config.serve.max_request_bytes
+    serve = service.config.serve
+    limit = serve.max_request_bytes
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -55,36 +63,70 @@ def create_app(service: ChatService) -> FastAPI:
     async def health() -> dict[str, Any]:
         return service.health()
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        if serve.metrics_require_key:
+            service.authorize(request.headers.get("authorization"))
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     @app.get("/v1/models")
-    async def list_models() -> dict[str, Any]:
-        return models_body(service.model_cards())
+    async def list_models(request: Request) -> dict[str, Any]:
+        key = service.authorize(request.headers.get("authorization"))
+        return models_body(service.model_cards(key))
 
     @app.get("/v1/models/{model_id:path}")
-    async def retrieve_model(model_id: str) -> dict[str, Any]:
-        for card in service.model_cards():
+    async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
+        key = service.authorize(request.headers.get("authorization"))
+        for card in service.model_cards(key):
             if card["id"] == model_id:
                 return card
-        release = service.resolve(model_id)  # an unknown one raises the 404 that lists the models
+        release = service.resolve(model_id, key)  # raises the 403, or the 404 that lists the models
         return model_card(model_id, int(time.time())) | {"release": release.ref}
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
+    async def chat_completions(request: Request) -> Response:
         received = time.perf_counter()
         request_id = completion_id()
         headers = {"x-request-id": request_id}
+        try:  # refused before the service sees the request: logged and counted here
+            key = service.authorize(request.headers.get("authorization"))
+            if service.in_flight >= serve.max_concurrent:
+                raise APIError(
+                    429,
+                    f"too many requests in flight ({serve.max_concurrent}, serve.max_concurrent); "
+                    f"retry in {RETRY_AFTER_S}s",
+                    kind="server_error",
+                    code="overloaded",
+                )
+        except APIError as exc:
+            return refused(exc, request_id, received, headers)
+        service.in_flight += 1
+        try:  # whatever happens below, even a client going away, the slot is given back
+            return await respond(request, key, request_id, received, headers)
+        finally:
+            service.in_flight -= 1
+
+    async def respond(
+        request: Request, key: ApiKey | None, request_id: str, received: float, headers: dict[str, str]
+    ) -> Response:
         try:
             body = await _read_body(request, limit)
-            answer = await service.chat(body, request_id=request_id, received=received)
         except APIError as exc:
-            if exc.status == 413:
-                service.record_error(request_id, "", received, "too_large")
-            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+            return refused(exc, request_id, received, headers)
+        try:
+            answer = await service.chat(body, request_id=request_id, received=received, key=key)
+        except APIError as exc:
+            service.metrics.failed(exc.release, exc.status, exc.code)
+            return error_response(exc, headers)
+        except asyncio.CancelledError:  # the client went away; the service logged the row
+            service.metrics.failed(None, 499)
+            raise
         except Exception:
             # The traceback goes to the server log, never the request text (it may be personal data).
             log.exception("request %s failed", request_id)
-            service.record_error(request_id, "", received, "internal")
             error = APIError(500, f"internal error (request {request_id}); see the server log", kind="server_error")
-            return JSONResponse(error.body(), status_code=500, headers=headers)
+            return refused(error, request_id, received, headers)
+        service.metrics.answered(answer.outcome, received)
         if answer.request.stream:
             return StreamingResponse(_stream(answer), media_type="text/event-stream", headers=headers)
         payload = completion_body(
@@ -98,7 +140,23 @@ def create_app(service: ChatService) -> FastAPI:
         )
         return JSONResponse(payload, headers=headers)
 
+    def refused(exc: APIError, request_id: str, received: float, headers: dict[str, str]) -> JSONResponse:
+        """An error the service never saw: logged (without text) and counted here."""
+        service.record_error(request_id, "", received, error_kind(exc.status, exc.code))
+        service.metrics.failed(None, exc.status, exc.code)
+        return error_response(exc, headers)
+
     return app
+
+
+def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The OpenAI error body, with the headers clients act on: Retry-After (429), WWW-Authenticate (401)."""
+    headers = dict(headers or {})
+    if exc.status == 429:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
+from typing import Any
 
 from slmkit.errors import ServeError, SlmkitError
 from slmkit.monitor import RequestRecord
@@ -42,6 +44,11 @@ class Outcome:
     prompt_tokens: int  # summed over attempts
     completion_tokens: int  # summed over attempts
     finish_reason: str
+    # Measured in the generation loop (time.perf_counter): when the first attempt's first token
+    # was produced, and the gaps between consecutive tokens of every attempt. For metrics.
+    first_token_at: float | None = None
+    inter_token_s: tuple[float, ...] = ()
+    constrained: bool = False  # decoded under the task's JSON schema
 
 
 @dataclass
@@ -69,8 +76,10 @@ class Engine:
         max_retries: int = 1,
         max_queue: int = 256,
         batch_wait_s: float = 0.005,
+        constrained: bool = False,
     ) -> None:
         self.cache = cache
+        self._constrained = constrained
         self._record = record
         self._max_batch = max_batch_size
         self._max_retries = max_retries
@@ -187,6 +196,8 @@ class Engine:
         finished: list[list[bool]] = [[] for _ in jobs]
         prompt_tokens = [0] * len(jobs)
         completion_tokens = [0] * len(jobs)
+        token_times: list[list[tuple[float, ...]]] = [[] for _ in jobs]
+        schema = self._schema(loaded)
         pending = list(range(len(jobs)))
         for attempt in range(1 + self._max_retries):
             if not pending:
@@ -200,12 +211,14 @@ class Engine:
                 temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE,
                 seed=attempt,  # retries are reproducible for the same batch
                 prefix=loaded.prefix,
+                schema=schema,
             )
             for i, generation in zip(pending, generations, strict=True):
                 texts[i].append(generation.text)
                 finished[i].append(generation.finished)
                 prompt_tokens[i] += generation.prompt_tokens
                 completion_tokens[i] += generation.completion_tokens
+                token_times[i].append(generation.token_times)
             pending = [i for i in pending if not acceptable(task, texts[i][-1])]
 
         outcomes = []
@@ -214,12 +227,42 @@ class Engine:
             # "length" only when the answer returned is one the model cut off mid-way.
             cut = guard.chosen is not None and not finished[i][guard.chosen]
             escalation = task.escalation_reason(job.input_text, guard.output) if guard.output is not None else None
+            first = token_times[i][0]
+            gaps = tuple(b - a for times in token_times[i] for a, b in pairwise(times))
             outcomes.append(
                 Outcome(
-                    job.release, guard, escalation, prompt_tokens[i], completion_tokens[i], "length" if cut else "stop"
+                    job.release,
+                    guard,
+                    escalation,
+                    prompt_tokens[i],
+                    completion_tokens[i],
+                    "length" if cut else "stop",
+                    first_token_at=first[0] if first else None,
+                    inter_token_s=gaps,
+                    constrained=schema is not None,
                 )
             )
         return outcomes
+
+    def _schema(self, loaded: LoadedRelease) -> dict[str, Any] | None:
+        """The schema to decode under: the task's, when constrained decoding is on and can enforce it."""
+        if not self._constrained:
+            return None
+        if loaded.constrainable is None:  # checked once per loaded release
+            from slmkit.models.constrain import ConstraintUnsupported
+            from slmkit.models.generate import schema_constraint
+
+            try:
+                schema_constraint(loaded.model, loaded.tokenizer, loaded.task.schema)
+                loaded.constrainable = True
+            except ConstraintUnsupported as exc:
+                log.warning(
+                    "%s: its schema cannot be enforced while decoding (%s); the guard alone checks it",
+                    loaded.spec.release.ref,
+                    exc,
+                )
+                loaded.constrainable = False
+        return loaded.task.schema if loaded.constrainable else None
 
 
 def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None) -> RequestRecord:

@@ -63,6 +63,7 @@ class APIError(Exception):
         self.kind = kind
         self.code = code
         self.param = param
+        self.release: str | None = None  # the release the request had resolved to, for the metrics
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}

@@ -53,6 +53,7 @@ class LoadedRelease:
     tokenizer: Any
     model: Any
     prefix: Any = None  # SharedPrefix: the system message's keys/values, computed once per load
+    constrainable: bool | None = None  # can its schema be enforced while decoding (None: not checked yet)
 
     @property
     def task(self) -> Task:

@@ -5,6 +5,8 @@ Importing this module is cheap: uvicorn, FastAPI and torch are imported when a s
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -16,6 +18,8 @@ from slmkit.errors import ServeError
 if TYPE_CHECKING:
     from slmkit.registry import Release
     from slmkit.serve.service import ChatService
+
+log = logging.getLogger("slmkit.serve")
 
 
 class ServerHandle:
@@ -55,7 +59,7 @@ def start_server(
     """
     import uvicorn
 
-    service, app, _ = _prepare(config, release)
+    service, app, _ = _prepare(config, release, host)
     try:
         sock = _bind(host, port)
     except ServeError:
@@ -80,15 +84,20 @@ def run_server(
     """Serve the project's releases until interrupted (Ctrl-C); prints the URL and what it serves."""
     import uvicorn
 
-    service, app, default = _prepare(config, release)
+    host = host or config.serve.host
+    service, app, default = _prepare(config, release, host)
     try:
-        host = host or config.serve.host
         sock = _bind(host, config.serve.port if port is None else port)
         url = f"http://{_client_host(host)}:{sock.getsockname()[1]}/v1"
         base = default.base_model.get("spec", "?")
         print(f"slmkit serve: {config.task.name} -> {default.ref} ({service.default_release}) on {base}")
         print(f"  models: {', '.join(card['id'] for card in service.model_cards())}")
         print(f"  OpenAI base URL: {url}   (health: {url.removesuffix('/v1')}/health; Ctrl-C stops)")
+        active = [key for key in service.keys.list() if key.revoked_at is None]
+        if service.keys_enforced():
+            print(f"  API keys: required ({len(active)} active; `slmkit serve keys list`)")
+        else:
+            print("  API keys: off (none created; `slmkit serve keys add NAME` turns them on)")
         if host in ("0.0.0.0", "::"):
             print(f"  listening on every interface ({host}): anyone who can reach this machine can call it")
         server = uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="off"))
@@ -97,14 +106,16 @@ def run_server(
         service.close()
 
 
-def _prepare(config: ProjectConfig, release: str | None) -> tuple[ChatService, Any, Release]:
-    """The service (default release loaded and checked) and its app; ServeError when there is nothing to serve."""
+def _prepare(config: ProjectConfig, release: str | None, host: str) -> tuple[ChatService, Any, Release]:
+    """The service (default release loaded and checked) and its app; ServeError when there is nothing to
+    serve, or when it would be an open API on the network."""
     from slmkit.serve.app import create_app
     from slmkit.serve.protocol import APIError
     from slmkit.serve.service import ChatService
 
     service = ChatService(config, default_release=release)
     try:
+        _check_exposure(service, host)
         name = config.task.name
         if not service.registry.list_releases(name):
             raise ServeError(
@@ -122,6 +133,36 @@ def _prepare(config: ProjectConfig, release: str | None) -> tuple[ChatService, A
     except BaseException:
         service.close()
         raise
+
+
+def _check_exposure(service: ChatService, host: str) -> None:
+    """Refuse an API without keys on a non-loopback host, unless serve.allow_open_network says it is meant."""
+    serve = service.config.serve
+    if service.keys.enforced():
+        return
+    if serve.require_keys:
+        raise ServeError(
+            "serve.require_keys is on but no API key exists, so every request would be refused",
+            hint="create one with `slmkit serve keys add NAME` (it prints the token once)",
+        )
+    if _is_loopback(host):
+        return
+    if not serve.allow_open_network:
+        raise ServeError(
+            f"refusing to serve on {host} without API keys: anyone who can reach it could call every model",
+            hint="create a key with `slmkit serve keys add NAME` (clients send it as 'Authorization: Bearer'), "
+            "bind 127.0.0.1, or set serve.allow_open_network: true to serve an open API on purpose",
+        )
+    log.warning("serving on %s WITHOUT API keys (serve.allow_open_network): anyone who can reach it can call it", host)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
 
 
 def _bind(host: str, port: int) -> socket.socket:

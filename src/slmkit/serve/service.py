@@ -23,6 +23,8 @@ from slmkit.errors import RegistryError, SlmkitError
 from slmkit.monitor import RequestLog, RequestRecord
 from slmkit.registry import Registry, Release
 from slmkit.serve.engine import Engine, EngineBusy, Job, Outcome
+from slmkit.serve.keys import ApiKey, KeyStore
+from slmkit.serve.metrics import ServeMetrics, error_kind
 from slmkit.serve.protocol import APIError, ChatCompletionRequest, ChatMessage, model_card, parse_chat_request
 from slmkit.serve.recorder import Recorder
 from slmkit.serve.releases import ModelCache, ModelKey, ReleaseSpec, release_spec
@@ -50,6 +52,7 @@ class Answer:
         return {
             "release": self.model,
             "valid": guard.valid_first,
+            "constrained": self.outcome.constrained,
             "refused": guard.refused,
             "guard": {"replaced": guard.replaced, "attempts": guard.attempts, "reason": guard.reason},
             "escalate": self.outcome.escalation is not None,
@@ -71,17 +74,56 @@ class ChatService:
             record=self.recorder.put,
             max_batch_size=config.serve.max_batch_size,
             max_retries=config.serve.max_retries,
+            constrained=config.serve.constrained,
         )
         self._specs: dict[ModelKey, ReleaseSpec] = {}
+        self.keys = KeyStore(config.state_dir / "keys.db")
+        self.in_flight = 0  # chat requests admitted and not answered; only the event loop changes it
+        self.metrics = ServeMetrics(queue_depth=lambda: self.engine.stats()["queued"], in_flight=lambda: self.in_flight)
+
+    # --- access --------------------------------------------------------------------------
+
+    def keys_enforced(self) -> bool:
+        return self.config.serve.require_keys or self.keys.enforced()
+
+    def authorize(self, header: str | None) -> ApiKey | None:
+        """The key of a request's `Authorization: Bearer` header; None while keys are off; else 401."""
+        if not self.keys_enforced():
+            return None
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise APIError(
+                401,
+                "missing API key: send it as 'Authorization: Bearer <key>' (the openai client's api_key); "
+                "an operator creates one with `slmkit serve keys add NAME`",
+                code="invalid_api_key",
+            )
+        key = self.keys.authenticate(token.strip())
+        if key is None:
+            raise APIError(401, "invalid API key: no such key was issued by this server", code="invalid_api_key")
+        if key.revoked_at is not None:
+            raise APIError(401, f"this API key was revoked at {key.revoked_at}", code="invalid_api_key")
+        return key
 
     # --- releases ------------------------------------------------------------------------
 
-    def resolve(self, model_ref: str) -> Release:
-        """A model name from a request -> one release version (aliases are read now, each time)."""
+    def resolve(self, model_ref: str, key: ApiKey | None = None) -> Release:
+        """A model name from a request -> one release version (aliases are read now, each time).
+
+        With a key: 403 for a model it may not use, and a 404 lists only the models it may.
+        """
+        if key is not None and not key.allows(model_ref):
+            raise APIError(
+                403,
+                f"the API key '{key.name}' may not use model '{model_ref}'; it may use: {', '.join(key.models)}",
+                kind="permission_error",
+                code="model_not_allowed",
+                param="model",
+            )
         try:
             return self.registry.resolve(model_ref, default_alias=self.default_release)
         except RegistryError as exc:
-            known = ", ".join(card["id"] for card in self.model_cards()) or "none (run `slmkit release` first)"
+            known = ", ".join(card["id"] for card in self.model_cards(key)) or "none (run `slmkit release` first)"
             raise APIError(
                 404,
                 f"model '{model_ref}' does not exist ({exc.message}). Available models: {known}",
@@ -102,8 +144,8 @@ class ChatService:
         self.cache.get(release)
         return release
 
-    def model_cards(self) -> list[dict[str, Any]]:
-        """`name` (its default release), `name@<alias>` and `name@<version>` for every release."""
+    def model_cards(self, key: ApiKey | None = None) -> list[dict[str, Any]]:
+        """`name` (its default release), `name@<alias>` and `name@<version>` for every release (the key may use)."""
         releases = self.registry.list_releases()
         cards = []
         for name in dict.fromkeys(r.name for r in releases):
@@ -116,7 +158,7 @@ class ChatService:
             for alias, version in self.registry.aliases(name).items():
                 cards.append(model_card(f"{name}@{alias}", _epoch(versions[version].created_at)))
             cards.extend(model_card(f"{name}@{v}", _epoch(r.created_at)) for v, r in versions.items())
-        return cards
+        return [card for card in cards if key is None or key.allows(card["id"])]
 
     def health(self) -> dict[str, Any]:
         return {
@@ -128,14 +170,25 @@ class ChatService:
 
     # --- one request ---------------------------------------------------------------------
 
-    async def chat(self, body: bytes, *, request_id: str, received: float) -> Answer:
-        """Parse, resolve, queue and await one chat completion; every failure is an APIError."""
+    async def chat(self, body: bytes, *, request_id: str, received: float, key: ApiKey | None = None) -> Answer:
+        """Parse, resolve, queue and await one chat completion; every failure is an APIError.
+
+        An APIError carries the release it had resolved to (`.release`), for the metrics.
+        """
         model_ref = ""
         release: Release | None = None
         try:
             request = parse_chat_request(body)
             model_ref = request.model
-            release = self.resolve(model_ref)
+            if len(request.messages) > self.config.serve.max_messages:
+                raise APIError(
+                    400,
+                    f"the request has {len(request.messages)} messages; the limit is "
+                    f"{self.config.serve.max_messages} (serve.max_messages)",
+                    param="messages",
+                    code="too_many_messages",
+                )
+            release = self.resolve(model_ref, key)
             spec = self.spec(release)
             input_text = user_input(spec.task, request.messages)
             if len(input_text) > spec.max_input_chars:
@@ -161,21 +214,30 @@ class ChatService:
             except EngineBusy as exc:
                 raise APIError(429, str(exc), kind="server_error", code="overloaded") from None
         except APIError as exc:
-            kind = {404: "unknown_model", 429: "overloaded"}.get(exc.status, "bad_request")
-            self.record_error(request_id, model_ref, received, kind, release)
+            self.record_error(request_id, model_ref, received, error_kind(exc.status, exc.code), release)
+            exc.release = release.ref if release else None
             raise
         except SlmkitError as exc:  # the release's recorded config cannot be read
             self.record_error(request_id, model_ref, received, "load_failed", release)
-            raise APIError(500, str(exc), kind="server_error", code="release_unusable") from None
-        outcome = await self._wait(future, job)
+            error = APIError(500, str(exc), kind="server_error", code="release_unusable")
+            error.release = release.ref if release else None
+            raise error from None
+        try:
+            outcome = await self._wait(future, job)
+        except APIError as exc:
+            exc.release = release.ref
+            raise
+        self.metrics.generated(outcome, received)
         if outcome.guard.output is None:
-            raise APIError(
+            error = APIError(
                 502,
                 f"{release.ref} produced no valid answer in {outcome.guard.attempts} attempt(s) "
                 f"(first: {outcome.guard.reason}) and its task has no refusal output to fall back to",
                 kind="server_error",
                 code="no_valid_answer",
             )
+            error.release = release.ref
+            raise error
         return Answer(request_id, request, outcome)
 
     async def _wait(self, future: Any, job: Job) -> Outcome:
@@ -223,6 +285,7 @@ class ChatService:
         self.engine.close()
         self.recorder.close()
         self.registry.close()
+        self.keys.close()
 
 
 def user_input(task: Task, messages: list[ChatMessage]) -> str:
