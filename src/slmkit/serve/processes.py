@@ -198,29 +198,18 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _group_alive(proc.pid):
+        while time.monotonic() < deadline and group_members(proc.pid):
             proc.poll()  # reap the leader so it does not linger as a zombie
             time.sleep(0.05)
-        if not _group_alive(proc.pid):
+        if not group_members(proc.pid):
             break
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=1.0)
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is still running (zombies do not count)."""
-    for pid in group_members(pgid):
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":
-            return True
-    return False
-
-
 def group_members(pgid: int) -> list[int]:
-    """Pids of the processes in a process group (Linux /proc; elsewhere, just whether the leader lives)."""
+    """Pids of the running processes of a process group, zombies left out (Linux /proc; elsewhere,
+    whether the leader lives)."""
     proc = Path("/proc")
     if not proc.is_dir():
         try:
@@ -236,7 +225,7 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] != "Z":  # after the name: state, ppid, pgrp, ...
             members.append(int(entry.name))
     return members
 
