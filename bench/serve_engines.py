@@ -47,9 +47,8 @@ def measure(name: str, generator: Any, task: Any, prompts: list[str], max_new_to
                 "valid": f"{valid}/{len(out)}",
             }
         )
-        print(
-            f"  {name:<28} constrained={schema is not None!s:<5} {tokens / seconds:7.1f} tok/s  valid {valid}/{len(out)}"
-        )
+        constrained = schema is not None
+        print(f"  {name:<28} constrained={constrained!s:<5} {tokens / seconds:7.1f} tok/s  valid {valid}/{len(out)}")
     return rows
 
 
