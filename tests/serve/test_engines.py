@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import openai
@@ -132,6 +135,32 @@ def test_llamacpp_without_constraints_leaves_the_random_model_to_the_guard(gguf_
     with start_server(config, port=0) as handle:
         extras = ask(client_for(handle)).model_extra["slmkit"]
     assert extras["valid"] is False and extras["refused"] is True and extras["guard"]["replaced"] is True
+
+
+def test_a_gateway_killed_outright_takes_its_llamacpp_workers_with_it(gguf_project) -> None:
+    """SIGKILL gives the gateway no chance to stop anything: the parent-death signal does it."""
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "slmkit.cli.main", "serve", "-p", str(gguf_project.root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert gateway.stdout is not None
+        url = None
+        for line in gateway.stdout:
+            if "OpenAI base URL:" in line:
+                url = line.split("OpenAI base URL:")[1].split()[0]
+                break
+        assert url, "the gateway did not start"
+        with urllib.request.urlopen(url.removesuffix("/v1") + "/health", timeout=30) as response:
+            processes = json.loads(response.read())["backend"]["processes"]
+        pids = [p["pid"] for p in processes if p["alive"]]
+        assert pids and all(group_members(pid) for pid in pids)
+    finally:
+        gateway.kill()
+        gateway.wait(timeout=30)
+    assert_gone(pids)
 
 
 def test_llamacpp_refuses_a_release_without_a_gguf_export(gguf_project) -> None:

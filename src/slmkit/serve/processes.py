@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,7 @@ class EngineProcess:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},
                 start_new_session=True,  # its own process group: stop() reaches its children
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=_DIE_WITH_PARENT,
             )
         with _live_lock:
             _live.add(self)
@@ -230,17 +231,29 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the process that started it dies (Linux prctl).
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A function for the child to run before exec: SIGTERM it when the process that started it dies.
 
-    It fires when the *thread* that forked exits, so engines are started from threads that live
-    as long as the gateway (the main thread at start-up, or the engine's worker thread).
+    Linux's prctl(PR_SET_PDEATHSIG). It fires when the *thread* that forked exits, so engines are
+    started from threads that live as long as the gateway (the main thread at start-up, or the
+    engine's worker thread). libc is looked up here, in the parent: the child, forked from a
+    process with threads, must not import or take locks before exec.
     """
-    import ctypes
+    if sys.platform != "linux":
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
 
-    PR_SET_PDEATHSIG = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    def set_signal() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return set_signal
+
+
+_DIE_WITH_PARENT = _parent_death_signal()
 
 
 @atexit.register

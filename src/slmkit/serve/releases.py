@@ -1,4 +1,5 @@
-"""A release made ready to answer: its task spec, its base model checked, its adapter merged.
+"""A release made ready to answer: its task spec, its base model and adapter checked, then
+opened by the configured engine (`open_backend`; the transformers one merges the adapter here).
 
 Everything comes from the release record, not from today's slmkit.yaml: the task (schema,
 system prompt, refusal and escalation rules) is rebuilt from the config recorded at training
