@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
@@ -105,6 +106,11 @@ def test_llamacpp_engine_answers_within_the_schema_and_stops_with_the_gateway(gg
         # The grammar kept the random model's first answer valid: no retry, no refusal stand-in.
         assert extras["valid"] is True and extras["guard"] == {"replaced": False, "attempts": 1, "reason": None}
         assert response.model == extras["release"] == f"{NAME}@2"  # production, resolved by immutable version
+
+        # A batch of concurrent requests reaches the worker at once.
+        with ThreadPoolExecutor(12) as pool:
+            batch = list(pool.map(lambda i: ask(client, content=f"My order ORD-00000{i % 10} is late."), range(12)))
+        assert all(r.model_extra["slmkit"]["valid"] for r in batch)
 
         # Another version is another worker on its own GGUF, started on first use.
         older = ask(client, f"{NAME}@1")

@@ -73,6 +73,11 @@ class Worker:
         return out
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the stdlib's 5 resets connections when a batch of requests arrives at once
+
+
 def make_handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: half the cores)")
     args = parser.parse_args(argv)
     worker = Worker(args.model, name=args.name or args.model.stem, n_ctx=args.n_ctx, threads=args.threads)
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(worker))
+    server = Server((args.host, args.port), make_handler(worker))
     print(f"llama.cpp worker: {args.model} as {worker.name} on http://{args.host}:{args.port}", flush=True)
     try:
         server.serve_forever()
