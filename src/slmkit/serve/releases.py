@@ -1,4 +1,5 @@
-"""A release made ready to answer: its task spec, its base model checked, its adapter merged.
+"""A release made ready to answer: its task spec, its base model and adapter checked, then
+opened by the configured engine (`open_backend`; the transformers one merges the adapter here).
 
 Everything comes from the release record, not from today's slmkit.yaml: the task (schema,
 system prompt, refusal and escalation rules) is rebuilt from the config recorded at training
@@ -13,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slmkit.config import Precision, ProjectConfig
+from slmkit.config import Precision, ProjectConfig, ServeConfig
 from slmkit.errors import RegistryError, ServeError
+from slmkit.models.resolve import BaseModelRef
 from slmkit.registry import Registry, Release
+from slmkit.serve.generator import Backend, Generator, TransformersGenerator
 from slmkit.task import Task
 
 ModelKey = tuple[str, int]  # (release name, version): immutable, unlike an alias
@@ -47,26 +50,38 @@ def release_spec(release: Release) -> ReleaseSpec:
     return ReleaseSpec(release, task, trained.data.max_input_chars, trained.eval.precision)
 
 
+@dataclass(frozen=True)
+class CheckedRelease:
+    """A release whose base model, adapter and prompt were checked against its record: ready for any engine."""
+
+    spec: ReleaseSpec
+    base: BaseModelRef
+    adapter_dir: Path  # the stored copy, verified unchanged since release
+    tokenizer: Any
+
+    @property
+    def release(self) -> Release:
+        return self.spec.release
+
+
 @dataclass
 class LoadedRelease:
     spec: ReleaseSpec
-    tokenizer: Any
-    model: Any
-    prefix: Any = None  # SharedPrefix: the system message's keys/values, computed once per load
-    constrainable: bool | None = None  # can its schema be enforced while decoding (None: not checked yet)
+    tokenizer: Any  # renders the prompt, whatever engine decodes it
+    generator: Generator
 
     @property
     def task(self) -> Task:
         return self.spec.task
 
 
-def load_release(release: Release, *, state_dir: Path, root: Path) -> LoadedRelease:
-    """Check the base model and the adapter against the release record, then load and merge.
+def check_release(release: Release, *, state_dir: Path, root: Path) -> CheckedRelease:
+    """Check the base model, the stored adapter and the rendered prompt against the release record.
 
-    Takes seconds, so it runs on the engine's thread (or at start-up), never on the event loop.
+    Takes a second or two (tokenizer, hashes), so it runs on the engine's thread (or at
+    start-up), never on the event loop.
     """
-    from slmkit.models import load_model, load_tokenizer, resolve_base_model
-    from slmkit.models.precision import weights_dtype
+    from slmkit.models import load_tokenizer, resolve_base_model
 
     spec = release_spec(release)
     recorded = release.base_model
@@ -96,8 +111,29 @@ def load_release(release: Release, *, state_dir: Path, root: Path) -> LoadedRele
             f"{release.ref}: the prompt rendered now differs from the one it was trained with",
             hint="the base model's chat template or slmkit's prompt format changed; retrain and release again",
         )
-    model = load_model(base, adapter=adapter, merge=True, dtype=weights_dtype(spec.precision))
-    return LoadedRelease(spec, tokenizer, model, _system_prefix(spec.task, tokenizer, model))
+    return CheckedRelease(spec, base, adapter, tokenizer)
+
+
+class TransformersBackend:
+    """The in-process engine: each release loaded with its adapter merged, decoded by `generate`."""
+
+    name = "transformers"
+
+    def open(self, checked: CheckedRelease) -> Generator:
+        from slmkit.models import load_model
+        from slmkit.models.precision import weights_dtype
+
+        model = load_model(
+            checked.base, adapter=checked.adapter_dir, merge=True, dtype=weights_dtype(checked.spec.precision)
+        )
+        prefix = _system_prefix(checked.spec.task, checked.tokenizer, model)
+        return TransformersGenerator(model, checked.tokenizer, prefix)
+
+    def health(self) -> dict[str, Any]:
+        return {"engine": self.name}
+
+    def close(self) -> None:
+        pass
 
 
 def _system_prefix(task: Task, tokenizer: Any, model: Any) -> Any:
@@ -116,13 +152,27 @@ def _trained_prompt_fingerprint(registry: Registry, release: Release) -> str | N
         return None  # a release recorded without its run (imported, or built by hand) has nothing to compare
 
 
-class ModelCache:
-    """The last `capacity` loaded releases, least recently used evicted; thread-safe."""
+def open_backend(serve: ServeConfig, state_dir: Path) -> Backend:
+    """The engine `serve.engine` names; vllm and llamacpp start their processes on first use."""
+    if serve.engine == "vllm":
+        from slmkit.serve.vllm_engine import VllmBackend
 
-    def __init__(self, state_dir: Path, root: Path, capacity: int = 2) -> None:
+        return VllmBackend(serve, state_dir)
+    if serve.engine == "llamacpp":
+        from slmkit.serve.llamacpp_engine import LlamaCppBackend
+
+        return LlamaCppBackend(serve, state_dir)
+    return TransformersBackend()
+
+
+class ModelCache:
+    """The last `capacity` opened releases, least recently used evicted (and closed); thread-safe."""
+
+    def __init__(self, state_dir: Path, root: Path, capacity: int = 2, backend: Backend | None = None) -> None:
         self.state_dir = state_dir
         self.root = root
         self.capacity = max(1, capacity)
+        self.backend = backend or TransformersBackend()
         self._models: OrderedDict[ModelKey, LoadedRelease] = OrderedDict()
         self._lock = threading.Lock()  # guards the dict, held for microseconds
         self._load_lock = threading.Lock()  # one load at a time: two would only double the memory peak
@@ -134,14 +184,28 @@ class ModelCache:
                 if key in self._models:
                     self._models.move_to_end(key)
                     return self._models[key]
-            loaded = load_release(release, state_dir=self.state_dir, root=self.root)
+            checked = check_release(release, state_dir=self.state_dir, root=self.root)
+            loaded = LoadedRelease(checked.spec, checked.tokenizer, self.backend.open(checked))
+            evicted = []
             with self._lock:
                 self._models[key] = loaded
                 while len(self._models) > self.capacity:
-                    self._models.popitem(last=False)  # a batch still running on it keeps its own reference
+                    evicted.append(self._models.popitem(last=False)[1])
+            # The engine's one worker thread asks for releases one group at a time, so nothing
+            # decodes on an evicted release now (an in-process model is freed by its last reference).
+            for old in evicted:
+                old.generator.close()
             return loaded
 
     def loaded(self) -> list[str]:
         """What is in memory now, oldest first; never waits for a load in progress."""
         with self._lock:
             return [f"{name}@{version}" for name, version in self._models]
+
+    def close(self) -> None:
+        """Close every open release, then the backend (its engine processes stop)."""
+        with self._lock:
+            models, self._models = list(self._models.values()), OrderedDict()
+        for loaded in models:
+            loaded.generator.close()
+        self.backend.close()

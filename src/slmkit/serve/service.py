@@ -25,9 +25,10 @@ from slmkit.registry import Registry, Release
 from slmkit.serve.engine import Engine, EngineBusy, Job, Outcome
 from slmkit.serve.keys import ApiKey, KeyStore
 from slmkit.serve.metrics import ServeMetrics, error_kind
+from slmkit.serve.processes import EngineUnavailable
 from slmkit.serve.protocol import APIError, ChatCompletionRequest, ChatMessage, model_card, parse_chat_request
 from slmkit.serve.recorder import Recorder
-from slmkit.serve.releases import ModelCache, ModelKey, ReleaseSpec, release_spec
+from slmkit.serve.releases import ModelCache, ModelKey, ReleaseSpec, open_backend, release_spec
 from slmkit.task import Task
 
 
@@ -68,7 +69,8 @@ class ChatService:
         self.default_release = default_release or config.serve.release
         self.registry = Registry(config.state_dir)
         self.recorder = Recorder(RequestLog(config.state_dir / "requests.db"))
-        self.cache = ModelCache(config.state_dir, config.root, capacity=max_loaded)
+        backend = open_backend(config.serve, config.state_dir)
+        self.cache = ModelCache(config.state_dir, config.root, capacity=max_loaded, backend=backend)
         self.engine = Engine(
             self.cache,
             record=self.recorder.put,
@@ -166,6 +168,7 @@ class ChatService:
             "default_release": self.default_release,
             "loaded": self.cache.loaded(),
             "engine": self.engine.stats(),
+            "backend": self.cache.backend.health(),
         }
 
     # --- one request ---------------------------------------------------------------------
@@ -256,6 +259,8 @@ class ChatService:
             if future.cancel():
                 self.record_error(job.request_id, job.model_ref, job.received, "cancelled", job.release)
             raise
+        except EngineUnavailable as exc:  # the engine process died or cannot start
+            raise APIError(503, str(exc), kind="server_error", code="engine_unavailable") from None
         except SlmkitError as exc:  # loading the release failed; the engine logged the row
             raise APIError(500, str(exc), kind="server_error", code="release_unusable") from None
         except Exception:  # the engine logged the traceback and the row
@@ -283,6 +288,7 @@ class ChatService:
 
     def close(self) -> None:
         self.engine.close()
+        self.cache.close()  # stops engine processes
         self.recorder.close()
         self.registry.close()
         self.keys.close()
