@@ -86,7 +86,12 @@ def gguf_project(tmp_path_factory, tiny_model_dir, adapters):
     config = make_project(
         tmp_path_factory.mktemp("llamacpp"),
         tiny_model_dir,
-        **{"serve.engine": "llamacpp", "serve.gguf_quant": "f16", "serve.max_new_tokens": ANSWER_TOKENS},
+        **{
+            "serve.engine": "llamacpp",
+            "serve.gguf_quant": "f16",
+            "serve.max_new_tokens": ANSWER_TOKENS,
+            "serve.constrained": True,
+        },
     )
     for adapter in adapters:
         release = release_adapter(config, adapter, tiny_model_dir, alias="production")
@@ -199,6 +204,7 @@ def vllm_project(tmp_path_factory, smollm2_ref):
         "smollm2-135m-instruct",
         **{
             "serve.engine": "vllm",
+            "serve.constrained": True,
             "serve.vllm_python": str(python),
             "serve.max_new_tokens": ANSWER_TOKENS,
             "serve.context_tokens": 1024,

@@ -109,7 +109,8 @@ def test_generation_timestamps_are_one_per_token_in_order(served) -> None:
 
     loaded = served[1].service.cache.get(served[1].service.resolve(NAME))
     before = time.perf_counter()
-    out = generate(loaded.model, loaded.tokenizer, ["a", "a longer prompt"], max_new_tokens=6, batch_size=2)
+    model, tokenizer = loaded.generator.model, loaded.generator.tokenizer  # the transformers engine's
+    out = generate(model, tokenizer, ["a", "a longer prompt"], max_new_tokens=6, batch_size=2)
     for generation in out:
         times = generation.token_times
         assert len(times) == generation.completion_tokens > 0
