@@ -553,6 +553,17 @@ class ServeConfig(_Section):
     )
     vllm_max_loras: int = Field(2, gt=0, description="vllm: adapters decoded in one batch (--max-loras).")
     release: str = Field("production", description="Alias or version (e.g. 3) served by default.")
+    merge_adapters: bool = Field(
+        True,
+        description="transformers: each release's adapter merged into its own copy of the base (fastest per "
+        "token); false: one base in memory, each release a LoRA adapter on it (many releases, one base).",
+    )
+    max_loaded: int = Field(
+        2,
+        gt=0,
+        description="Release versions kept ready at once (merged copies, adapters on a shared base, or engine "
+        "workers); the least recently used is unloaded when another is asked for.",
+    )
     max_new_tokens: int = Field(128, gt=0, description="Upper bound on answer length in tokens.")
     max_batch_size: int = Field(8, gt=0, description="Concurrent requests generated together.")
     max_retries: int = Field(1, ge=0, le=5, description="Regenerations when an answer fails the schema.")

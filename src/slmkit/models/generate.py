@@ -194,7 +194,8 @@ class _TokenClock:
 def cache_argument(module: Any) -> str:
     """The name a model's forward (and generate) uses for the key/value cache, also the name of
     the output field holding it: transformers 5 renamed past_key_values to cache."""
-    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+    inner = module.get_base_model() if hasattr(module, "get_base_model") else module  # under a PEFT wrapper
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
 def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:

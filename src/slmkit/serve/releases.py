@@ -136,6 +136,80 @@ class TransformersBackend:
         pass
 
 
+class SharedBaseBackend:
+    """The in-process engine with one base model in memory per base (and dtype): every release on
+    it is a named LoRA adapter, made active for its own batches (`serve.merge_adapters: false`).
+
+    Ten releases cost one base plus ten adapters (a few MB each for LoRA) instead of ten merged
+    copies, at the price of the adapter's extra matmuls on every token. Only the engine's one
+    worker thread opens, activates and closes adapters, so activation never races a batch.
+    """
+
+    name = "transformers"
+
+    def __init__(self) -> None:
+        self._bases: dict[tuple[str, str], Any] = {}  # (base sha256, dtype) -> PeftModel holding the adapters
+
+    def open(self, checked: CheckedRelease) -> Generator:
+        import torch
+        from peft import PeftModel
+
+        from slmkit.models import load_model
+        from slmkit.models.load import is_full_weights
+        from slmkit.models.precision import weights_dtype
+
+        if is_full_weights(checked.adapter_dir):
+            raise ServeError(
+                f"{checked.release.ref} holds fully fine-tuned weights, not an adapter to share a base with",
+                hint="serve it with serve.merge_adapters: true (its weights load as their own model)",
+            )
+        dtype = weights_dtype(checked.spec.precision)
+        key, name = (checked.base.sha256, dtype), checked.release.ref
+        model = self._bases.get(key)
+        if model is None:
+            base = load_model(checked.base, dtype=dtype)
+            model = PeftModel.from_pretrained(base, str(checked.adapter_dir), adapter_name=name)
+            model.eval()
+            self._bases[key] = model
+        elif name not in model.peft_config:
+            model.load_adapter(str(checked.adapter_dir), adapter_name=name)
+            model.to(getattr(torch, dtype))  # the new adapter's weights load in float32
+        model.set_adapter(name)
+        prefix = _system_prefix(checked.spec.task, checked.tokenizer, model)  # with this adapter's k/v
+        return AdapterGenerator(model, name, checked.tokenizer, prefix)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "engine": self.name,
+            "shared_bases": [
+                {"base": sha[:12], "dtype": dtype, "adapters": sorted(model.peft_config)}
+                for (sha, dtype), model in self._bases.items()
+            ],
+        }
+
+    def close(self) -> None:
+        self._bases.clear()
+
+
+class AdapterGenerator(TransformersGenerator):
+    """Decodes with one named adapter of a shared base: activated before each batch."""
+
+    def __init__(self, model: Any, name: str, tokenizer: Any, prefix: Any) -> None:
+        super().__init__(model, tokenizer, prefix)
+        self.name = name
+
+    def generate(self, prompts: list[str], **kwargs: Any) -> list[Any]:
+        self.model.set_adapter(self.name)
+        return super().generate(prompts, **kwargs)
+
+    def close(self) -> None:
+        """Drop this adapter from the shared base (the base stays for the others)."""
+        if self.name in self.model.peft_config and len(self.model.peft_config) > 1:
+            if self.model.active_adapter == self.name:
+                self.model.set_adapter(next(n for n in self.model.peft_config if n != self.name))
+            self.model.delete_adapter(self.name)
+
+
 def _system_prefix(task: Task, tokenizer: Any, model: Any) -> Any:
     """The keys/values of what every prompt of this task starts with (system message and the
     opening of the user turn), found as the common start of two prompts with different inputs."""
@@ -162,7 +236,7 @@ def open_backend(serve: ServeConfig, state_dir: Path) -> Backend:
         from slmkit.serve.llamacpp_engine import LlamaCppBackend
 
         return LlamaCppBackend(serve, state_dir)
-    return TransformersBackend()
+    return TransformersBackend() if serve.merge_adapters else SharedBaseBackend()
 
 
 class ModelCache:

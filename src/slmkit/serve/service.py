@@ -64,13 +64,17 @@ class Answer:
 class ChatService:
     """The serving layer behind the HTTP routes: owns the registry reads, the engine and the log."""
 
-    def __init__(self, config: ProjectConfig, *, default_release: str | None = None, max_loaded: int = 2) -> None:
+    def __init__(
+        self, config: ProjectConfig, *, default_release: str | None = None, max_loaded: int | None = None
+    ) -> None:
         self.config = config
         self.default_release = default_release or config.serve.release
         self.registry = Registry(config.state_dir)
         self.recorder = Recorder(RequestLog(config.state_dir / "requests.db"))
         backend = open_backend(config.serve, config.state_dir)
-        self.cache = ModelCache(config.state_dir, config.root, capacity=max_loaded, backend=backend)
+        self.cache = ModelCache(
+            config.state_dir, config.root, capacity=max_loaded or config.serve.max_loaded, backend=backend
+        )
         self.engine = Engine(
             self.cache,
             record=self.recorder.put,
