@@ -378,7 +378,7 @@ def parse_gate(text: str) -> Gate:
             text=text.strip(),
             metric=regression["metric"],
             op=">=",
-            value=-margin,
+            value=0.0 - margin,  # never -0.0
             vs_alias=regression["alias"],
             margin=margin,
         )
@@ -905,7 +905,8 @@ def _check_gates(config: ProjectConfig, properties: dict[str, Any], add: Any) ->
             guess = difflib.get_close_matches(metric, known, n=1)
             add(
                 ("eval", "gates", i),
-                f"unknown metric '{metric}'; " + (f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(known)}"),
+                f"unknown metric '{metric}'; "
+                + (f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(known)}"),
             )
         elif gate.vs_alias is not None and metric not in PAIRED_METRICS and not metric.startswith("field_f1."):
             add(

@@ -84,7 +84,9 @@ def test_no_regression_gate_without_a_release_or_a_comparison(task):
     gate = parse_gate("exact_match no_regression_vs production")
     first, broken = (
         check_gates([gate], {}, None, {"production": Regression("production", None)})[0],
-        check_gates([gate], {}, None, {"production": Regression("production", "t@1", error="its eval report is missing")})[0],
+        check_gates(
+            [gate], {}, None, {"production": Regression("production", "t@1", error="its eval report is missing")}
+        )[0],
     )
     assert first.passed and "no release behind 'production' yet" in first.reason
     assert not broken.passed and broken.reason == "its eval report is missing"

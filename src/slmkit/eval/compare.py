@@ -119,9 +119,9 @@ def item_outcomes(
         )
     counts = fields.field_counts(task, gold, predictions, normalize)
     if counts:
-        statistics["field_f1"] = lambda idx: fields.f1([c[i] for c in counts.values() for i in idx])
+        statistics["field_f1"] = fields.f1_statistic(list(counts.values()))
     for name, per_item in counts.items():
-        statistics[f"field_f1.{name}"] = lambda idx, c=per_item: fields.f1([c[i] for i in idx])
+        statistics[f"field_f1.{name}"] = fields.f1_statistic([per_item])
     return correct, statistics
 
 

@@ -16,7 +16,7 @@ gold one. Precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = 2TP / (2TP +
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from slmkit.task import Parsed, Task
@@ -98,6 +98,11 @@ def f1(counts: Sequence[Counts]) -> float:
     tp = sum(c[0] for c in counts)
     wrong = sum(c[1] + c[2] for c in counts)
     return 2 * tp / (2 * tp + wrong) if tp or wrong else float("nan")
+
+
+def f1_statistic(columns: Sequence[Sequence[Counts]]) -> Callable[[Sequence[int]], float]:
+    """F1 pooled over one or more fields' per-item counts, on the items at the given indices."""
+    return lambda idx: f1([column[i] for column in columns for i in idx])
 
 
 def null_slots(task: Task, predictions: Sequence[Parsed]) -> tuple[int, int]:

@@ -68,7 +68,13 @@ def check_gates(
         if metric is None or math.isnan(metric.value):
             results.append(
                 GateResult(
-                    gate.text, gate.metric, NAN, (NAN, NAN), gate.value, False, "metric not computed for this task or gold set"
+                    gate.text,
+                    gate.metric,
+                    NAN,
+                    (NAN, NAN),
+                    gate.value,
+                    False,
+                    "metric not computed for this task or gold set",
                 )
             )
             continue
@@ -101,7 +107,7 @@ def check_gates(
 
 def _no_regression(gate: Gate, regression: Regression | None) -> GateResult:
     def result(observed: float, ci: tuple[float, float], passed: bool, reason: str, against: str | None) -> GateResult:
-        return GateResult(gate.text, gate.metric, observed, ci, -gate.margin, passed, reason, against)
+        return GateResult(gate.text, gate.metric, observed, ci, 0.0 - gate.margin, passed, reason, against)
 
     if regression is None:
         return result(NAN, (NAN, NAN), False, f"slmkit bug: no comparison with '{gate.vs_alias}' was made", None)
@@ -118,7 +124,7 @@ def _no_regression(gate: Gate, regression: Regression | None) -> GateResult:
     return result(
         comparison.difference,
         (comparison.low, comparison.high),
-        comparison.low >= -gate.margin,
+        comparison.low >= 0.0 - gate.margin,
         reason,
         regression.against,
     )

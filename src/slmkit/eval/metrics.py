@@ -92,11 +92,9 @@ def score(
         tp, fp, fn = (sum(c[k] for c in per_item) for k in range(3))
         out[f"field_precision.{name}"] = wilson(tp, tp + fp)
         out[f"field_recall.{name}"] = wilson(tp, tp + fn)
-        out[f"field_f1.{name}"] = _f1_metric(lambda idx, c=per_item: fields.f1([c[i] for i in idx]), n, rounds)
+        out[f"field_f1.{name}"] = _f1_metric(fields.f1_statistic([per_item]), n, rounds)
     if counts:
-        out["field_f1"] = _f1_metric(
-            lambda idx: fields.f1([c[i] for c in counts.values() for i in idx]), n, rounds
-        )
+        out["field_f1"] = _f1_metric(fields.f1_statistic(list(counts.values())), n, rounds)
     nulls, slots = fields.null_slots(task, predictions)
     out["null_field_rate"] = wilson(nulls, slots)
     out["invented_field_rate"] = wilson(sum(fields.invents(task, g, v) for g, v in zip(gold, values, strict=True)), n)

@@ -101,7 +101,7 @@ def run_eval(
         sides = {"base": None, "adapter": adapter_dir}
     predictions: dict[str, list[Parsed]] = {}
     texts: dict[str, list[str]] = {}
-    timing: dict[str, dict[str, float]] = {}
+    timing: dict[str, dict[str, Any]] = {}
     for side, adapter in sides.items():
         model = load_model(base, adapter=adapter, merge=True, dtype=dtype)
         began = time.perf_counter()
