@@ -23,20 +23,35 @@ from slmkit.errors import ConfigError
 CONFIG_FILE = "slmkit.yaml"
 STATE_DIR = ".slmkit"
 
-# Metrics `slmkit eval` computes and gates may name; `field_accuracy.<field>` is added per
-# output field. Kept here so config validation can name a typo before any model loads.
+# Metrics `slmkit eval` computes and gates may name; per output field it adds
+# `field_accuracy.<f>`, and per extraction field (every field but the label) `field_precision.<f>`,
+# `field_recall.<f>` and `field_f1.<f>`. Kept here so config validation can name a typo before
+# any model loads.
 GATE_METRICS = (
     "exact_match",
     "schema_validity",
     "label_accuracy",
     "label_macro_f1",
+    "field_f1",
+    "refusal_rate",
     "refusal_precision",
     "refusal_recall",
+    "null_field_rate",
+    "invented_field_rate",
 )
+# Metrics a `no_regression_vs` gate can compare item by item with a release: correct / incorrect
+# per item (McNemar), or F1 recomputed on paired resamples (bootstrap). `field_f1.<f>` too.
+PAIRED_METRICS = ("exact_match", "schema_validity", "label_accuracy", "label_macro_f1", "field_f1")
 _GATE_RE = re.compile(
     r"^\s*(?P<metric>[a-z_][a-z0-9_.]*)\s*(?P<op>>=|<=|>|<)\s*"
     r"(?:(?P<base>base)\s*(?P<sign>[+-])\s*)?(?P<value>\d+(?:\.\d+)?)\s*$"
 )
+_NO_REGRESSION_RE = re.compile(
+    r"^\s*(?P<metric>[a-z_][a-z0-9_.]*)\s+no_regression_vs\s+(?P<alias>[A-Za-z0-9_.-]+)"
+    r"(?:\s+margin\s+(?P<margin>\d+(?:\.\d+)?))?\s*$"
+)
+# How `eval.normalize` compares a field's values in the field metrics.
+EvalNormalizer = Literal["case", "whitespace", "date", "number", "set"]
 
 
 class _Section(BaseModel):
@@ -323,7 +338,8 @@ class TrainConfig(_Section):
 
 
 class Gate(BaseModel):
-    """A parsed gate: `metric op value`, or `metric op base + delta`."""
+    """A parsed gate: `metric op value`, `metric op base + delta`, or
+    `metric no_regression_vs ALIAS margin M` (the release behind ALIAS, compared item by item)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -332,6 +348,8 @@ class Gate(BaseModel):
     op: Literal[">=", "<=", ">", "<"]
     value: float
     relative_to_base: bool = False
+    vs_alias: str | None = None  # no_regression_vs: candidate - release >= -margin, on the 95% lower bound
+    margin: float = 0.0
 
     def check(self, observed: float, base: float | None = None) -> bool:
         threshold = self.threshold(base)
@@ -351,12 +369,24 @@ class Gate(BaseModel):
 
 
 def parse_gate(text: str) -> Gate:
-    """Parse `schema_validity >= 0.95` or `label_accuracy >= base + 0.1`."""
+    """Parse `schema_validity >= 0.95`, `label_accuracy >= base + 0.1` or
+    `label_accuracy no_regression_vs production margin 0.02`."""
+    regression = _NO_REGRESSION_RE.match(text)
+    if regression:
+        margin = float(regression["margin"] or 0.0)
+        return Gate(
+            text=text.strip(),
+            metric=regression["metric"],
+            op=">=",
+            value=0.0 - margin,  # never -0.0
+            vs_alias=regression["alias"],
+            margin=margin,
+        )
     match = _GATE_RE.match(text)
     if not match:
         raise ValueError(
-            f"cannot read gate {text!r}; write 'METRIC >= NUMBER' or 'METRIC >= base + NUMBER', "
-            "e.g. 'schema_validity >= 0.95'"
+            f"cannot read gate {text!r}; write 'METRIC >= NUMBER', 'METRIC >= base + NUMBER' or "
+            "'METRIC no_regression_vs ALIAS margin NUMBER', e.g. 'schema_validity >= 0.95'"
         )
     value = float(match["value"])
     if match["sign"] == "-":
@@ -380,6 +410,15 @@ class EvalConfig(_Section):
     max_new_tokens: int = Field(96, gt=0, description="Upper bound on answer length in tokens.")
     compare_base: bool = Field(True, description="Also evaluate the base model, side by side.")
     max_items: int | None = Field(None, gt=0, description="Evaluate only the first N gold items (smoke runs).")
+    normalize: dict[str, list[EvalNormalizer]] = Field(
+        default_factory=dict,
+        description="Output field -> how its values are compared in the field metrics, e.g. "
+        "{order_id: [case, whitespace], due_date: [date], tags: [set]}: case-insensitive, spaces collapsed, "
+        "dates as YYYY-MM-DD, numbers by value, lists as sets. Exact match stays exact.",
+    )
+    bootstrap_rounds: int = Field(
+        1000, ge=100, description="Resamples for the bootstrap intervals of F1 metrics and paired differences."
+    )
     precision: Precision = Field(
         "auto",
         description="Weights for generation, in eval and in serving alike: auto = bf16 where the hardware "
@@ -846,20 +885,15 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
             for field in task.escalation.when_output:
                 if field not in properties:
                     add(("task", "escalation", "when_output", field), "is not a property of the output schema")
-        for i, gate_text in enumerate(config.eval.gates):
-            metric = parse_gate(gate_text).metric
-            known = list(GATE_METRICS) + [f"field_accuracy.{p}" for p in properties]
-            if metric not in known:
-                guess = difflib.get_close_matches(metric, known, n=1)
+        _check_gates(config, properties, add)
+        for name in config.eval.normalize:
+            if name not in properties:
+                guess = difflib.get_close_matches(name, list(properties), n=1)
                 add(
-                    ("eval", "gates", i),
-                    f"unknown metric '{metric}'; "
-                    + (f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(known)}"),
+                    ("eval", "normalize", name),
+                    "is not a property of the output schema; "
+                    + (f"did you mean '{guess[0]}'?" if guess else f"properties: {', '.join(properties)}"),
                 )
-            if metric.startswith("label_") and task.label_field is None:
-                add(("eval", "gates", i), f"'{metric}' needs task.label_field")
-            if metric.startswith("refusal_") and task.refusal is None:
-                add(("eval", "gates", i), f"'{metric}' needs task.refusal")
 
     split = config.data.split
     if split.validation + split.gold > 0.6:
@@ -893,6 +927,36 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
         if not config.resolve_path(source.path).exists():
             add(("data", "sources", i, "path"), f"file not found: {config.resolve_path(source.path)}")
     return problems
+
+
+def _check_gates(config: ProjectConfig, properties: dict[str, Any], add: Any) -> None:
+    task = config.task
+    extraction = [p for p in properties if p != task.label_field]
+    known = (
+        list(GATE_METRICS)
+        + [f"field_accuracy.{p}" for p in properties]
+        + [f"field_{kind}.{p}" for kind in ("precision", "recall", "f1") for p in extraction]
+    )
+    for i, gate_text in enumerate(config.eval.gates):
+        gate = parse_gate(gate_text)
+        metric = gate.metric
+        if metric not in known:
+            guess = difflib.get_close_matches(metric, known, n=1)
+            add(
+                ("eval", "gates", i),
+                f"unknown metric '{metric}'; "
+                + (f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(known)}"),
+            )
+        elif gate.vs_alias is not None and metric not in PAIRED_METRICS and not metric.startswith("field_f1."):
+            add(
+                ("eval", "gates", i),
+                f"'{metric}' cannot be compared item by item with a release; no_regression_vs takes "
+                f"{', '.join(PAIRED_METRICS)} or field_f1.<field>",
+            )
+        if metric.startswith("label_") and task.label_field is None:
+            add(("eval", "gates", i), f"'{metric}' needs task.label_field")
+        if metric.startswith("refusal_") and task.refusal is None:
+            add(("eval", "gates", i), f"'{metric}' needs task.refusal")
 
 
 def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,31 +48,38 @@ def macro_f1(gold: Sequence[Any], predicted: Sequence[Any], labels: Sequence[Any
 
 
 def bootstrap(statistic: Any, n: int, *, rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of statistic(indices) over resampled item indices."""
+    """95% percentile interval of statistic(indices) over resampled item indices; reproducible
+    for a seed. Resamples where the statistic is undefined (NaN) are dropped before ranking."""
     rng = random.Random(seed)
-    values = sorted(statistic([rng.randrange(n) for _ in range(n)]) for _ in range(rounds))
-    values = [v for v in values if not math.isnan(v)]
+    drawn = (statistic([rng.randrange(n) for _ in range(n)]) for _ in range(rounds))
+    values = sorted(v for v in drawn if not math.isnan(v))
     if not values:
         return float("nan"), float("nan")
     return values[int(0.025 * (len(values) - 1))], values[int(0.975 * (len(values) - 1))]
 
 
-def score(task: Task, gold: Sequence[dict[str, Any]], predictions: Sequence[Parsed]) -> dict[str, Metric]:
-    """Every metric the task supports, keyed by the names gates use."""
+def score(
+    task: Task,
+    gold: Sequence[dict[str, Any]],
+    predictions: Sequence[Parsed],
+    *,
+    normalize: Mapping[str, Sequence[str]] | None = None,
+    rounds: int = 1000,
+) -> dict[str, Metric]:
+    """Every metric the task supports, keyed by the names gates use.
+
+    Proportions carry Wilson intervals, F1s bootstrap ones. `normalize` (eval.normalize) sets how
+    field values compare in the field metrics; exact match and field accuracy stay exact.
+    """
+    from slmkit.eval import fields
+
     n = len(gold)
     if len(predictions) != n:
         raise ValueError(f"{len(predictions)} predictions for {n} gold items")
-    values = [p.value if p.is_json and isinstance(p.value, dict) else None for p in predictions]
+    values = fields.answers(predictions)
     out: dict[str, Metric] = {
         "schema_validity": wilson(sum(p.valid for p in predictions), n),
-        "exact_match": wilson(
-            sum(
-                1
-                for g, p in zip(gold, predictions, strict=True)
-                if p.valid and task.canonical(p.value) == task.canonical(g)
-            ),
-            n,
-        ),
+        "exact_match": wilson(sum(exact(task, p, g) for g, p in zip(gold, predictions, strict=True)), n),
     }
     for name in task.fields:
         hits = sum(
@@ -80,25 +87,71 @@ def score(task: Task, gold: Sequence[dict[str, Any]], predictions: Sequence[Pars
         )
         out[f"field_accuracy.{name}"] = wilson(hits, n)
 
+    counts = fields.field_counts(task, gold, predictions, normalize)
+    for name, per_item in counts.items():
+        tp, fp, fn = (sum(c[k] for c in per_item) for k in range(3))
+        out[f"field_precision.{name}"] = wilson(tp, tp + fp)
+        out[f"field_recall.{name}"] = wilson(tp, tp + fn)
+        out[f"field_f1.{name}"] = _f1_metric(fields.f1_statistic([per_item]), n, rounds)
+    if counts:
+        out["field_f1"] = _f1_metric(fields.f1_statistic(list(counts.values())), n, rounds)
+    nulls, slots = fields.null_slots(task, predictions)
+    out["null_field_rate"] = wilson(nulls, slots)
+    out["invented_field_rate"] = wilson(sum(fields.invents(task, g, v) for g, v in zip(gold, values, strict=True)), n)
+
     label = task.cfg.label_field
     if label is not None and task.labels is not None:
         gold_labels = [g.get(label) for g in gold]
         pred_labels = [v.get(label) if v is not None else None for v in values]
         out["label_accuracy"] = wilson(sum(g == p for g, p in zip(gold_labels, pred_labels, strict=True)), n)
-        f1 = macro_f1(gold_labels, pred_labels, task.labels)
-        low, high = bootstrap(
-            lambda idx: macro_f1([gold_labels[i] for i in idx], [pred_labels[i] for i in idx], task.labels or []),
-            n,
+        labels = task.labels
+        out["label_macro_f1"] = _f1_metric(
+            lambda idx: macro_f1([gold_labels[i] for i in idx], [pred_labels[i] for i in idx], labels), n, rounds
         )
-        out["label_macro_f1"] = Metric(f1, low, high, n)
 
     if task.refusal_output is not None:
-        gold_refuse = [task.is_refusal(g) for g in gold]
-        pred_refuse = [p.valid and task.is_refusal(p.value) for p in predictions]
+        gold_refuse = [refuses(task, g) for g in gold]
+        pred_refuse = [p.valid and refuses(task, p.value) for p in predictions]
         both = sum(g and p for g, p in zip(gold_refuse, pred_refuse, strict=True))
+        out["refusal_rate"] = wilson(sum(pred_refuse), n)
         out["refusal_precision"] = wilson(both, sum(pred_refuse))
         out["refusal_recall"] = wilson(both, sum(gold_refuse))
     return out
+
+
+def exact(task: Task, parsed: Parsed, gold: Mapping[str, Any]) -> bool:
+    """A schema-valid answer equal to gold, key order aside."""
+    return parsed.valid and task.canonical(parsed.value) == task.canonical(gold)
+
+
+def refuses(task: Task, output: Any) -> bool:
+    """`output` is the task's refusal, or carries the refusal's label (an out-of-scope item, whatever
+    its other fields say). False when the task has no refusal."""
+    refusal = task.refusal_output
+    if refusal is None or not isinstance(output, dict):
+        return False
+    label = task.cfg.label_field
+    if label is not None and label in refusal and output.get(label) == refusal[label]:
+        return True
+    return task.canonical(output) == refusal
+
+
+def latency(seconds: Sequence[float]) -> dict[str, float]:
+    """Mean, p50 and p95 (nearest rank) of per-item seconds."""
+    from slmkit.eval.paired import percentile
+
+    if not seconds:
+        return {"mean_s": float("nan"), "p50_s": float("nan"), "p95_s": float("nan")}
+    return {
+        "mean_s": sum(seconds) / len(seconds),
+        "p50_s": percentile(seconds, 50),
+        "p95_s": percentile(seconds, 95),
+    }
+
+
+def _f1_metric(statistic: Callable[[Sequence[int]], float], n: int, rounds: int) -> Metric:
+    low, high = bootstrap(statistic, n, rounds=rounds)
+    return Metric(statistic(range(n)), low, high, n)
 
 
 def confusion(task: Task, gold: Sequence[dict[str, Any]], predictions: Sequence[Parsed]) -> dict[str, dict[str, int]]:

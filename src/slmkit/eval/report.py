@@ -36,6 +36,8 @@ def write_html(report: dict[str, Any], path: Path) -> None:
         )
     parts.append("</table>")
 
+    parts.extend(_regression_html(report.get("regression", {})))
+
     sides = list(report["metrics"])
     parts.append(
         "<h2>Metrics</h2><table><tr><th class=l>metric</th>" + "".join(f"<th>{e(s)}</th>" for s in sides) + "</tr>"
@@ -78,6 +80,32 @@ def write_html(report: dict[str, Any], path: Path) -> None:
         )
     parts.append("</table>")
     path.write_text("\n".join(parts), encoding="utf-8")
+
+
+def _regression_html(regressions: dict[str, Any]) -> list[str]:
+    """Per compared release: each metric's difference with its interval, and the items that flipped."""
+    e = html.escape
+    parts = []
+    for alias, r in regressions.items():
+        if r.get("against") is None or r.get("error"):
+            why = r.get("error") or f"no release behind '{alias}' yet"
+            parts.append(f"<h2>Regression vs {e(alias)}</h2><p>not compared: {e(why)}</p>")
+            continue
+        parts.append(
+            f"<h2>Regression vs {e(r['against'])} ({e(alias)}), {r['paired_items']} paired items</h2><table>"
+            "<tr><th class=l>metric</th><th>release</th><th>candidate</th><th>difference</th><th>95% CI</th>"
+            "<th>McNemar p</th><th class=l>right → wrong</th><th class=l>wrong → right</th></tr>"
+        )
+        for name, c in r["metrics"].items():
+            lost, gained = c.get("right_to_wrong"), c.get("wrong_to_right")
+            parts.append(
+                f"<tr><td class=l>{e(name)}</td><td>{_num(c['release'])}</td><td>{_num(c['candidate'])}</td>"
+                f"<td>{_num(c['difference'])}</td><td>{_num(c['ci95'][0])}–{_num(c['ci95'][1])}</td>"
+                f"<td>{_num(c.get('p_value'))}</td><td class=l>{e(', '.join(lost[:20])) if lost else ''}</td>"
+                f"<td class=l>{e(', '.join(gained[:20])) if gained else ''}</td></tr>"
+            )
+        parts.append("</table>")
+    return parts
 
 
 def _matches(prediction: dict[str, Any], side: str) -> bool:

@@ -19,8 +19,9 @@ from typing import Any
 from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
 from slmkit.errors import StageError
+from slmkit.eval.compare import Regression, regression_against
 from slmkit.eval.gates import GateResult, check_gates
-from slmkit.eval.metrics import Metric, confusion, score
+from slmkit.eval.metrics import Metric, confusion, exact, latency, score
 from slmkit.eval.report import write_html
 from slmkit.models import load_model, load_tokenizer
 from slmkit.models.generate import generate
@@ -41,6 +42,7 @@ class EvalResult:
     gates: list[GateResult]
     metrics: dict[str, dict[str, Metric]] = field(default_factory=dict)  # "base" / "adapter" -> metrics
     items: int = 0
+    regressions: dict[str, Regression] = field(default_factory=dict)  # alias -> comparison with its release
 
     def summary_lines(self) -> list[str]:
         lines = [f"gold items: {self.items}   report: {self.report_path}"]
@@ -49,6 +51,8 @@ class EvalResult:
         lines.append(f"{'metric':<18}" + "".join(f"{s:>10}" for s in sides))
         for name in names:
             lines.append(f"{name:<18}" + "".join(f"{self.metrics[s][name].value:>10.3f}" for s in sides))
+        for regression in self.regressions.values():
+            lines.extend(regression.lines())
         lines.extend(g.line() for g in self.gates)
         lines.append("gates: PASSED" if self.passed else "gates: FAILED - release is blocked")
         return lines
@@ -97,7 +101,7 @@ def run_eval(
         sides = {"base": None, "adapter": adapter_dir}
     predictions: dict[str, list[Parsed]] = {}
     texts: dict[str, list[str]] = {}
-    timing: dict[str, dict[str, float]] = {}
+    timing: dict[str, dict[str, Any]] = {}
     for side, adapter in sides.items():
         model = load_model(base, adapter=adapter, merge=True, dtype=dtype)
         began = time.perf_counter()
@@ -115,13 +119,28 @@ def run_eval(
             "seconds": round(seconds, 2),
             "items_per_s": round(len(prompts) / seconds, 2) if seconds else 0.0,
             "completion_tokens": sum(o.completion_tokens for o in outputs),
+            # Per item: the wall time of the batch it was answered in (what a caller of a batch waits).
+            "latency": {k: round(v, 4) for k, v in latency([o.seconds for o in outputs]).items()},
         }
         if progress:
             log(f"  {side}: {len(prompts)} gold items in {seconds:.1f}s ({dtype} weights)")
         del model
 
-    metrics = {side: score(task, gold, preds) for side, preds in predictions.items()}
-    gates = check_gates(trained.eval.parsed_gates(), metrics["adapter"], metrics.get("base"))
+    # Normalizers change what counts as a match, so like the gates they are the ones recorded at training.
+    normalize, rounds = trained.eval.normalize, config.eval.bootstrap_rounds
+    metrics = {
+        side: score(task, gold, preds, normalize=normalize, rounds=rounds) for side, preds in predictions.items()
+    }
+    parsed_gates = trained.eval.parsed_gates()
+    aliases = dict.fromkeys([config.release.alias, *(g.vs_alias for g in parsed_gates if g.vs_alias)])
+    ids = [str(row.id) for row in gold_rows]
+    regressions = {
+        alias: regression_against(
+            registry, task, alias, ids, gold, predictions["adapter"], normalize=normalize, rounds=rounds
+        )
+        for alias in aliases
+    }
+    gates = check_gates(parsed_gates, metrics["adapter"], metrics.get("base"), regressions)
     passed = all(g.passed for g in gates)
 
     report = {
@@ -148,6 +167,7 @@ def run_eval(
         "confusion": {side: confusion(task, gold, preds) for side, preds in predictions.items()},
         "gates": [g.as_dict() for g in gates],
         "passed": passed,
+        "regression": {alias: r.as_dict() for alias, r in regressions.items()},
         "timing": timing,
         "predictions": [
             {
@@ -158,7 +178,7 @@ def run_eval(
                     side: {
                         "text": texts[side][i],
                         "valid": predictions[side][i].valid,
-                        "exact": _exact(task, predictions[side][i], row.output),
+                        "exact": exact(task, predictions[side][i], row.output),
                     }
                     for side in predictions
                 },
@@ -181,11 +201,7 @@ def run_eval(
         passed,
         {"metrics": report["metrics"], "gates": report["gates"], "items": len(gold_rows)},
     )
-    return EvalResult(run.run_id, report_path, digest, passed, gates, metrics, len(gold_rows))
-
-
-def _exact(task: Task, parsed: Parsed, gold: dict[str, Any]) -> bool:
-    return parsed.valid and task.canonical(parsed.value) == task.canonical(gold)
+    return EvalResult(run.run_id, report_path, digest, passed, gates, metrics, len(gold_rows), regressions)
 
 
 def _without_root(data: dict[str, Any]) -> dict[str, Any]:

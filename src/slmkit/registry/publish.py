@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from slmkit.config import ProjectConfig
+from slmkit.config import ProjectConfig, parse_gate
 from slmkit.errors import GateFailed, GoldSetChanged, RegistryError, StageError
 from slmkit.registry.records import EvalRecord, RunRecord
 from slmkit.registry.registry import Registry
@@ -47,6 +47,7 @@ def check_candidate(config: ProjectConfig, registry: Registry, run_id: str | Non
             + "; ".join(_describe_gate(g) for g in failed),
             hint="improve the data or training and evaluate again; gates are not edited after training",
         )
+    _refuse_stale_comparisons(registry, task, run.run_id, evaluation.summary.get("gates", []))
     lock = registry.gold_lock(task)
     if lock is None or lock.gold_hash != evaluation.gold_hash:
         raise GoldSetChanged(
@@ -63,9 +64,33 @@ def check_candidate(config: ProjectConfig, registry: Registry, run_id: str | Non
     return Candidate(run, evaluation, run.adapter_digest, report)
 
 
+def _refuse_stale_comparisons(registry: Registry, task: str, run_id: str, gates: list[dict[str, Any]]) -> None:
+    """A no_regression_vs gate passed against the release then behind its alias; refuse when the
+    alias has moved since, so a candidate is never released on a comparison with a stale release."""
+    for gate in gates:
+        alias = parse_gate(gate["gate"]).vs_alias
+        if alias is None:
+            continue
+        current = registry.current(task, alias)
+        now = current.ref if current is not None else None
+        if now != gate.get("compared_with"):
+            raise GateFailed(
+                f"run {run_id} passed '{gate['gate']}' against {gate.get('compared_with') or 'no release'}, "
+                f"but {task}@{alias} is now {now or 'unset'}",
+                hint=f"evaluate again to compare with the current release: `slmkit eval --run {run_id}`",
+            )
+
+
 def _describe_gate(gate: dict[str, Any]) -> str:
     observed = gate.get("observed")
     ci = gate.get("ci95") or [None, None]
+    if gate.get("compared_with") and observed is not None:
+        return (
+            f"{gate['gate']}: difference {observed:+.3f} vs {gate['compared_with']} "
+            f"(95% CI {ci[0]:+.3f} to {ci[1]:+.3f}); its lower bound needs >= {gate['threshold']:+.3f}"
+        )
+    if gate.get("reason") and observed is None:
+        return f"{gate['gate']}: {gate['reason']}"
     shown = (
         "not computed"
         if observed is None or (isinstance(observed, float) and math.isnan(observed))

@@ -1,0 +1,59 @@
+"""Paired statistics on hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from slmkit.eval.metrics import bootstrap
+from slmkit.eval.paired import cohen_kappa, mcnemar_exact, newcombe_paired, paired_bootstrap
+
+
+def test_exact_mcnemar():
+    # b=1, c=9: 2 * (C(10,0) + C(10,1)) / 2^10 = 22/1024
+    assert mcnemar_exact(1, 9) == pytest.approx(0.0215, abs=1e-4) == mcnemar_exact(9, 1)
+    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)
+    assert mcnemar_exact(5, 5) == 1.0 and mcnemar_exact(0, 0) == 1.0
+
+
+def test_newcombe_paired_interval():
+    # Altman et al., Statistics with Confidence, table 6.2: both 14, gained 5, lost 0, neither 22.
+    # p1 = 19/41, p2 = 14/41; Wilson(19/41) = (.3190, .6140), Wilson(14/41) = (.2135, .4971);
+    # ad - bc = 308 > n/2, so phi = (308 - 20.5) / sqrt(19*22*14*27) = 0.7233;
+    # low = 5/41 - sqrt(.1444^2 - 2*.7233*.1444*.1556 + .1556^2) = .1220 - .1105
+    low, high = newcombe_paired(14, 5, 0, 22)
+    assert low == pytest.approx(0.0115, abs=1e-3) and high == pytest.approx(0.2265, abs=1e-3)
+    # No discordant pairs: the difference is 0 and the interval straddles it.
+    low, high = newcombe_paired(30, 0, 0, 10)
+    assert low < 0 < high and high - low < 0.2
+    assert all(math.isnan(v) for v in newcombe_paired(0, 0, 0, 0))
+
+
+def test_cohen_kappa_on_a_2x2_table():
+    # yes/yes 20, yes/no 5, no/yes 10, no/no 15: po = 35/50 = .7; pe = .5*.6 + .5*.4 = .5; kappa = .2/.5
+    first = ["y"] * 25 + ["n"] * 25
+    second = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
+    assert cohen_kappa(first, second) == pytest.approx(0.4)
+    assert cohen_kappa(first, first) == 1.0
+    assert math.isnan(cohen_kappa(["y", "y"], ["y", "y"]))
+
+
+def test_paired_bootstrap_is_reproducible_and_brackets_the_difference():
+    mine = [1, 1, 0, 1, 1, 1, 0, 1, 1, 1] * 3
+    theirs = [1, 0, 0, 1, 0, 1, 0, 1, 1, 0] * 3
+
+    def mean(values):
+        return lambda idx: sum(values[i] for i in idx) / len(idx)
+
+    diff, low, high = paired_bootstrap(mean(mine), mean(theirs), len(mine), rounds=500, seed=3)
+    assert diff == pytest.approx(0.3) and low <= diff <= high and low > 0
+    assert paired_bootstrap(mean(mine), mean(theirs), len(mine), rounds=500, seed=3) == (diff, low, high)
+    assert paired_bootstrap(mean(mine), mean(mine), len(mine), rounds=100) == (0.0, 0.0, 0.0)
+
+
+def test_bootstrap_drops_undefined_resamples_before_ranking():
+    values = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    # Undefined (NaN) whenever the resample misses item 0; those must not scramble the order.
+    low, high = bootstrap(lambda idx: 1.0 if 0 in idx else float("nan"), len(values), rounds=200)
+    assert (low, high) == (1.0, 1.0)
