@@ -67,7 +67,14 @@ def test_whole_chain_on_a_tiny_model(tiny_project, capsys):
     code, out, _ = run_cli(capsys, "eval", "-p", p)
     assert code == 0 and "gates: PASSED" in out
     report = json.loads((run / "eval" / "report.json").read_text())
-    assert set(report["metrics"]) == {"base", "adapter"} and report["items"] == 12
+    assert set(report["metrics"]) == {"base", "adapter", "adapter_free"} and report["items"] == 12
+    # As served: under the schema, so even a 6-step adapter of a random model writes the schema's
+    # JSON (cut off here: this project allows 24 tokens, the schema up to ~53, and eval says so);
+    # the same adapter decoding freely is reported beside it.
+    assert report["decoding"]["constrained"] is True and report["timing"]["adapter_free"]["constrained"] is False
+    assert all(p["adapter"]["text"].startswith('{"category": "') for p in report["predictions"])
+    assert not any(p["adapter_free"]["text"].startswith("{") for p in report["predictions"])
+    assert "eval.max_new_tokens=24 is below the longest answer the schema allows" in out
     assert (run / "eval" / "report.html").read_text().startswith("<!doctype html>")
 
     code, out, _ = run_cli(capsys, "release", "-p", p, "-m", "first")

@@ -124,7 +124,7 @@ def test_the_second_release_rehearses_a_rollback_to_the_first(released: Released
         report = json.loads(registry.store.path(first.eval_report_digest).read_text())
         # Reloaded as its eval generated: the recorded dtype, merge, answer length and batch size.
         assert detail["decoding"] == {
-            k: report["decoding"][k] for k in ("dtype", "max_new_tokens", "merge", "batch_size")
+            k: report["decoding"][k] for k in ("dtype", "max_new_tokens", "merge", "batch_size", "constrained")
         }
         assert first.latest_evidence("rehearsal").status == "n/a"
         assert [e.action for e in registry.audit_log(TASK, limit=3)] == ["alias", "evidence", "release"]

@@ -409,6 +409,12 @@ class EvalConfig(_Section):
     batch_size: int = Field(16, gt=0, description="Gold items generated together.")
     max_new_tokens: int = Field(96, gt=0, description="Upper bound on answer length in tokens.")
     compare_base: bool = Field(True, description="Also evaluate the base model, side by side.")
+    decoding: Literal["as_served", "both"] = Field(
+        "both",
+        description="as_served: decode the adapter as serving will (under the schema when serve.constrained); "
+        "both: also the other way, reported side by side as adapter_free / adapter_constrained. Gates read the "
+        "as-served side; the base model always decodes freely.",
+    )
     max_items: int | None = Field(None, gt=0, description="Evaluate only the first N gold items (smoke runs).")
     normalize: dict[str, list[EvalNormalizer]] = Field(
         default_factory=dict,

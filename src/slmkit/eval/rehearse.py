@@ -138,7 +138,12 @@ def _answer_again(
     )
     prompts = [task.prompt_text(tokenizer, row.input, row.history) for row, _ in sample]
     outputs = generate(
-        model, tokenizer, prompts, max_new_tokens=recorded["max_new_tokens"], batch_size=recorded["batch_size"]
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=recorded["max_new_tokens"],
+        batch_size=recorded["batch_size"],
+        schema=task.schema if recorded["constrained"] else None,
     )
     matched = identical = 0
     differed = []
@@ -181,6 +186,7 @@ def decoding(report: dict[str, Any], trained: ProjectConfig) -> dict[str, Any]:
         "max_new_tokens": int(recorded["max_new_tokens"]),
         "merge": bool(recorded.get("merge", True)),
         "batch_size": int(recorded.get("batch_size") or trained.eval.batch_size),
+        "constrained": bool(recorded.get("constrained", False)),  # older reports decoded freely
     }
 
 

@@ -66,7 +66,7 @@ def write_html(report: dict[str, Any], path: Path) -> None:
             parts.append(f"<tr><th class=l>{e(gold_label)}</th>{cells}</tr>")
         parts.append("</table>")
 
-    last = sides[-1]
+    last = "adapter" if "adapter" in sides else sides[-1]  # the side gates read (as served)
     misses = [p for p in report["predictions"] if not _matches(p, last)]
     parts.append(
         f"<h2>Items the {e(last)} got wrong ({len(misses)})</h2><table>"

@@ -24,6 +24,7 @@ from slmkit.eval.gates import GateResult, check_gates
 from slmkit.eval.metrics import Metric, confusion, exact, latency, score
 from slmkit.eval.report import write_html
 from slmkit.models import load_model, load_tokenizer
+from slmkit.models.constrain import ConstraintUnsupported, SchemaConstraint, answer_token_bound
 from slmkit.models.generate import generate
 from slmkit.models.precision import weights_dtype
 from slmkit.models.resolve import resolve_recorded
@@ -96,21 +97,38 @@ def run_eval(
 
     # As serving will load it: the recorded setting, resolved for this machine.
     dtype = weights_dtype(trained.eval.precision)
-    sides: dict[str, Path | None] = {"adapter": adapter_dir}
+    # As serving will decode it: under the schema when serve.constrained, with the answer-length
+    # bound the schema implies (never above eval.max_new_tokens). The base decodes freely.
+    served_constrained = config.serve.constrained and _enforceable(base, tokenizer, task, log)
+    bound = answer_token_bound(task.schema, tokenizer)
+    adapter_tokens = min(config.eval.max_new_tokens, bound) if bound else config.eval.max_new_tokens
+    if bound and config.eval.max_new_tokens < bound:
+        log(
+            f"warning: eval.max_new_tokens={config.eval.max_new_tokens} is below the longest answer the schema "
+            f"allows (~{bound} tokens): long answers will be cut off and count as invalid"
+        )
+    sides: dict[str, tuple[Path | None, bool]] = {}
     if config.eval.compare_base:
-        sides = {"base": None, "adapter": adapter_dir}
+        sides["base"] = (None, False)
+    sides["adapter"] = (adapter_dir, served_constrained)
+    if config.eval.decoding == "both" and (served_constrained or _enforceable(base, tokenizer, task, log)):
+        sides["adapter_free" if served_constrained else "adapter_constrained"] = (adapter_dir, not served_constrained)
     predictions: dict[str, list[Parsed]] = {}
     texts: dict[str, list[str]] = {}
     timing: dict[str, dict[str, Any]] = {}
-    for side, adapter in sides.items():
-        model = load_model(base, adapter=adapter, merge=True, dtype=dtype)
+    model, loaded_with = None, object()
+    for side, (adapter, constrained) in sides.items():
+        if loaded_with != adapter:  # the two adapter sides share one load
+            del model
+            model, loaded_with = load_model(base, adapter=adapter, merge=True, dtype=dtype), adapter
         began = time.perf_counter()
         outputs = generate(
             model,
             tokenizer,
             prompts,
-            max_new_tokens=config.eval.max_new_tokens,
+            max_new_tokens=adapter_tokens if adapter is not None else config.eval.max_new_tokens,
             batch_size=config.eval.batch_size,
+            schema=task.schema if constrained else None,
         )
         seconds = time.perf_counter() - began
         texts[side] = [o.text for o in outputs]
@@ -122,9 +140,11 @@ def run_eval(
             # Per item: the wall time of the batch it was answered in (what a caller of a batch waits).
             "latency": {k: round(v, 4) for k, v in latency([o.seconds for o in outputs]).items()},
         }
+        timing[side]["constrained"] = constrained
         if progress:
-            log(f"  {side}: {len(prompts)} gold items in {seconds:.1f}s ({dtype} weights)")
-        del model
+            how = "under the schema" if constrained else "free"
+            log(f"  {side}: {len(prompts)} gold items in {seconds:.1f}s ({dtype} weights, {how})")
+    del model
 
     # Normalizers change what counts as a match, so like the gates they are the ones recorded at training.
     normalize, rounds = trained.eval.normalize, config.eval.bootstrap_rounds
@@ -155,7 +175,9 @@ def run_eval(
         # Enough to answer again exactly so: a rollback rehearsal reloads the release with these.
         "decoding": {
             "greedy": True,
-            "max_new_tokens": config.eval.max_new_tokens,
+            "constrained": served_constrained,
+            "max_new_tokens": adapter_tokens,
+            "schema_token_bound": bound,
             "dtype": dtype,
             "merge": True,
             "batch_size": config.eval.batch_size,
@@ -202,6 +224,16 @@ def run_eval(
         {"metrics": report["metrics"], "gates": report["gates"], "items": len(gold_rows)},
     )
     return EvalResult(run.run_id, report_path, digest, passed, gates, metrics, len(gold_rows), regressions)
+
+
+def _enforceable(base: Any, tokenizer: Any, task: Task, log: Callable[[str], None]) -> bool:
+    """Whether constrained decoding can enforce the task's schema (compiled for the tokenizer alone)."""
+    try:
+        SchemaConstraint(task.schema, tokenizer, len(tokenizer), [tokenizer.eos_token_id])
+    except ConstraintUnsupported as exc:
+        log(f"note: the output schema cannot be enforced while decoding ({exc}); evaluating free decoding only")
+        return False
+    return True
 
 
 def _without_root(data: dict[str, Any]) -> dict[str, Any]:

@@ -118,3 +118,62 @@ def _grammar(schema: dict[str, Any]) -> str:
             except (ValueError, TypeError) as exc:
                 raise ConstraintUnsupported(str(exc)) from None
         return _GRAMMARS[text]
+
+
+def answer_token_bound(schema: dict[str, Any], tokenizer: Any, margin: int = 4) -> int | None:
+    """Most tokens an answer under `schema` takes (json.dumps layout, one line, plus the stop token),
+    or None when the schema lets an answer grow without bound (free strings, arrays, ...).
+
+    The longest answer is written out and tokenized whole: each property takes its alternative
+    with the most tokens (enum / const values as written, `null`, `false`); a string bounded by
+    maxLength (two tokens per character: rare characters split into bytes) or by a pattern's
+    longest match (one per character: such patterns are ASCII) adds its width to an empty
+    string. Tokens merge a little differently around other values, so `margin` more are
+    allowed; under constrained decoding an answer ends itself at its closing brace anyway, and
+    the bound only stops a runaway row early.
+    """
+    if schema.get("type", "object") != "object" or not isinstance(schema.get("properties"), dict):
+        return None
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    longest: dict[str, Any] = {}
+    extra = 0
+    for name, spec in schema["properties"].items():
+        choice = _longest_value(spec, count)
+        if choice is None:
+            return None
+        longest[name], width = choice
+        extra += width
+    return count(json.dumps(longest, ensure_ascii=False)) + extra + margin + 1  # + the stop token
+
+
+def _longest_value(spec: Any, count: Any) -> tuple[Any, int] | None:
+    """(the value with the most tokens, tokens to add for a bounded string written as ""), or None."""
+    import re._parser as sre  # the regex parser's width bounds
+
+    if not isinstance(spec, dict):
+        return None
+    if "enum" in spec or "const" in spec:
+        values = spec.get("enum", [spec.get("const")])
+        return max(values, key=lambda v: count(json.dumps(v, ensure_ascii=False))), 0
+    types = spec.get("type", [])
+    options: list[tuple[Any, int]] = []
+    for kind in [types] if isinstance(types, str) else list(types):
+        if kind == "null":
+            options.append((None, count("null") - count('""')))
+        elif kind == "boolean":
+            options.append((False, count("false") - count('""')))
+        elif kind == "string" and "maxLength" in spec:
+            options.append(("", 2 * int(spec["maxLength"])))
+        elif kind == "string" and "pattern" in spec:
+            width = sre.parse(spec["pattern"]).getwidth()[1]
+            if width >= sre.MAXREPEAT:
+                return None
+            options.append(("", int(width)))
+        else:
+            return None  # an unbounded string, a number, an array or a nested object
+    if not options:
+        return None
+    return max(options, key=lambda option: option[1])
