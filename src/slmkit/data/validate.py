@@ -96,11 +96,12 @@ def check_record(
             f"the input is {len(text)} characters, over data.max_input_chars={max_input_chars}; shorten it "
             "or raise the limit",
         )
-    tags = _tags(record.get(source.tags_field)) if source.tags_field else ()
+    tags_cell = record.get(source.tags_field) if source.tags_field else None
+    tags = _tags(tags_cell)
     if tags is None:
         return reject(
             "field_type",
-            f"tags field '{source.tags_field}' is {_short(record.get(source.tags_field))}: write a list of short "
+            f"tags field '{source.tags_field}' is {_short(tags_cell)}: write a list of short "
             "names (letters, digits, . _ : -), e.g. [\"edge-case\"], or one comma-separated text",
         )
     label = output.get(task.cfg.label_field) if task.cfg.label_field else None
