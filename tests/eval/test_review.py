@@ -81,7 +81,9 @@ def test_export_writes_csv_html_and_manifest_and_the_csv_round_trips(tmp_path: P
     assert list(rows[0]) == ["id", "input", "gold", "answer", "reasons", "confidence", "verdict", "note"]
     by_id = {r["id"]: r for r in rows}
     assert set(by_id) == {"T-2", "T-3", "T-4", "T-5"}
-    assert by_id["T-5"]["input"] == "<script>alert(1)</script> hi" and by_id["T-5"]["reasons"] == "refusal; tag:edge-case"
+    assert (
+        by_id["T-5"]["input"] == "<script>alert(1)</script> hi" and by_id["T-5"]["reasons"] == "refusal; tag:edge-case"
+    )
     assert json.loads(by_id["T-2"]["gold"]) == BILLING and by_id["T-4"]["confidence"] == "0.3100"
     assert all(r["verdict"] == "" and r["note"] == "" for r in rows)
     manifest = json.loads((tmp_path / "review.json").read_text())

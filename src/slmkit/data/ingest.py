@@ -352,7 +352,9 @@ def _read_parquet(
     input_fields = config.task.input_fields
     _require_columns(source, input_fields, present, "the file")
     wanted = [column for column, _ in _required_columns(source, input_fields)]
-    wanted += [name for name in (source.id_field, config.data.split.group_by, source.tags_field) if name and name in present]
+    wanted += [
+        name for name in (source.id_field, config.data.split.group_by, source.tags_field) if name and name in present
+    ]
     wanted = list(dict.fromkeys(wanted))
     number = 0
     try:

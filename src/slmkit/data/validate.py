@@ -102,7 +102,7 @@ def check_record(
         return reject(
             "field_type",
             f"tags field '{source.tags_field}' is {_short(tags_cell)}: write a list of short "
-            "names (letters, digits, . _ : -), e.g. [\"edge-case\"], or one comma-separated text",
+            'names (letters, digits, . _ : -), e.g. ["edge-case"], or one comma-separated text',
         )
     label = output.get(task.cfg.label_field) if task.cfg.label_field else None
     history = tuple({"role": turn["role"], "content": _turn_text(task, turn)} for turn in raw.history)

@@ -175,7 +175,8 @@ def _release(config: ProjectConfig, registry: Registry, manifest: dict[str, Any]
         made = [r for r in registry.list_releases(name) if r.eval_report_digest == manifest["report_digest"]]
         if not made:
             raise RegistryError(
-                f"no release was made from the eval report this review was exported from (run {manifest.get('run_id')})",
+                "no release was made from the eval report this review was exported from "
+                f"(run {manifest.get('run_id')})",
                 hint="release the run (`slmkit release`) and import again, or pass --release",
             )
         release = made[-1]
