@@ -138,6 +138,11 @@ class SourceConfig(_Section):
     id_field: str | None = Field(
         None, description="Column with a record id, kept as provenance (file and line always are)."
     )
+    tags_field: str | None = Field(
+        None,
+        description="Column holding a row's tags: a list of short names or comma-separated text (e.g. "
+        "edge-case, legal). Kept with the row; `slmkit review export` lists tagged gold rows for review.",
+    )
     columns: dict[str, str] = Field(
         default_factory=dict,
         description="Task input field -> column name in this file, for exports whose columns are named "
@@ -400,6 +405,34 @@ def parse_gate(text: str) -> Gate:
     )
 
 
+class ReviewConfig(_Section):
+    min_confidence: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="An answer whose least likely token had a lower probability than this goes to human review "
+        "(`slmkit review export`) as low_confidence.",
+    )
+    lowest_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Also send the least confident share of answers (e.g. 0.1: the lowest 10%) to review, "
+        "whatever their probability.",
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Row tags (data.sources[].tags_field) that send a gold item to review; empty: any tag.",
+    )
+    max_wrong_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of reviewed items a reviewer may mark 'wrong' and the review still pass "
+        "(0: one wrong answer fails the checklist's review item).",
+    )
+
+
 class EvalConfig(_Section):
     gates: list[str] = Field(
         default_factory=list,
@@ -429,6 +462,9 @@ class EvalConfig(_Section):
         "auto",
         description="Weights for generation, in eval and in serving alike: auto = bf16 where the hardware "
         "computes it natively (about 1.5x faster answers on such CPUs), else fp32.",
+    )
+    review: ReviewConfig = Field(
+        default_factory=ReviewConfig, description="What `slmkit review export` sends a person, and what passes."
     )
 
     @field_validator("gates")

@@ -8,7 +8,7 @@ import warnings
 
 import typer
 
-from slmkit.cli import export, merge, project, release, releases, serve, stages
+from slmkit.cli import export, merge, project, release, releases, review, serve, stages
 from slmkit.errors import SlmkitError
 
 app = typer.Typer(
@@ -26,6 +26,9 @@ registry_app = typer.Typer(help="The registry's records and stored artifacts.", 
 serve_app = typer.Typer(
     help="Serve releases behind an OpenAI-compatible API. Alone: serve.", invoke_without_command=True
 )
+review_app = typer.Typer(
+    help="Human review of gold items: export what needs a look, import the verdicts.", no_args_is_help=True
+)
 keys_app = typer.Typer(help="API keys: add (prints the token once), list, revoke.", no_args_is_help=True)
 
 app.command("init")(project.init)
@@ -39,6 +42,9 @@ app.command("export")(export.export)
 app.command("release")(release.release)
 app.command("rollback")(release.rollback)
 app.command("check")(release.check)
+review_app.command("export")(review.export)
+review_app.command("import")(review.import_)
+app.add_typer(review_app, name="review")
 releases_app.callback()(releases.releases_main)
 releases_app.command("list")(releases.list_releases)
 releases_app.command("show")(releases.show)

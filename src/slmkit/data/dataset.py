@@ -29,6 +29,8 @@ class Example:
     `history` is the conversation before the input (examples from chat logs): user and
     assistant turns as {"role", "content"}, oldest first, placed between the system prompt and
     the input when the prompt is rendered. Split files carry it only when it is not empty.
+    `tags` are the row's labels from its source's `tags_field` (e.g. "edge-case"): `slmkit review
+    export` lists tagged gold rows for a person to check. Also written only when not empty.
     """
 
     id: str
@@ -38,6 +40,7 @@ class Example:
     output: dict[str, Any]
     label: Any
     history: tuple[dict[str, str], ...] = ()
+    tags: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         data = {
@@ -50,6 +53,8 @@ class Example:
         }
         if self.history:
             data["history"] = list(self.history)
+        if self.tags:
+            data["tags"] = list(self.tags)
         return data
 
     @property
@@ -107,6 +112,7 @@ def read_examples(path: Path) -> list[Example]:
                         data["output"],
                         data["label"],
                         tuple(data.get("history", ())),
+                        tuple(data.get("tags", ())),
                     )
                 )
     return examples

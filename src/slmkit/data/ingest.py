@@ -334,7 +334,7 @@ def _read_csv(
 def _read_parquet(
     path: Path, source: SourceConfig, config: ProjectConfig, stats: SourceStats, digest: Any
 ) -> Iterator[RawRow | Reject]:
-    """Rows in batches; only the columns the build uses are read (inputs, output, id, split.group_by)."""
+    """Rows in batches; only the columns the build uses are read (inputs, output, id, split.group_by, tags)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -352,7 +352,9 @@ def _read_parquet(
     input_fields = config.task.input_fields
     _require_columns(source, input_fields, present, "the file")
     wanted = [column for column, _ in _required_columns(source, input_fields)]
-    wanted += [name for name in (source.id_field, config.data.split.group_by) if name and name in present]
+    wanted += [
+        name for name in (source.id_field, config.data.split.group_by, source.tags_field) if name and name in present
+    ]
     wanted = list(dict.fromkeys(wanted))
     number = 0
     try:

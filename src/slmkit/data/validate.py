@@ -8,6 +8,7 @@ reason; fixing it and rebuilding shows the next one, if any.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -95,10 +96,35 @@ def check_record(
             f"the input is {len(text)} characters, over data.max_input_chars={max_input_chars}; shorten it "
             "or raise the limit",
         )
+    tags_cell = record.get(source.tags_field) if source.tags_field else None
+    tags = _tags(tags_cell)
+    if tags is None:
+        return reject(
+            "field_type",
+            f"tags field '{source.tags_field}' is {_short(tags_cell)}: write a list of short "
+            'names (letters, digits, . _ : -), e.g. ["edge-case"], or one comma-separated text',
+        )
     label = output.get(task.cfg.label_field) if task.cfg.label_field else None
     history = tuple({"role": turn["role"], "content": _turn_text(task, turn)} for turn in raw.history)
-    example = Example(row_id, raw.source, text, fields, output, label, history)
+    example = Example(row_id, raw.source, text, fields, output, label, history, tags)
     return Row(example, key=dedup_key(example.dedup_text))
+
+
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}$")
+
+
+def _tags(value: Any) -> tuple[str, ...] | None:
+    """A row's tags: a list of short names, or one comma-separated text; None when not that.
+
+    Names only (no spaces, no @), so a tags column cannot carry free text past the PII stage.
+    """
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
+        return None
+    tags = tuple(dict.fromkeys(t.strip() for t in items if t.strip()))
+    return tags if all(_TAG.match(t) for t in tags) else None
 
 
 def _turn_text(task: Task, turn: Mapping[str, str]) -> str:

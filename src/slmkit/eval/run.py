@@ -20,6 +20,7 @@ from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
 from slmkit.errors import StageError
 from slmkit.eval.compare import Regression, regression_against
+from slmkit.eval.confidence import confidence_fields
 from slmkit.eval.gates import GateResult, check_gates
 from slmkit.eval.metrics import Metric, confusion, exact, latency, score
 from slmkit.eval.report import write_html
@@ -115,6 +116,7 @@ def run_eval(
         sides["adapter_free" if served_constrained else "adapter_constrained"] = (adapter_dir, not served_constrained)
     predictions: dict[str, list[Parsed]] = {}
     texts: dict[str, list[str]] = {}
+    confidences: dict[str, list[dict[str, Any]]] = {}
     timing: dict[str, dict[str, Any]] = {}
     model, loaded_with = None, object()
     for side, (adapter, constrained) in sides.items():
@@ -129,9 +131,11 @@ def run_eval(
             max_new_tokens=adapter_tokens if adapter is not None else config.eval.max_new_tokens,
             batch_size=config.eval.batch_size,
             schema=task.schema if constrained else None,
+            logprobs=True,
         )
         seconds = time.perf_counter() - began
         texts[side] = [o.text for o in outputs]
+        confidences[side] = [confidence_fields(o.token_logprobs) for o in outputs]
         predictions[side] = [task.parse(o.text) for o in outputs]
         timing[side] = {
             "seconds": round(seconds, 2),
@@ -196,11 +200,13 @@ def run_eval(
                 "id": row.id,
                 "input": row.input,
                 "gold": row.output,
+                **({"tags": list(row.tags)} if row.tags else {}),
                 **{
                     side: {
                         "text": texts[side][i],
                         "valid": predictions[side][i].valid,
                         "exact": exact(task, predictions[side][i], row.output),
+                        **confidences[side][i],
                     }
                     for side in predictions
                 },

@@ -27,6 +27,9 @@ class Generation:
     # time.perf_counter() when each completion token was produced (the stop token included):
     # serving's time-to-first-token and inter-token latency are measured from these.
     token_times: tuple[float, ...] = ()
+    # With `logprobs=True`: the natural log of the probability the model gave each completion
+    # token (the stop token included), from its raw logits, before any constraint masked them.
+    token_logprobs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def generate(
     seed: int | None = None,
     prefix: SharedPrefix | None = None,
     schema: dict[str, Any] | None = None,
+    logprobs: bool = False,
 ) -> list[Generation]:
     """Completions for fully rendered prompts, in input order; greedy unless temperature > 0.
 
@@ -97,6 +101,7 @@ def generate(
     keeps one (a server, per loaded model); without it, one is computed for this call when the
     prompts share at least MIN_SHARED_TOKENS tokens. With `schema`, decoding is constrained to
     JSON valid under it (slmkit.models.constrain); callers check `schema_constraint` first.
+    With `logprobs`, each Generation carries its tokens' log-probabilities (eval's confidence).
     """
     import torch
 
@@ -130,13 +135,17 @@ def generate(
             cached[cache_argument(model)] = cache
         began = time.perf_counter()
         clock = _TokenClock()
+        recorder = _LogprobRecorder() if logprobs else None
         sampling: dict[str, Any] = {"do_sample": False}
         if temperature > 0:
             sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
             if seed is not None:
                 torch.manual_seed(seed + start)
+        processors: list[Any] = [recorder.observe] if recorder is not None else []  # first: it sees the raw logits
         if constraint is not None:
-            sampling["logits_processor"] = [constraint.processor()]  # fresh matchers for each batch
+            processors.append(constraint.processor())  # fresh matchers for each batch
+        if processors:
+            sampling["logits_processor"] = processors
         with torch.inference_mode():
             output = model.generate(
                 input_ids=input_ids,
@@ -146,7 +155,7 @@ def generate(
                 **sampling,
                 pad_token_id=pad_id,
                 eos_token_id=stop_ids,
-                stopping_criteria=[clock],
+                stopping_criteria=[clock] if recorder is None else [recorder.record, clock],
                 **cached,
             )
         seconds = time.perf_counter() - began
@@ -165,6 +174,7 @@ def generate(
                 finished=finished,
                 seconds=seconds,
                 token_times=tuple(clock.times[:completion_tokens]),
+                token_logprobs=tuple(recorder.row(r)[:completion_tokens]) if recorder is not None else (),
             )
     return [g for g in results if g is not None]
 
@@ -189,6 +199,32 @@ class _TokenClock:
 
         self.times.append(time.perf_counter())
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+class _LogprobRecorder:
+    """Each row's log-probability of every token it generated: `observe` (a logits processor, first
+    in the list, so it sees the raw logits) keeps the step's distribution; `record` (a stopping
+    criterion, called once the token is chosen) keeps the chosen token's value. Neither alters or stops."""
+
+    def __init__(self) -> None:
+        self._last: Any = None
+        self.steps: list[list[float]] = []  # per step, one value per row
+
+    def observe(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        self._last = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def record(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        chosen = self._last.gather(1, input_ids[:, -1:].to(self._last.device)).squeeze(1)
+        self.steps.append(chosen.tolist())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def row(self, r: int) -> list[float]:
+        return [step[r] for step in self.steps]
 
 
 def cache_argument(module: Any) -> str:
