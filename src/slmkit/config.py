@@ -1037,7 +1037,10 @@ def _check_judge(config: ProjectConfig, properties: dict[str, Any], add: Any) ->
         if name not in properties:
             add(("eval", "judge", "fields", i), f"'{name}' is not a property of the output schema")
     if not judge.endpoint.startswith(("http://", "https://")):
-        add(("eval", "judge", "endpoint"), f"must be an http(s) base URL such as http://127.0.0.1:8000/v1 (got {judge.endpoint!r})")
+        add(
+            ("eval", "judge", "endpoint"),
+            f"must be an http(s) base URL such as http://127.0.0.1:8000/v1 (got {judge.endpoint!r})",
+        )
 
 
 def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:
