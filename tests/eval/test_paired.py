@@ -67,9 +67,8 @@ def test_quadratic_kappa_by_hand():
     assert quadratic_kappa(judge, human) == pytest.approx(22 / 23)
     # The textbook form with a 5x5 weight matrix (i - j)^2 / (k - 1)^2 gives the same number.
     k, n = 5, len(judge)
-    observed = [
-        [sum(1 for a, b in zip(judge, human) if (a, b) == (i, j)) / n for j in range(1, 6)] for i in range(1, 6)
-    ]
+    pairs = list(zip(judge, human, strict=True))
+    observed = [[pairs.count((i, j)) / n for j in range(1, 6)] for i in range(1, 6)]
     rows = [judge.count(i) / n for i in range(1, 6)]
     cols = [human.count(j) / n for j in range(1, 6)]
     weight = [[(i - j) ** 2 / (k - 1) ** 2 for j in range(k)] for i in range(k)]
