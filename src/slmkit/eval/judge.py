@@ -17,7 +17,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from slmkit.config import JudgeConfig
 from slmkit.errors import DataError, StageError
 from slmkit.eval.metrics import Metric, bootstrap
 from slmkit.eval.paired import cohen_kappa, quadratic_kappa
+from slmkit.task import Parsed
 
 SYSTEM = (
     "You grade answers against a rubric. Compare the candidate with the reference answer for the given "
@@ -95,11 +96,11 @@ class JudgeOutcome:
 def run_judge(
     settings: JudgeConfig,
     *,
-    task_metrics: dict[str, dict[str, Metric]],
+    task_metrics: Mapping[str, Mapping[str, Metric]],
     ids: Sequence[str],
     inputs: Sequence[str],
     gold: Sequence[dict[str, Any]],
-    predictions: dict[str, Sequence[Any]],  # side -> Parsed answers
+    predictions: Mapping[str, Sequence[Parsed]],  # side -> answers
     labels_path: Path | None = None,
     rounds: int = 1000,
 ) -> JudgeOutcome:
@@ -134,7 +135,7 @@ def run_judge(
     return JudgeOutcome(section, summaries)
 
 
-def _candidate(parsed: Any, settings: JudgeConfig) -> Any:
+def _candidate(parsed: Parsed, settings: JudgeConfig) -> Any:
     value = parsed.value if parsed.is_json else None
     return {f: value.get(f) for f in settings.fields} if isinstance(value, dict) else parsed.text
 
