@@ -433,6 +433,55 @@ class ReviewConfig(_Section):
     )
 
 
+DEFAULT_JUDGE_RUBRIC = (
+    "Score how well the candidate answer serves the user, compared with the reference answer, on a 1-5 scale.\n"
+    "Criteria: correctness (the facts agree with the reference and the input), completeness (nothing the "
+    "reference covers is missing), faithfulness (nothing is invented beyond the input).\n"
+    "5 = as good as the reference; 4 = minor omissions; 3 = partly right; 2 = mostly wrong; 1 = wrong or empty."
+)
+
+
+class JudgeConfig(_Section):
+    endpoint: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible server that judges free-text answers, e.g. "
+        "http://127.0.0.1:8000/v1 (`slmkit serve`, vLLM, llama.cpp, Ollama). Unset: no judging; "
+        "slmkit never picks a cloud endpoint for you.",
+    )
+    model: str = Field("judge", description="Model name sent to the judge endpoint.")
+    api_key_env: str | None = Field(
+        None,
+        description="NAME of the environment variable holding the judge's API key (never the key itself). "
+        "Unset: no key is sent.",
+    )
+    rubric: str = Field(
+        DEFAULT_JUDGE_RUBRIC,
+        description="What the judge scores: named criteria and the meaning of each point of the scale.",
+    )
+    scale: tuple[int, int] = Field((1, 5), description="Lowest and highest score the rubric allows.")
+    fields: list[str] = Field(
+        default_factory=list,
+        description="Free-text output fields judged together, e.g. [summary]. Empty with an endpoint: a config error.",
+    )
+    max_items: int | None = Field(None, gt=0, description="Judge only the first N gold items (cost control).")
+    timeout_s: float = Field(60.0, gt=0, description="Seconds one judge call may take before it is retried.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Judge sampling temperature; 0 for repeatable scores.")
+    concurrency: int = Field(4, gt=0, le=64, description="Judge calls in flight at once.")
+    max_retries: int = Field(2, ge=0, description="Retries of a call that failed in transport (never of a bad answer).")
+    labels_file: str | None = Field(
+        None,
+        description="CSV with columns id,human_score (optionally answer): human scores of the adapter's answers "
+        "on gold items, to report the judge's agreement with people (quadratic-weighted Cohen's kappa).",
+    )
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_ordered(cls, scale: tuple[int, int]) -> tuple[int, int]:
+        if scale[0] >= scale[1]:
+            raise ValueError(f"needs lowest < highest (got {list(scale)})")
+        return scale
+
+
 class EvalConfig(_Section):
     gates: list[str] = Field(
         default_factory=list,
@@ -457,6 +506,15 @@ class EvalConfig(_Section):
     )
     bootstrap_rounds: int = Field(
         1000, ge=100, description="Resamples for the bootstrap intervals of F1 metrics and paired differences."
+    )
+    judge: JudgeConfig = Field(
+        default_factory=JudgeConfig,
+        description="LLM-as-judge for free-text output fields, reported next to the task metrics.",
+    )
+    forgetting: bool = Field(
+        True,
+        description="Measure how far the adapter moves from the base on general prompts and text "
+        "(agreement with the base's own answers, their NLL, perplexity on a general text sample).",
     )
     precision: Precision = Field(
         "auto",
@@ -928,6 +986,7 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
                 if field not in properties:
                     add(("task", "escalation", "when_output", field), "is not a property of the output schema")
         _check_gates(config, properties, add)
+        _check_judge(config, properties, add)
         for name in config.eval.normalize:
             if name not in properties:
                 guess = difflib.get_close_matches(name, list(properties), n=1)
@@ -975,7 +1034,7 @@ def _check_gates(config: ProjectConfig, properties: dict[str, Any], add: Any) ->
     task = config.task
     extraction = [p for p in properties if p != task.label_field]
     known = (
-        list(GATE_METRICS)
+        [*GATE_METRICS, "judge_score"]
         + [f"field_accuracy.{p}" for p in properties]
         + [f"field_{kind}.{p}" for kind in ("precision", "recall", "f1") for p in extraction]
     )
@@ -999,6 +1058,31 @@ def _check_gates(config: ProjectConfig, properties: dict[str, Any], add: Any) ->
             add(("eval", "gates", i), f"'{metric}' needs task.label_field")
         if metric.startswith("refusal_") and task.refusal is None:
             add(("eval", "gates", i), f"'{metric}' needs task.refusal")
+
+
+def _check_judge(config: ProjectConfig, properties: dict[str, Any], add: Any) -> None:
+    judge = config.eval.judge
+    judged = [i for i, g in enumerate(config.eval.gates) if parse_gate(g).metric == "judge_score"]
+    if judged and judge.endpoint is None:
+        add(("eval", "gates", judged[0]), "'judge_score' needs eval.judge.endpoint (an OpenAI-compatible judge)")
+    if judged and len(judged) == len(config.eval.gates):
+        add(
+            ("eval", "gates", judged[0]),
+            "a judge_score gate cannot stand alone: a judge can be wrong, so gate the task metrics too, "
+            "e.g. add 'schema_validity >= 0.95'",
+        )
+    if judge.endpoint is None:
+        return
+    if not judge.fields:
+        add(("eval", "judge", "fields"), "name the free-text output fields to judge, e.g. [summary]")
+    for i, name in enumerate(judge.fields):
+        if name not in properties:
+            add(("eval", "judge", "fields", i), f"'{name}' is not a property of the output schema")
+    if not judge.endpoint.startswith(("http://", "https://")):
+        add(
+            ("eval", "judge", "endpoint"),
+            f"must be an http(s) base URL such as http://127.0.0.1:8000/v1 (got {judge.endpoint!r})",
+        )
 
 
 def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:

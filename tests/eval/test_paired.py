@@ -7,7 +7,7 @@ import math
 import pytest
 
 from slmkit.eval.metrics import bootstrap
-from slmkit.eval.paired import cohen_kappa, mcnemar_exact, newcombe_paired, paired_bootstrap
+from slmkit.eval.paired import cohen_kappa, mcnemar_exact, newcombe_paired, paired_bootstrap, quadratic_kappa
 
 
 def test_exact_mcnemar():
@@ -57,3 +57,27 @@ def test_bootstrap_drops_undefined_resamples_before_ranking():
     # Undefined (NaN) whenever the resample misses item 0; those must not scramble the order.
     low, high = bootstrap(lambda idx: 1.0 if 0 in idx else float("nan"), len(values), rounds=200)
     assert (low, high) == (1.0, 1.0)
+
+
+def test_quadratic_kappa_by_hand():
+    judge, human = [1, 2, 3, 4, 5], [1, 2, 3, 5, 5]
+    # observed: mean squared difference = (0 + 0 + 0 + 1 + 0) / 5 = 0.2
+    # expected: all 25 cross pairs (a_i - b_j)^2; per a = 1..5 the sums over b are 37, 20, 13, 16, 29
+    # -> 115 / 25 = 4.6; kappa = 1 - 0.2 / 4.6 = 22/23
+    assert quadratic_kappa(judge, human) == pytest.approx(22 / 23)
+    # The textbook form with a 5x5 weight matrix (i - j)^2 / (k - 1)^2 gives the same number.
+    k, n = 5, len(judge)
+    pairs = list(zip(judge, human, strict=True))
+    observed = [[pairs.count((i, j)) / n for j in range(1, 6)] for i in range(1, 6)]
+    rows = [judge.count(i) / n for i in range(1, 6)]
+    cols = [human.count(j) / n for j in range(1, 6)]
+    weight = [[(i - j) ** 2 / (k - 1) ** 2 for j in range(k)] for i in range(k)]
+    textbook = 1 - sum(weight[i][j] * observed[i][j] for i in range(k) for j in range(k)) / sum(
+        weight[i][j] * rows[i] * cols[j] for i in range(k) for j in range(k)
+    )
+    assert textbook == pytest.approx(22 / 23)
+    # A near miss costs little: unweighted kappa counts 4 vs 5 as a full disagreement
+    # (po = 0.8, pe = 3 * 0.2 * 0.2 + 0.2 * 0.4 = 0.2 -> 0.75).
+    assert cohen_kappa(judge, human) == pytest.approx(0.75)
+    assert quadratic_kappa([1, 5], [5, 1]) == pytest.approx(-1.0)  # 1 - 16 / ((0 + 16 + 16 + 0) / 4)
+    assert math.isnan(quadratic_kappa([3, 3], [3, 3])) and math.isnan(quadratic_kappa([], []))

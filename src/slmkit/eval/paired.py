@@ -88,6 +88,22 @@ def cohen_kappa(first: Sequence[Hashable], second: Sequence[Hashable]) -> float:
     return (observed - expected) / (1 - expected) if expected < 1 else float("nan")
 
 
+def quadratic_kappa(first: Sequence[float], second: Sequence[float]) -> float:
+    """Cohen's kappa with quadratic weights, for ordinal scores (a judge's 1-5 vs a person's).
+
+    1 - sum w*O / sum w*E with w = (i - j)^2: a near miss costs little, a far one much, so it
+    suits a scale where 4 vs 5 is closer than 1 vs 5. The (k-1)^2 normalisation of the weights
+    cancels, so this is 1 - mean((a - b)^2) / mean over all cross pairs of (a_i - b_j)^2.
+    NaN without items, or when both sides give one same score throughout.
+    """
+    n = len(first)
+    if n == 0 or n != len(second):
+        return float("nan")
+    observed = sum((a - b) ** 2 for a, b in zip(first, second, strict=True)) / n
+    expected = sum((a - b) ** 2 for a in first for b in second) / (n * n)
+    return 1 - observed / expected if expected > 0 else float("nan")
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The nearest-rank q-th percentile (0 < q <= 100): the smallest value with at least q% of
     the values at or below it. NaN for no values."""

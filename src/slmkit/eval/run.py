@@ -21,7 +21,9 @@ from slmkit.data import open_dataset
 from slmkit.errors import StageError
 from slmkit.eval.compare import Regression, regression_against
 from slmkit.eval.confidence import confidence_fields
+from slmkit.eval.forgetting import check_forgetting
 from slmkit.eval.gates import GateResult, check_gates
+from slmkit.eval.judge import run_judge
 from slmkit.eval.metrics import Metric, confusion, exact, latency, score
 from slmkit.eval.report import write_html
 from slmkit.models import load_model, load_tokenizer
@@ -45,6 +47,7 @@ class EvalResult:
     metrics: dict[str, dict[str, Metric]] = field(default_factory=dict)  # "base" / "adapter" -> metrics
     items: int = 0
     regressions: dict[str, Regression] = field(default_factory=dict)  # alias -> comparison with its release
+    notes: list[str] = field(default_factory=list)  # judge and forgetting lines, under the metrics
 
     def summary_lines(self) -> list[str]:
         lines = [f"gold items: {self.items}   report: {self.report_path}"]
@@ -53,6 +56,7 @@ class EvalResult:
         lines.append(f"{'metric':<18}" + "".join(f"{s:>10}" for s in sides))
         for name in names:
             lines.append(f"{name:<18}" + "".join(f"{self.metrics[s][name].value:>10.3f}" for s in sides))
+        lines.extend(self.notes)
         for regression in self.regressions.values():
             lines.extend(regression.lines())
         lines.extend(g.line() for g in self.gates)
@@ -158,6 +162,23 @@ def run_eval(
     parsed_gates = trained.eval.parsed_gates()
     aliases = dict.fromkeys([config.release.alias, *(g.vs_alias for g in parsed_gates if g.vs_alias)])
     ids = [str(row.id) for row in gold_rows]
+    judge, judged = config.eval.judge, None
+    if judge.endpoint is not None:  # next to the task metrics, never alone; gates may read judge_score
+        labels = config.resolve_path(judge.labels_file) if judge.labels_file else None
+        inputs = [row.input for row in gold_rows]
+        judged = run_judge(
+            judge,
+            task_metrics=metrics,
+            ids=ids,
+            inputs=inputs,
+            gold=gold,
+            predictions=predictions,
+            labels_path=labels,
+            rounds=rounds,
+        )
+        for side, summary in judged.summaries.items():
+            metrics[side]["judge_score"] = summary.mean
+    forgetting = check_forgetting(config, base, tokenizer, adapter_dir, dtype) if config.eval.forgetting else None
     regressions = {
         alias: regression_against(
             registry, task, alias, ids, gold, predictions["adapter"], normalize=normalize, rounds=rounds
@@ -195,6 +216,8 @@ def run_eval(
         "passed": passed,
         "regression": {alias: r.as_dict() for alias, r in regressions.items()},
         "timing": timing,
+        "judge": judged.section if judged else None,
+        "forgetting": forgetting.as_dict() if forgetting else None,
         "predictions": [
             {
                 "id": row.id,
@@ -229,7 +252,8 @@ def run_eval(
         passed,
         {"metrics": report["metrics"], "gates": report["gates"], "items": len(gold_rows)},
     )
-    return EvalResult(run.run_id, report_path, digest, passed, gates, metrics, len(gold_rows), regressions)
+    notes = [*(judged.lines() if judged else []), *([forgetting.line()] if forgetting else [])]
+    return EvalResult(run.run_id, report_path, digest, passed, gates, metrics, len(gold_rows), regressions, notes)
 
 
 def _enforceable(base: Any, tokenizer: Any, task: Task, log: Callable[[str], None]) -> bool:
