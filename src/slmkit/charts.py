@@ -19,7 +19,18 @@ from collections.abc import Sequence
 from typing import Any
 
 # Okabe-Ito colours: told apart by colour-blind readers and in greyscale print.
-COLOURS = {"train": "#0072B2", "validation": "#E69F00", "gold": "#009E73", "kept": "#0072B2", "rejected": "#D55E00"}
+COLOURS = {
+    "train": "#0072B2",
+    "validation": "#E69F00",
+    "gold": "#009E73",
+    "kept": "#0072B2",
+    "rejected": "#D55E00",
+    # eval report sides
+    "base": "#999999",
+    "adapter": "#0072B2",
+    "adapter_free": "#56B4E9",
+    "adapter_constrained": "#56B4E9",
+}
 NEUTRAL = "#56B4E9"  # any series without a colour of its own
 
 

@@ -6,12 +6,19 @@ import html
 from pathlib import Path
 from typing import Any
 
-_STYLE = """
+from slmkit.charts import CHART_CSS
+from slmkit.eval.plots import plots_html
+
+_STYLE = (
+    """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}.pass{color:#0a7d28;font-weight:600}
 .fail{color:#b3261e;font-weight:600}code{background:#f5f5f5;padding:1px 3px}pre{white-space:pre-wrap;margin:0}
+:root{--ink:#222;--muted:#666}
 """
+    + CHART_CSS
+)
 
 
 def write_html(report: dict[str, Any], path: Path) -> None:
@@ -37,6 +44,7 @@ def write_html(report: dict[str, Any], path: Path) -> None:
     parts.append("</table>")
 
     parts.extend(_regression_html(report.get("regression", {})))
+    parts.extend(plots_html(report))
 
     sides = list(report["metrics"])
     parts.append(
