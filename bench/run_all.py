@@ -13,6 +13,8 @@ for script in (
     "train_throughput.py",
     "replay_drift.py",
     "generate.py",
+    "eval_throughput.py",
+    "serve_load.py",
     "data_build.py",
     "pii_presidio.py",
 ):
