@@ -61,6 +61,7 @@ def main() -> None:
             load = f"{args.clients} clients x {args.seconds:g}s (+{args.warmup:g}s warm-up)"
             print(f"engine directly: {load}", flush=True)
             engine = drive(direct, inputs, clients=args.clients, seconds=args.seconds, warmup_s=args.warmup)
+            before = service.engine.stats()
             print(f"gateway over HTTP: {load}", flush=True)
             gateway = drive(
                 http_sender(handle.url, release.ref),
@@ -70,6 +71,12 @@ def main() -> None:
                 warmup_s=args.warmup,
             )
             batches = service.engine.stats()
+            for label, (a, b) in {
+                "engine": ({"batches": 0, "requests": 0}, before),
+                "gateway": (before, batches),
+            }.items():
+                n = b["batches"] - a["batches"]
+                print(f"{label}: {n} batches, {(b['requests'] - a['requests']) / max(n, 1):.1f} requests per batch")
         _record(config, release, gateway, args)
 
     print(
