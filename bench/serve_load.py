@@ -35,11 +35,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--steps", type=int, default=8, help="training steps of the released adapter")
+    parser.add_argument(
+        "--gateway-only", action="store_true", help="skip the engine-direct run (a long memory check of the gateway)"
+    )
     args = parser.parse_args()
 
     from slmkit.serve import start_server
     from slmkit.serve.engine import Job
-    from slmkit.serve.load import drive, http_sender
+    from slmkit.serve.load import LoadStats, drive, http_sender
 
     smollm2()
     n_threads = threads()
@@ -59,8 +62,13 @@ def main() -> None:
                 return ok, outcome.completion_tokens, None if ok else "no_valid_answer", outcome.release.ref
 
             load = f"{args.clients} clients x {args.seconds:g}s (+{args.warmup:g}s warm-up)"
-            print(f"engine directly: {load}", flush=True)
-            engine = drive(direct, inputs, clients=args.clients, seconds=args.seconds, warmup_s=args.warmup)
+            if not args.gateway_only:
+                print(f"engine directly: {load}", flush=True)
+            engine = (
+                LoadStats(args.clients, 0.0)
+                if args.gateway_only
+                else drive(direct, inputs, clients=args.clients, seconds=args.seconds, warmup_s=args.warmup)
+            )
             before = service.engine.stats()
             print(f"gateway over HTTP: {load}", flush=True)
             gateway = drive(
@@ -84,7 +92,15 @@ def main() -> None:
         f"max_batch_size {args.clients}, max_new_tokens {config.serve.max_new_tokens}; "
         f"largest batch {batches['largest_batch']}"
     )
-    _table({"engine directly": engine, "gateway (HTTP)": gateway})
+    _table({"gateway (HTTP)": gateway} if args.gateway_only else {"engine directly": engine, "gateway (HTTP)": gateway})
+    rss = gateway.rss_mib
+    if rss:
+        marks = [rss[round(i * (len(rss) - 1) / 5)] for i in range(6)]
+        print("gateway RSS over the run: " + ", ".join(f"{t:.0f}s {m:.0f} MiB" for t, m in marks))
+    if args.gateway_only:
+        growth = gateway.summary()["rss_growth_mib"]
+        print(f"gateway errors {gateway.summary()['errors']}; RSS growth after the first fifth {growth:+.1f} MiB")
+        return
     e, g = engine.summary(), gateway.summary()
     ratio = g["requests_per_s"] / e["requests_per_s"] if e["requests_per_s"] else float("nan")
     print(
