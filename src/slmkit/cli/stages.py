@@ -47,11 +47,18 @@ def train(
 def evaluate(
     project: ProjectOption = Path("."),
     run: Annotated[str | None, typer.Option("--run", help="Training run id (default: latest).")] = None,
+    via: Annotated[
+        str | None,
+        typer.Option(help="Also answer the gold set through this OpenAI-compatible server (e.g. slmkit serve's /v1)."),
+    ] = None,
+    via_model: Annotated[
+        str | None, typer.Option(help="Model asked for with --via (default: the task at release.alias).")
+    ] = None,
 ) -> None:
     """Evaluate base model and adapter on the locked gold set and check the gates."""
     from slmkit.eval import run_eval
 
-    result = run_eval(load(project), run_id=run)
+    result = run_eval(load(project), run_id=run, via=via, via_model=via_model)
     for line in result.summary_lines():
         say(line)
     if not result.passed:

@@ -71,8 +71,15 @@ def run_eval(
     run_id: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    via: str | None = None,
+    via_model: str | None = None,
 ) -> EvalResult:
-    """Evaluate a training run (the latest by default) on its dataset's locked gold set."""
+    """Evaluate a training run (the latest by default) on its dataset's locked gold set.
+
+    `via` (an OpenAI-compatible base URL, e.g. a running `slmkit serve`) also sends every gold
+    input to that server for `via_model` (default: the task at release.alias) and reports its
+    answers as the `served` side, with their agreement with the offline adapter's.
+    """
     registry = registry or Registry(config.state_dir)
     run = registry.get_run(run_id, task=config.task.name)
     trained = ProjectConfig.model_validate(_without_root(run.config))
@@ -154,6 +161,12 @@ def run_eval(
             log(f"  {side}: {len(prompts)} gold items in {seconds:.1f}s ({dtype} weights, {how})")
     del model
 
+    served_summary: dict[str, Any] | None = None
+    if via:
+        served_summary = _served_side(
+            via, via_model or f"{task.name}@{config.release.alias}", gold_rows, task, texts, predictions, timing, log
+        )
+
     # Normalizers change what counts as a match, so like the gates they are the ones recorded at training.
     normalize, rounds = trained.eval.normalize, config.eval.bootstrap_rounds
     metrics = {
@@ -215,6 +228,7 @@ def run_eval(
         "gates": [g.as_dict() for g in gates],
         "passed": passed,
         "regression": {alias: r.as_dict() for alias, r in regressions.items()},
+        "served": served_summary,
         "timing": timing,
         "judge": judged.section if judged else None,
         "forgetting": forgetting.as_dict() if forgetting else None,
@@ -229,7 +243,7 @@ def run_eval(
                         "text": texts[side][i],
                         "valid": predictions[side][i].valid,
                         "exact": exact(task, predictions[side][i], row.output),
-                        **confidences[side][i],
+                        **(confidences[side][i] if side in confidences else {}),
                     }
                     for side in predictions
                 },
@@ -254,6 +268,46 @@ def run_eval(
     )
     notes = [*(judged.lines() if judged else []), *([forgetting.line()] if forgetting else [])]
     return EvalResult(run.run_id, report_path, digest, passed, gates, metrics, len(gold_rows), regressions, notes)
+
+
+def _served_side(
+    url: str,
+    model: str,
+    gold_rows: list[Any],
+    task: Task,
+    texts: dict[str, list[str]],
+    predictions: dict[str, list[Parsed]],
+    timing: dict[str, dict[str, Any]],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """The gold set answered through a server, as the `served` side; how often it agrees with the adapter."""
+    from slmkit.eval.rehearse import same_answer
+    from slmkit.eval.served import served_answers
+
+    began = time.perf_counter()
+    answers = served_answers(url, model, [(row.input, list(row.history)) for row in gold_rows])
+    seconds = time.perf_counter() - began
+    texts["served"] = answers.texts
+    predictions["served"] = [task.parse(text) for text in answers.texts]
+    agree = sum(same_answer(task, a, b) for a, b in zip(texts["adapter"], answers.texts, strict=True))
+    releases = sorted({r for r in answers.answered_by if r})
+    summary = {
+        "url": url,
+        "model": model,
+        "answered_by": releases,
+        "failed": sum(1 for e in answers.errors if e),
+        "first_error": next((e for e in answers.errors if e), None),
+        "agreement_with_adapter": round(agree / max(len(gold_rows), 1), 4),
+    }
+    timing["served"] = {
+        "seconds": round(seconds, 2),
+        "items_per_s": round(len(gold_rows) / seconds, 2) if seconds else 0.0,
+    }
+    log(
+        f"  served: {len(gold_rows)} gold items through {url} ({', '.join(releases) or model}) in {seconds:.1f}s; "
+        f"the same answer as the offline adapter on {agree}/{len(gold_rows)}"
+    )
+    return summary
 
 
 def _enforceable(base: Any, tokenizer: Any, task: Task, log: Callable[[str], None]) -> bool:
