@@ -30,6 +30,8 @@ COLOURS = {
     "adapter": "#0072B2",
     "adapter_free": "#56B4E9",
     "adapter_constrained": "#56B4E9",
+    "production": "#D55E00",
+    "served": "#CC79A7",
 }
 NEUTRAL = "#56B4E9"  # any series without a colour of its own
 

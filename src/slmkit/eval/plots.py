@@ -19,13 +19,15 @@ def plots_html(report: dict[str, Any]) -> list[str]:
     parts = ["<h2>Figures</h2>"]
     sides = _side_scores(report)
     if sides:
+        series = {side: side.split(" (")[0] for side in sides}  # "production (name@1)" is coloured as production
         rows = [
-            (f"{metric} · {side}", [(side, round(1000 * value))], f"{value:.3f}")
+            (f"{metric} · {side}", [(series[side], round(1000 * value))], f"{value:.3f}")
             for metric in HEADLINE
             for side, scores in sides.items()
             if (value := scores.get(metric)) is not None
         ]
-        parts.append(figure(bar_chart("sides", "Headline metrics by side", rows, top=1000), list(sides)))
+        chart = bar_chart("sides", "Headline metrics by side", rows, top=1000)
+        parts.append(figure(chart, list(dict.fromkeys(series.values()))))
     per_class = {side: _per_class_f1(table) for side, table in report.get("confusion", {}).items()}
     if per_class:
         rows = [
