@@ -85,7 +85,7 @@ def main() -> None:
             }.items():
                 n = b["batches"] - a["batches"]
                 print(f"{label}: {n} batches, {(b['requests'] - a['requests']) / max(n, 1):.1f} requests per batch")
-        _record(config, release, gateway, args)
+        _record(config, release, gateway)
 
     print(
         f"\nSmolLM2-135M-Instruct + LoRA ({args.steps} steps), transformers engine, {n_threads} threads, "
@@ -148,18 +148,14 @@ def _released_project(root: Path, steps: int, batch: int) -> tuple[Any, Any]:
     return config, release
 
 
-def _record(config: Any, release: Any, stats: Any, args: argparse.Namespace) -> None:
+def _record(config: Any, release: Any, stats: Any) -> None:
+    """As `slmkit loadtest` records it: the release's latency evidence."""
     from slmkit.registry import Registry
+    from slmkit.serve.load import latency_verdict, record_latency
 
     registry = Registry(config.state_dir)
-    summary = stats.summary()
-    line = (
-        f"{args.clients} clients x {stats.seconds:.0f}s: {summary['requests_per_s']:.2f} req/s, "
-        f"p95 {summary['p95_ms']:.0f} ms (bench/serve_load.py)"
-    )
-    registry.record_evidence(
-        release.name, release.version, "latency", passed=summary["errors"] == 0, detail={**summary, "summary": line}
-    )
+    passed, _ = latency_verdict(stats, config.release.max_p95_latency_ms)
+    record_latency(registry, release, stats, config, passed=passed, target="bench/serve_load.py")
     registry.close()
 
 

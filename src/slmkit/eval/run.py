@@ -111,7 +111,8 @@ def run_eval(
     dtype = weights_dtype(trained.eval.precision)
     # As serving will decode it: under the schema when serve.constrained, with the answer-length
     # bound the schema implies (never above eval.max_new_tokens). The base decodes freely.
-    served_constrained = config.serve.constrained and _enforceable(base, tokenizer, task, log)
+    enforceable = (config.serve.constrained or config.eval.decoding == "both") and _enforceable(tokenizer, task, log)
+    served_constrained = config.serve.constrained and enforceable
     bound = answer_token_bound(task.schema, tokenizer)
     adapter_tokens = min(config.eval.max_new_tokens, bound) if bound else config.eval.max_new_tokens
     if bound and config.eval.max_new_tokens < bound:
@@ -123,7 +124,7 @@ def run_eval(
     if config.eval.compare_base:
         sides["base"] = (None, False)
     sides["adapter"] = (adapter_dir, served_constrained)
-    if config.eval.decoding == "both" and (served_constrained or _enforceable(base, tokenizer, task, log)):
+    if config.eval.decoding == "both" and enforceable:
         sides["adapter_free" if served_constrained else "adapter_constrained"] = (adapter_dir, not served_constrained)
     predictions: dict[str, list[Parsed]] = {}
     texts: dict[str, list[str]] = {}
@@ -310,7 +311,7 @@ def _served_side(
     return summary
 
 
-def _enforceable(base: Any, tokenizer: Any, task: Task, log: Callable[[str], None]) -> bool:
+def _enforceable(tokenizer: Any, task: Task, log: Callable[[str], None]) -> bool:
     """Whether constrained decoding can enforce the task's schema (compiled for the tokenizer alone)."""
     try:
         SchemaConstraint(task.schema, tokenizer, len(tokenizer), [tokenizer.eos_token_id])

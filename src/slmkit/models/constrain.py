@@ -36,7 +36,6 @@ class SchemaConstraint:
         probe = llguidance.LLMatcher(self.tokenizer, self.grammar)
         if probe.is_error():
             raise ConstraintUnsupported(probe.get_error())
-        self.vocab_size = vocab_size
         self.stop_ids = tuple(stop_ids)
 
     def processor(self) -> Any:
@@ -51,7 +50,6 @@ class _MaskingProcessor:
         self.matchers: list[Any] = []
         self.bitmask: Any = None
         self.shifts: Any = None
-        self.prompt_width = 0
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import llguidance
@@ -65,7 +63,6 @@ class _MaskingProcessor:
             ]
             self.bitmask = llt.allocate_token_bitmask(rows, self.constraint.tokenizer.vocab_size)
             self.shifts = torch.arange(32, dtype=torch.int32)
-            self.prompt_width = input_ids.shape[1]
         else:
             last = input_ids[:, -1].tolist()
             for matcher, token in zip(self.matchers, last, strict=True):

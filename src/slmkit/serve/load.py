@@ -224,8 +224,15 @@ def run_loadtest(
     finally:
         if handle is not None:
             handle.stop()
+    passed, reason = latency_verdict(stats, config.release.max_p95_latency_ms)
+    target = "started here" if handle is not None else url
+    evidence = record_latency(registry, release, stats, config, passed=passed, target=target) if record else None
+    return LoadTest(release, stats, evidence, passed, reason)
+
+
+def latency_verdict(stats: LoadStats, budget: float | None) -> tuple[bool, str]:
+    """Pass: no failed request, something answered, and p95 within `budget` (ms) when one is set."""
     summary = stats.summary()
-    budget = config.release.max_p95_latency_ms
     failures = []
     if summary["errors"]:
         failures.append(f"{summary['errors']} failed request(s): {summary['error_kinds']}")
@@ -233,21 +240,30 @@ def run_loadtest(
         failures.append("no request was answered")
     elif budget is not None and summary["p95_ms"] > budget:
         failures.append(f"p95 {summary['p95_ms']:.0f} ms over release.max_p95_latency_ms={budget:g}")
-    passed = not failures
     reason = "; ".join(failures) or (
         f"p95 {summary['p95_ms']:.0f} ms" + (f" within {budget:g} ms" if budget is not None else "") + ", no errors"
     )
-    evidence = None
-    if record:
-        line = (
-            f"{clients} clients x {stats.seconds:.0f}s: {summary['requests_per_s']:.2f} req/s, "
-            f"p50 {summary['p50_ms']:.0f} / p95 {summary['p95_ms']:.0f} / p99 {summary['p99_ms']:.0f} ms, "
-            f"{summary['errors']} errors"
-        )
-        detail = {**summary, "summary": line, "engine": config.serve.engine, "max_p95_latency_ms": budget}
-        detail["target"] = "started here" if handle is not None else url
-        evidence = registry.record_evidence(release.name, release.version, "latency", passed=passed, detail=detail)
-    return LoadTest(release, stats, evidence, passed, reason)
+    return not failures, reason
+
+
+def record_latency(
+    registry: Registry, release: Release, stats: LoadStats, config: ProjectConfig, *, passed: bool, target: str
+) -> Evidence:
+    """The run as the release's latency evidence, which `slmkit check` judges."""
+    summary = stats.summary()
+    line = (
+        f"{stats.clients} clients x {stats.seconds:.0f}s: {summary['requests_per_s']:.2f} req/s, "
+        f"p50 {summary['p50_ms']:.0f} / p95 {summary['p95_ms']:.0f} / p99 {summary['p99_ms']:.0f} ms, "
+        f"{summary['errors']} errors"
+    )
+    detail = {
+        **summary,
+        "summary": line,
+        "engine": config.serve.engine,
+        "max_p95_latency_ms": config.release.max_p95_latency_ms,
+        "target": target,
+    }
+    return registry.record_evidence(release.name, release.version, "latency", passed=passed, detail=detail)
 
 
 def _gold_inputs(registry: Registry, release: Release, task: Task) -> list[str]:
