@@ -73,7 +73,7 @@ _EXTRACTION: dict[str, Any] = {
     "eval": {"gates": ["schema_validity >= 0.95", "exact_match >= 0.7"]},
 }
 
-_SAMPLE_ROWS = {
+_SAMPLE_ROWS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "classification": [
         ({"text": "VPN drops every few minutes when I work from home"}, {"team": "network"}),
         ({"text": "My laptop screen flickers and the hinge is cracked"}, {"team": "hardware"}),

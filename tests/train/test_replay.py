@@ -14,11 +14,12 @@ from slmkit.config import load_config
 from slmkit.data import run_data_build
 from slmkit.errors import DataError
 from slmkit.models import load_model, load_tokenizer, resolve_base_model
+from slmkit.models.general import BaseAnswer, encode_replay, measure_drift, read_prompts
 from slmkit.task import Task
 from slmkit.train import run_train
 from slmkit.train.batches import IGNORE, collate, encode_example
 from slmkit.train.loss import answer_loss
-from slmkit.train.replay import BaseAnswer, encode_replay, measure_drift, prepare_replay, read_prompts
+from slmkit.train.replay import prepare_replay
 from tests.conftest import read_jsonl
 
 ANSWER = {"category": "shipping", "priority": "normal", "order_id": "ORD-482913", "product": None}
@@ -207,7 +208,7 @@ def test_drift_grows_when_the_weights_move_away_from_the_base(tiny_project, tiny
 @pytest.mark.slow
 def test_the_real_base_model_agrees_with_its_own_answers(tmp_path, smollm2_ref):
     tokenizer, model = load_tokenizer(smollm2_ref, padding_side="right"), load_model(smollm2_ref)
-    from slmkit.train.replay import base_answers, shipped_prompts
+    from slmkit.models.general import base_answers, shipped_prompts
 
     held_out = shipped_prompts()[1]
     cached = base_answers(

@@ -8,9 +8,8 @@ Two measures, base and adapter side by side:
 - perplexity on a short general English text shipped with slmkit (general_text.txt, written for
   slmkit): a language-modelling check that needs no generation.
 
-The prompts and their scoring are the replay module's, reused so eval and training report the
-same numbers; they are the one thing eval reads from slmkit.train (the sole exception to "eval
-never imports train", imported here only when the check runs).
+The prompts, the base answers' cache and the drift score are models/general.py's, the same
+code training's replay reads, so eval and training report the same numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any
 
 from slmkit.config import ProjectConfig
 from slmkit.models import load_model
+from slmkit.models.general import base_answers, encode_replay, measure_drift, shipped_prompts
 from slmkit.models.resolve import BaseModelRef
 
 GENERAL_TEXT = Path(__file__).with_name("general_text.txt")
@@ -62,8 +62,6 @@ def check_forgetting(
     config: ProjectConfig, base: BaseModelRef, tokenizer: Any, adapter_dir: Path, dtype: str
 ) -> Forgetting:
     """Base and adapter (merged, in `dtype`, as eval answers) on the held-out general prompts and text."""
-    from slmkit.train.replay import base_answers, encode_replay, measure_drift, shipped_prompts
-
     began = time.perf_counter()
     held_out = shipped_prompts()[1]
     text = GENERAL_TEXT.read_text(encoding="utf-8")

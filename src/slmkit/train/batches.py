@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from slmkit.models.tokens import IGNORE, Encoded
 from slmkit.task import Task
 from slmkit.train.turns import LossOn, loss_segments
-
-IGNORE = -100  # label id that carries no loss
-
-
-@dataclass(frozen=True)
-class Encoded:
-    input_ids: list[int]
-    labels: list[int]  # IGNORE on the prompt, the token id on the answer (and on earlier assistant turns)
-    truncated: bool
-
-    @property
-    def answer_tokens(self) -> int:
-        return sum(1 for t in self.labels if t != IGNORE)
 
 
 def encode_example(
