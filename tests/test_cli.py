@@ -68,6 +68,13 @@ def test_whole_chain_on_a_tiny_model(tiny_project, capsys):
     assert code == 0 and "gates: PASSED" in out
     report = json.loads((run / "eval" / "report.json").read_text())
     assert set(report["metrics"]) == {"base", "adapter", "adapter_free"} and report["items"] == 12
+    # The printed table has a column per side, with the report's numbers.
+    header = next(line for line in out.splitlines() if line.startswith("metric"))
+    assert header.split() == ["metric", "base", "adapter", "adapter_free"]
+    validity = next(line for line in out.splitlines() if line.startswith("schema_validity "))
+    assert [float(v) for v in validity.split()[1:]] == [
+        round(report["metrics"][s]["schema_validity"]["value"], 3) for s in ("base", "adapter", "adapter_free")
+    ]
     # As served: under the schema, so even a 6-step adapter of a random model writes the schema's
     # JSON (cut off here: this project allows 24 tokens, the schema up to ~53, and eval says so);
     # the same adapter decoding freely is reported beside it.

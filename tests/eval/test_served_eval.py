@@ -39,6 +39,11 @@ def test_served_answers_are_scored_beside_the_offline_ones_and_agree(tmp_path: P
         code, out, err = cli("eval", "-p", p, "--via", handle.url)
     assert code == 0, err
     assert f"served: 6 gold items through {handle.url} ({TASK}@1)" in out
+    assert next(line for line in out.splitlines() if line.startswith("metric")).split() == [
+        "metric",
+        "adapter",
+        "served",
+    ]
     with Registry(project / ".slmkit") as registry:
         run = registry.get_run(None, task=TASK)
     report = json.loads((project / ".slmkit" / "runs" / run.run_id / "eval" / "report.json").read_text())

@@ -44,7 +44,7 @@ class EvalResult:
     report_digest: str
     passed: bool
     gates: list[GateResult]
-    metrics: dict[str, dict[str, Metric]] = field(default_factory=dict)  # "base" / "adapter" -> metrics
+    metrics: dict[str, dict[str, Metric]] = field(default_factory=dict)  # side ("base", "adapter"...) -> metrics
     items: int = 0
     regressions: dict[str, Regression] = field(default_factory=dict)  # alias -> comparison with its release
     notes: list[str] = field(default_factory=list)  # judge and forgetting lines, under the metrics
@@ -52,10 +52,18 @@ class EvalResult:
     def summary_lines(self) -> list[str]:
         lines = [f"gold items: {self.items}   report: {self.report_path}"]
         names = [m for m in HEADLINE if m in self.metrics.get("adapter", {})]
-        sides = [s for s in ("base", "adapter") if s in self.metrics]
-        lines.append(f"{'metric':<18}" + "".join(f"{s:>10}" for s in sides))
+        sides = list(self.metrics)  # base, adapter, the other decoding of the adapter, served
+        widths = [max(10, len(s) + 2) for s in sides]
+        lines.append(f"{'metric':<18}" + "".join(f"{s:>{w}}" for s, w in zip(sides, widths, strict=True)))
         for name in names:
-            lines.append(f"{name:<18}" + "".join(f"{self.metrics[s][name].value:>10.3f}" for s in sides))
+            values = [self.metrics[s].get(name) for s in sides]
+            lines.append(
+                f"{name:<18}"
+                + "".join(
+                    f"{v.value:>{w}.3f}" if v is not None else f"{'-':>{w}}"
+                    for v, w in zip(values, widths, strict=True)
+                )
+            )
         lines.extend(self.notes)
         for regression in self.regressions.values():
             lines.extend(regression.lines())
