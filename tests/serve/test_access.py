@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from slmkit.errors import ServeError
+from slmkit.monitor import RequestLog
 from slmkit.serve import start_server
 from slmkit.serve.keys import KeyStore, token_hash
 from tests.serve.conftest import make_project, metric, release_adapter, scrape
@@ -79,7 +80,21 @@ def test_a_key_limited_to_a_task_may_use_its_refs_and_nothing_else(guarded) -> N
     assert f"{NAME}@1" in str(unknown.value) and OTHER not in str(unknown.value)
     ops = client(handle, tokens["ops"])
     assert {f"{OTHER}@1", f"{NAME}@1"} <= {m.id for m in ops.models.list()}
-    assert ask(ops, OTHER).model == f"{OTHER}@1"
+    answered = ask(ops, OTHER)
+    assert answered.model == f"{OTHER}@1"
+
+    # The request log names the key behind each request, answered or refused, and never its token.
+    handle.service.recorder.flush()
+    config = guarded[0]
+    with RequestLog(config.state_dir / "requests.db") as log:
+        by_app = log.rows(api_key="support-app")
+        by_ops = log.rows(api_key="ops")
+    assert sum(r["outcome"] != "error" for r in by_app) == 3  # answered (the tiny model's answers may be refusals)
+    assert {r["error_kind"] for r in by_app if r["outcome"] == "error"} == {"forbidden", "unknown_model"}
+    assert any(r["request_id"] == answered.id and r["release_name"] == OTHER for r in by_ops)
+    assert not any(r["api_key"] != "ops" for r in by_ops)
+    stored = b"".join(p.read_bytes() for p in config.state_dir.glob("requests.db*"))
+    assert not any(token.encode() in stored for token in tokens.values())
 
 
 def test_a_revoked_key_is_refused_from_the_next_request(guarded) -> None:

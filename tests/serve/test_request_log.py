@@ -9,7 +9,7 @@ from slmkit.monitor import RequestLog, RequestRecord
 # Every column the log may have. A new one must be added here on purpose: text never reaches it.
 ALLOWED_COLUMNS = {
     "id", "ts", "request_id", "model_ref", "release_name", "release_version", "latency_ms", "prompt_tokens",
-    "completion_tokens", "valid", "refused", "replaced", "attempts", "escalate", "outcome", "error_kind",
+    "completion_tokens", "valid", "refused", "replaced", "attempts", "escalate", "outcome", "error_kind", "api_key",
 }  # fmt: skip
 
 
@@ -21,7 +21,7 @@ def test_migrations_are_named_and_applied_once(tmp_path) -> None:
     with RequestLog(path) as again:
         assert again.count() == 0
     names = [r[0] for r in sqlite3.connect(path).execute("SELECT name FROM schema_migrations")]
-    assert names == ["0001_requests"]
+    assert names == ["0001_requests", "0002_api_key"]
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -37,3 +37,29 @@ def test_rows_round_trip_with_flags_as_bools(tmp_path) -> None:
     assert oldest["request_id"] == "chatcmpl-1" and oldest["release_version"] == 2
     assert oldest["replaced"] is True and oldest["valid"] is False and oldest["attempts"] == 2
     assert newest["outcome"] == "error" and newest["error_kind"] == "unknown_model" and newest["valid"] is None
+
+
+def test_a_log_written_before_keys_were_logged_is_migrated_and_keeps_its_rows(tmp_path) -> None:
+    from slmkit.monitor.requests import MIGRATIONS, apply_migrations
+
+    path = tmp_path / "requests.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    apply_migrations(old, MIGRATIONS[:1])  # the log as the first release of the server wrote it
+    old.execute(
+        "INSERT INTO requests (ts, request_id, model_ref, latency_ms, outcome) "
+        "VALUES ('2026-01-01T00:00:00.000Z', 'chatcmpl-old', 'support-tickets', 5.0, 'ok')"
+    )
+    old.close()
+    with RequestLog(path) as log:
+        log.record(RequestRecord("chatcmpl-new", "support-tickets", 7.0, "ok", api_key="billing-app"))
+        newest, oldest = log.rows()
+        assert log.rows(api_key="billing-app") == [newest]
+    assert oldest["request_id"] == "chatcmpl-old" and oldest["api_key"] is None
+    assert newest["api_key"] == "billing-app"
+
+
+def test_an_api_key_name_that_is_personal_data_is_redacted(tmp_path) -> None:
+    with RequestLog(tmp_path / "requests.db") as log:
+        log.record(RequestRecord("chatcmpl-1", "support-tickets", 1.0, "ok", api_key="jane.doe@example.com"))
+        (row,) = log.rows()
+    assert row["api_key"] == "<EMAIL_1>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -69,6 +70,10 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # A deprecation inside peft's calls into transformers; nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    # bitsandbytes' CPU backend warns on import that it cannot fetch a fused kernel from the hub;
+    # offline that is expected, and anything that imports transformers (the data build's
+    # embeddings too) may import it.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     try:
         app(standalone_mode=False)
     except SlmkitError as exc:

@@ -2,9 +2,9 @@
 
 Monitoring and retraining read it. Request and answer text are not stored at all: a log is the
 last place personal data should leak to. Only numbers, flags and names the server chose
-(release, outcome, error kind) are written, and the one string a client chooses, the model it
-asked for, passes the data stage's PII redactor first (`model: "jane@example.com"` is stored as
-`<EMAIL_1>`).
+(release, outcome, error kind) or an operator chose (the API key's name, never its secret) are
+written, and they pass the data stage's PII redactor first like the one string a client
+chooses, the model it asked for (`model: "jane@example.com"` is stored as `<EMAIL_1>`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 error_kind TEXT)""",
             "CREATE INDEX requests_ts ON requests(ts)",
             "CREATE INDEX requests_release ON requests(release_name, release_version, ts)",
+        ],
+    ),
+    (
+        "0002_api_key",
+        [
+            # The name of the API key a request came with (the name an operator gave it; never the secret).
+            "ALTER TABLE requests ADD COLUMN api_key TEXT",
+            "CREATE INDEX requests_api_key ON requests(api_key, ts)",
         ],
     ),
 ]
@@ -100,6 +108,7 @@ class RequestRecord:
     attempts: int = 0
     escalate: bool | None = None
     error_kind: str | None = None  # e.g. unknown_model, bad_request, no_valid_answer, internal
+    api_key: str | None = None  # the name of the API key that made the request; None while keys are off
     ts: str = field(default_factory=now)  # when the request arrived (UTC)
 
 
@@ -130,7 +139,10 @@ class RequestLog:
 
     def append(self, records: Iterable[RequestRecord]) -> int:
         """Write records in one transaction; returns how many."""
-        rows = [astuple(replace(r, model_ref=self._redact(r.model_ref))) for r in records]
+        rows = [
+            astuple(replace(r, model_ref=self._redact(r.model_ref), api_key=r.api_key and self._redact(r.api_key)))
+            for r in records
+        ]
         if not rows:
             return 0
         sql = f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -147,12 +159,15 @@ class RequestLog:
     def record(self, record: RequestRecord) -> None:
         self.append([record])
 
-    def rows(self, limit: int = 1000, *, release_name: str | None = None) -> list[dict[str, Any]]:
-        """The latest rows, newest first; flags come back as bools."""
+    def rows(
+        self, limit: int = 1000, *, release_name: str | None = None, api_key: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest rows (of one release, of one API key), newest first; flags come back as bools."""
         with self._lock:
             cursor = self._conn.execute(
-                "SELECT * FROM requests WHERE release_name = ? OR ? IS NULL ORDER BY id DESC LIMIT ?",
-                (release_name, release_name, limit),
+                "SELECT * FROM requests WHERE (release_name = ? OR ? IS NULL) AND (api_key = ? OR ? IS NULL) "
+                "ORDER BY id DESC LIMIT ?",
+                (release_name, release_name, api_key, api_key, limit),
             )
             rows = [dict(r) for r in cursor]
         for row in rows:

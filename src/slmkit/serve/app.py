@@ -88,6 +88,7 @@ def create_app(service: ChatService) -> FastAPI:
         received = time.perf_counter()
         request_id = completion_id()
         headers = {"x-request-id": request_id}
+        key: ApiKey | None = None
         try:  # refused before the service sees the request: logged and counted here
             key = service.authorize(request.headers.get("authorization"))
             if service.in_flight >= serve.max_concurrent:
@@ -99,7 +100,7 @@ def create_app(service: ChatService) -> FastAPI:
                     code="overloaded",
                 )
         except APIError as exc:
-            return refused(exc, request_id, received, headers)
+            return refused(exc, request_id, received, headers, key)
         service.in_flight += 1
         try:  # whatever happens below, even a client going away, the slot is given back
             return await respond(request, key, request_id, received, headers)
@@ -112,7 +113,7 @@ def create_app(service: ChatService) -> FastAPI:
         try:
             body = await _read_body(request, limit)
         except APIError as exc:
-            return refused(exc, request_id, received, headers)
+            return refused(exc, request_id, received, headers, key)
         try:
             answer = await service.chat(body, request_id=request_id, received=received, key=key)
         except APIError as exc:
@@ -125,7 +126,7 @@ def create_app(service: ChatService) -> FastAPI:
             # The traceback goes to the server log, never the request text (it may be personal data).
             log.exception("request %s failed", request_id)
             error = APIError(500, f"internal error (request {request_id}); see the server log", kind="server_error")
-            return refused(error, request_id, received, headers)
+            return refused(error, request_id, received, headers, key)
         service.metrics.answered(answer.outcome, received)
         if answer.request.stream:
             return StreamingResponse(_stream(answer), media_type="text/event-stream", headers=headers)
@@ -140,9 +141,13 @@ def create_app(service: ChatService) -> FastAPI:
         )
         return JSONResponse(payload, headers=headers)
 
-    def refused(exc: APIError, request_id: str, received: float, headers: dict[str, str]) -> JSONResponse:
+    def refused(
+        exc: APIError, request_id: str, received: float, headers: dict[str, str], key: ApiKey | None = None
+    ) -> JSONResponse:
         """An error the service never saw: logged (without text) and counted here."""
-        service.record_error(request_id, "", received, error_kind(exc.status, exc.code))
+        service.record_error(
+            request_id, "", received, error_kind(exc.status, exc.code), api_key=key.name if key else None
+        )
         service.metrics.failed(None, exc.status, exc.code)
         return error_response(exc, headers)
 

@@ -65,6 +65,7 @@ class Job:
     history: tuple[dict[str, str], ...] = ()  # the conversation before the input, oldest first
     received: float = field(default_factory=time.perf_counter)
     ts: str = field(default_factory=now)  # arrival time, for the request log
+    api_key: str | None = None  # the name of the key that sent it, for the request log
     future: Future[Outcome] = field(default_factory=Future)
 
 
@@ -264,6 +265,7 @@ def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None)
         release_name=job.release.name,
         release_version=job.release.version,
         error_kind=error_kind,
+        api_key=job.api_key,
         ts=job.ts,
     )
     if outcome is None:

@@ -184,6 +184,7 @@ class ChatService:
         """
         model_ref = ""
         release: Release | None = None
+        key_name = key.name if key else None
         try:
             request = parse_chat_request(body)
             model_ref = request.model
@@ -215,17 +216,18 @@ class ChatService:
                 history=earlier_turns(request.messages),
                 max_new_tokens=min(request.max_completion_tokens or request.max_tokens or limit, limit),
                 received=received,
+                api_key=key_name,
             )
             try:
                 future = self.engine.submit(job)
             except EngineBusy as exc:
                 raise APIError(429, str(exc), kind="server_error", code="overloaded") from None
         except APIError as exc:
-            self.record_error(request_id, model_ref, received, error_kind(exc.status, exc.code), release)
+            self.record_error(request_id, model_ref, received, error_kind(exc.status, exc.code), release, key_name)
             exc.release = release.ref if release else None
             raise
         except SlmkitError as exc:  # the release's recorded config cannot be read
-            self.record_error(request_id, model_ref, received, "load_failed", release)
+            self.record_error(request_id, model_ref, received, "load_failed", release, key_name)
             error = APIError(500, str(exc), kind="server_error", code="release_unusable")
             error.release = release.ref if release else None
             raise error from None
@@ -252,7 +254,7 @@ class ChatService:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.config.serve.timeout_s)
         except TimeoutError:
             if future.cancel():  # it never started, so the engine will not log it
-                self.record_error(job.request_id, job.model_ref, job.received, "timeout", job.release)
+                self.record_error(job.request_id, job.model_ref, job.received, "timeout", job.release, job.api_key)
             raise APIError(
                 504,
                 f"no answer within {self.config.serve.timeout_s:g}s (serve.timeout_s)",
@@ -261,7 +263,7 @@ class ChatService:
             ) from None
         except asyncio.CancelledError:  # the client went away
             if future.cancel():
-                self.record_error(job.request_id, job.model_ref, job.received, "cancelled", job.release)
+                self.record_error(job.request_id, job.model_ref, job.received, "cancelled", job.release, job.api_key)
             raise
         except EngineUnavailable as exc:  # the engine process died or cannot start
             raise APIError(503, str(exc), kind="server_error", code="engine_unavailable") from None
@@ -276,7 +278,13 @@ class ChatService:
             ) from None
 
     def record_error(
-        self, request_id: str, model_ref: str, received: float, kind: str, release: Release | None = None
+        self,
+        request_id: str,
+        model_ref: str,
+        received: float,
+        kind: str,
+        release: Release | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.recorder.put(
             RequestRecord(
@@ -287,6 +295,7 @@ class ChatService:
                 release_name=release.name if release else None,
                 release_version=release.version if release else None,
                 error_kind=kind,
+                api_key=api_key,
             )
         )
 
