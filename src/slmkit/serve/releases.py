@@ -81,17 +81,11 @@ def check_release(release: Release, *, state_dir: Path, root: Path) -> CheckedRe
     Takes a second or two (tokenizer, hashes), so it runs on the engine's thread (or at
     start-up), never on the event loop.
     """
-    from slmkit.models import load_tokenizer, resolve_base_model
+    from slmkit.models import load_tokenizer
+    from slmkit.models.resolve import resolve_recorded
 
     spec = release_spec(release)
-    recorded = release.base_model
-    base = resolve_base_model(recorded["spec"], root)
-    if base.sha256 != recorded.get("sha256"):
-        raise ServeError(
-            f"{release.ref} was trained on base model '{recorded['spec']}' with sha256 "
-            f"{str(recorded.get('sha256'))[:12]}, but it now hashes to {base.sha256[:12]}",
-            hint="restore the original base model; an adapter only fits the base it was trained on",
-        )
+    base = resolve_recorded(release.base_model, root, user=release.ref)  # an adapter fits only its own base
     tokenizer = load_tokenizer(base)
     # A separate connection: this runs on the engine's thread, not the event loop's.
     registry = Registry(state_dir)
