@@ -324,6 +324,12 @@ class TrainConfig(_Section):
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Share of steps with linear warm-up.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay on adapter weights.")
     batch_size: int = Field(8, gt=0, description="Sequences per optimizer step (before accumulation).")
+    batching: Literal["length_grouped", "random"] = Field(
+        "length_grouped",
+        description="length_grouped: batches of similar length in a random order (little padding, faster); "
+        "random: plain shuffled batches (more padding; may generalise slightly better on short runs). "
+        "The run records each one's padding share.",
+    )
     grad_accum: int = Field(1, gt=0, description="Micro-batches accumulated per optimizer step.")
     max_seq_len: int = Field(
         1024, ge=16, description="Longer examples lose the end of their input (never the system prompt or answer)."

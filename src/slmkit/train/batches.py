@@ -102,6 +102,30 @@ def length_grouped_batches(examples: Sequence[Encoded], batch_size: int, *, seed
     return batches
 
 
+def random_batches(count: int, batch_size: int, *, seed: int, epoch: int) -> list[list[int]]:
+    """Indices 0..count-1 shuffled (seeded, a new order each epoch) and cut into batches."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(count))
+    rng.shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, count, batch_size)]
+
+
+def epoch_batches(
+    examples: Sequence[Encoded], batch_size: int, batching: str, *, seed: int, epoch: int
+) -> list[list[int]]:
+    """One epoch's batches as `train.batching` orders them."""
+    if batching == "random":
+        return random_batches(len(examples), batch_size, seed=seed, epoch=epoch)
+    return length_grouped_batches(examples, batch_size, seed=seed, epoch=epoch)
+
+
+def padding_share(examples: Sequence[Encoded], batches: Sequence[Sequence[int]]) -> float:
+    """Share of a padded batch's positions that are padding, over all `batches`."""
+    padded = sum(max(len(examples[i].input_ids) for i in b) * len(b) for b in batches if b)
+    real = sum(len(examples[i].input_ids) for b in batches for i in b)
+    return (padded - real) / padded if padded else 0.0
+
+
 def shared_prefix_length(examples: Sequence[Encoded], minimum: int = 16) -> int:
     """Tokens every example starts with (the system prompt), stopping before any answer.
 

@@ -31,8 +31,9 @@ from slmkit.train.batches import (
     Encoded,
     collate,
     encode_example,
+    epoch_batches,
     iterate_steps,
-    length_grouped_batches,
+    padding_share,
     shared_prefix_length,
 )
 from slmkit.train.checkpoint import (
@@ -315,7 +316,7 @@ def _train_loop(
         if checkpoint is None:
             sinks.emit({"step": 0, "val_loss": state.initial_val_loss})
         while state.step < total_steps and not state.stopped_early:
-            batches = length_grouped_batches(train_set, cfg.batch_size, seed=cfg.seed, epoch=state.epoch)
+            batches = epoch_batches(train_set, cfg.batch_size, cfg.batching, seed=cfg.seed, epoch=state.epoch)
             steps = list(iterate_steps(batches, cfg.grad_accum))
             if not steps:
                 raise StageError(
@@ -438,6 +439,12 @@ def _train_loop(
         "stopped_early": state.stopped_early,
         "final_train_loss": round(state.running, 5),
         "shared_prefix_tokens": prefix_len,
+        "batching": cfg.batching,
+        # Of the first epoch's batches (every epoch's are alike): what the batching costs in compute.
+        "padding_share": round(
+            padding_share(train_set, epoch_batches(train_set, cfg.batch_size, cfg.batching, seed=cfg.seed, epoch=0)),
+            4,
+        ),
         "precision": precision,
         "validation_seconds": round(before[1] + paused["validation"], 2),
         "checkpoint_seconds": round(before[2] + paused["checkpoint"], 2),

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from slmkit.config import ProjectConfig
+from slmkit.config import ProjectConfig, TrainConfig
 from slmkit.errors import StageError
 from slmkit.registry import Registry, RunRecord
 
@@ -95,8 +95,19 @@ def config_differences(recorded: dict[str, Any], current: dict[str, Any]) -> lis
     """`path: old in the run, new now` for each adapter-shaping setting that changed."""
     out: list[str] = []
     for key in _COMPARED:
-        _diff(recorded.get(key), current.get(key), (key,), out)
+        _diff(_with_defaults(key, recorded.get(key)), current.get(key), (key,), out)
     return out
+
+
+def _with_defaults(section: str, recorded: Any) -> Any:
+    """The recorded `train` section with settings added since the run started at their defaults:
+    a run recorded before a setting existed trained as that default does."""
+    if section != "train" or not isinstance(recorded, dict):
+        return recorded
+    try:
+        return {**TrainConfig.model_validate(recorded).model_dump(mode="json"), **recorded}
+    except ValueError:  # not valid under today's rules: compared as recorded, which names the difference
+        return recorded
 
 
 def _diff(old: Any, new: Any, path: tuple[str, ...], out: list[str]) -> None:
