@@ -68,6 +68,9 @@ def test_releases_and_aliases_appear_in_mlflow_and_a_second_pass_adds_nothing(
     assert run.data.metrics == {"exact_match": 0.75}, "a metric that was not computed is not sent as 0 or NaN"
     fetched = Path(client.download_artifacts(staging.run_id, "adapter", str(tmp_path / "fetched")))
     assert (fetched / "adapter_model.safetensors").read_bytes() == bytes([2]) * 64
+    # The artifacts sit beside the database, not in ./mlruns of the directory the mirror ran in.
+    stored = list((tmp_path / "mlflow-artifacts").rglob("adapter_model.safetensors"))
+    assert len(stored) == 2 and not (Path.cwd() / "mlruns").exists()
 
     # A release and an alias move later: only the new version is created, the alias follows.
     _stored_release(registry, tmp_path, 3, 0.8, "third")

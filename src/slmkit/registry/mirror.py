@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from slmkit.errors import RegistryError
@@ -78,7 +79,7 @@ def mirror_to_mlflow(
     result = MirrorResult(name, tracking_uri)
     try:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        experiment_id = _experiment(client, experiment)
+        experiment_id = _experiment(client, experiment, tracking_uri)
         _registered_model(client, name, MlflowException)
         mirrored = _mirrored_versions(client, name)
         for rel in releases:
@@ -105,9 +106,20 @@ def mirror_to_mlflow(
     return result
 
 
-def _experiment(client: Any, name: str) -> str:
+def _experiment(client: Any, name: str, tracking_uri: str) -> str:
     found = client.get_experiment_by_name(name)
-    return str(found.experiment_id) if found else str(client.create_experiment(name))
+    if found:
+        return str(found.experiment_id)
+    return str(client.create_experiment(name, artifact_location=artifact_location(tracking_uri)))
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a local SQLite store's artifacts go: beside its database file. Left to MLflow, they
+    would land in ./mlruns of whatever directory the command ran in. A server decides for itself."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
+    return (database.parent / "mlflow-artifacts").as_uri()
 
 
 def _registered_model(client: Any, name: str, error: type[Exception]) -> None:
