@@ -338,6 +338,11 @@ class TrainConfig(_Section):
     max_validation_rows: int = Field(64, gt=0, description="Validation rows used for the loss.")
     seed: int = Field(13, description="Seed for adapter init, shuffling and dropout.")
     threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: all cores).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="Where training computes: auto = a CUDA GPU when torch sees one, else the CPU; "
+        "cuda refuses to fall back. Each process of a multi-GPU launch takes the GPU of its local rank.",
+    )
     precision: Precision = Field(
         "auto",
         description="Matmul precision: auto = bf16 where the hardware computes it natively "

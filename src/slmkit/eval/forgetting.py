@@ -99,7 +99,7 @@ def text_perplexity(model: Any, tokenizer: Any, text: str) -> tuple[float, int]:
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(ids) - 1, window):
-            chunk = torch.tensor([ids[start : start + window]], dtype=torch.long)
+            chunk = torch.tensor([ids[start : start + window]], dtype=torch.long, device=model.device)
             if chunk.shape[1] < 2:
                 break
             logits = model(input_ids=chunk, use_cache=False).logits[0, :-1].float()

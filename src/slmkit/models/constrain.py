@@ -78,7 +78,7 @@ class _MaskingProcessor:
         # The bitmask holds 32 tokens per int32, lowest bit first. Unpacked in one vectorized step
         # (llguidance's CPU apply takes ~0.4 s per call here); output-head rows beyond the
         # tokenizer's vocabulary are never allowed.
-        allowed = ((self.bitmask.unsqueeze(-1) >> self.shifts) & 1).bool().view(rows, -1)
+        allowed = ((self.bitmask.unsqueeze(-1) >> self.shifts) & 1).bool().view(rows, -1).to(scores.device)
         width = min(scores.shape[-1], allowed.shape[-1])
         scores[:, :width].masked_fill_(~allowed[:, :width], float("-inf"))
         scores[:, width:] = float("-inf")

@@ -192,9 +192,9 @@ def measure_drift(model: Any, rows: Sequence[Encoded]) -> DriftScore:
     nll, agree, count = 0.0, 0, 0
     with torch.no_grad():
         for row in rows:
-            ids = torch.tensor([row.input_ids], dtype=torch.long)
+            ids = torch.tensor([row.input_ids], dtype=torch.long, device=model.device)
             logits = model(input_ids=ids, use_cache=False).logits[0, :-1].float()
-            targets = torch.tensor(row.labels[1:], dtype=torch.long)
+            targets = torch.tensor(row.labels[1:], dtype=torch.long, device=logits.device)
             keep = targets != IGNORE
             nll += float(F.cross_entropy(logits[keep], targets[keep], reduction="sum"))
             agree += int((logits[keep].argmax(-1) == targets[keep]).sum())

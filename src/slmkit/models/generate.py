@@ -48,7 +48,7 @@ class SharedPrefix:
         import torch
 
         with torch.inference_mode():
-            out = model(input_ids=torch.tensor([list(ids)], dtype=torch.long), use_cache=True)
+            out = model(input_ids=torch.tensor([list(ids)], dtype=torch.long, device=model.device), use_cache=True)
         cache = getattr(out, cache_argument(model), None)
         if cache is None or not hasattr(cache, "batch_repeat_interleave"):
             raise ValueError(f"{type(model).__name__} returned no reusable key/value cache")
@@ -148,8 +148,8 @@ def generate(
             sampling["logits_processor"] = processors
         with torch.inference_mode():
             output = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention,
+                input_ids=input_ids.to(model.device),
+                attention_mask=attention.to(model.device),
                 max_new_tokens=max_new_tokens,
                 num_beams=1,
                 **sampling,

@@ -59,7 +59,7 @@ def load_model(ref: BaseModelRef, *, adapter: Path | None = None, merge: bool = 
     return model
 
 
-def load_model_4bit(ref: BaseModelRef, *, compute_dtype: str = "float32") -> Any:
+def load_model_4bit(ref: BaseModelRef, *, compute_dtype: str = "float32", device: str = "cpu") -> Any:
     """The base with every linear layer but the output head in 4-bit NF4 (bitsandbytes), for QLoRA.
 
     Double quantization also stores the per-block scales in 8 bits (~0.4 bit per weight saved).
@@ -80,7 +80,7 @@ def load_model_4bit(ref: BaseModelRef, *, compute_dtype: str = "float32") -> Any
     )
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            ref.path, quantization_config=quantization, dtype=torch.float32, device_map={"": "cpu"}
+            ref.path, quantization_config=quantization, dtype=torch.float32, device_map={"": device}
         )
     except ImportError as exc:
         raise ModelError(

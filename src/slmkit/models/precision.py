@@ -53,5 +53,5 @@ def autocast(precision: Literal["fp32", "bf16"], device: str = "cpu") -> Iterato
         return
     import torch
 
-    with torch.autocast(device_type=device, dtype=torch.bfloat16):
+    with torch.autocast(device_type=device.partition(":")[0], dtype=torch.bfloat16):
         yield

@@ -148,8 +148,10 @@ def shared_prefix_length(examples: Sequence[Encoded], minimum: int = 16) -> int:
     return length if length >= minimum else 0
 
 
-def collate(examples: Sequence[Encoded], pad_id: int, *, share_prefix: bool = True) -> dict[str, Any]:
-    """Right-padded tensors; padding carries neither attention nor loss.
+def collate(
+    examples: Sequence[Encoded], pad_id: int, *, share_prefix: bool = True, device: str = "cpu"
+) -> dict[str, Any]:
+    """Right-padded tensors on `device`; padding carries neither attention nor loss.
 
     With `share_prefix`, the first tokens every row of the batch starts with (the system
     prompt) go once into `prefix_ids` and the rows hold only what follows, so that prefix is
@@ -170,6 +172,8 @@ def collate(examples: Sequence[Encoded], pad_id: int, *, share_prefix: bool = Tr
     batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
     if prefix_len:
         batch["prefix_ids"] = torch.tensor([examples[0].input_ids[:prefix_len]], dtype=torch.long)
+    if device != "cpu":  # built on the CPU (row by row), sent in one copy each
+        batch = {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
     return batch
 
 

@@ -13,7 +13,8 @@ forward hooks. One flat all-reduce per optimizer step of the trainable weights i
 bucketing would do anyway, and for LoRA those weights are a few MB.
 
 The process group comes from accelerate (`PartialState`), which reads the variables that
-`accelerate launch` (or torchrun) sets. Only the
+`accelerate launch` (or torchrun) sets: gloo on CPUs, NCCL when the processes train on GPUs
+(`train.device`), each on the GPU of its local rank. Only the
 main process writes: the run folder, checkpoints, metrics, the registry record, the adapter.
 LoRA dropout draws its masks per process, and bf16 rounds each batch layout differently, so
 runs agree to float32 rounding only with dropout off and `precision: fp32`; otherwise they
@@ -40,6 +41,7 @@ class World:
     rank: int = 0
     size: int = 1
     sharded: bool = False  # FSDP: each process holds a slice of every weight (slmkit.train.sharded)
+    device: str = "cpu"  # where this process computes: cpu or cuda:N
 
     @property
     def is_main(self) -> bool:
@@ -50,10 +52,16 @@ class World:
         return self.size > 1
 
     @classmethod
-    def from_env(cls) -> World:
-        """Join the process group `accelerate launch` / torchrun described in the environment, if any."""
+    def from_env(cls, device: str = "auto") -> World:
+        """Join the process group `accelerate launch` / torchrun described in the environment, if any.
+
+        `device` is `train.device`: the process trains on the GPU of its local rank when it may
+        and one is there, else on the CPU.
+        """
+        from slmkit.models.device import pick_device
+
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return cls()
+            return cls(device=pick_device(device))
         if _flag("ACCELERATE_USE_DEEPSPEED"):
             raise StageError(
                 "slmkit train does not run under DeepSpeed: accelerate was launched with deepspeed",
@@ -62,10 +70,13 @@ class World:
             )
         from accelerate import PartialState
 
-        # The recipe trains on the CPU (see slmkit.models.load), so the group is gloo's even
-        # where GPUs exist; accelerate picks MPI instead when torch was built with it.
-        state = PartialState(cpu=True)
-        return cls(state.process_index, state.num_processes, sharded=_flag("ACCELERATE_USE_FSDP"))
+        chosen = pick_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+        # On CPUs the group is gloo's (MPI where torch was built with it); on GPUs accelerate
+        # takes NCCL and makes the local rank's GPU this process's current device.
+        state = PartialState(cpu=chosen == "cpu")
+        if chosen != "cpu":
+            chosen = str(state.device)
+        return cls(state.process_index, state.num_processes, sharded=_flag("ACCELERATE_USE_FSDP"), device=chosen)
 
     def shard(self, rows: Sequence[T]) -> list[T]:
         """This process's rows of a batch: every `size`-th, from `rank` (possibly none)."""
@@ -94,7 +105,7 @@ class World:
         import torch
         import torch.distributed as dist
 
-        tensor = torch.tensor(values, dtype=torch.float64)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)  # NCCL reduces GPU tensors only
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return [float(v) for v in tensor]
 

@@ -36,8 +36,10 @@ def answer_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
         cache.batch_repeat_interleave(rows)
         hidden = decoder(
             input_ids=input_ids,
-            attention_mask=torch.cat([torch.ones(rows, prefix_len, dtype=attention.dtype), attention], dim=1),
-            position_ids=torch.arange(prefix_len, prefix_len + suffix_len).unsqueeze(0),
+            attention_mask=torch.cat(
+                [torch.ones(rows, prefix_len, dtype=attention.dtype, device=attention.device), attention], dim=1
+            ),
+            position_ids=torch.arange(prefix_len, prefix_len + suffix_len, device=input_ids.device).unsqueeze(0),
             use_cache=True,
             **{cache_arg: cache},
         ).last_hidden_state

@@ -101,14 +101,17 @@ def load_base(
     cfg: TrainConfig,
     log: Callable[[str], None] = print,
     examples: Sequence[Encoded] = (),
+    *,
+    device: str = "cpu",
 ) -> Any:
-    """Log the memory estimate (and a preset suggestion), then load the base as `cfg.method` needs it:
-    float32, or 4-bit NF4 for qlora. Nothing trains yet: `make_trainable` does that.
+    """Log the memory estimate (and a preset suggestion), then load the base on `device` as
+    `cfg.method` needs it: float32, or 4-bit NF4 for qlora. Nothing trains yet: `make_trainable`
+    does that.
 
     The training `examples` size the activation estimate (the longest rows, the most answer
     tokens in one batch); without them it assumes `batch_size` rows of `max_seq_len`.
     """
-    precision = resolve_precision(cfg.precision)
+    precision = resolve_precision(cfg.precision, device)
     seq_len = max((len(e.input_ids) for e in examples), default=cfg.max_seq_len)
     answers = sorted((e.answer_tokens for e in examples), reverse=True)[: cfg.batch_size]
     shape = model_shape(base_ref)
@@ -132,8 +135,9 @@ def load_base(
     if suggestion:
         log(suggestion)
     if cfg.method == "qlora":
-        return load_model_4bit(base_ref, compute_dtype="bfloat16" if precision == "bf16" else "float32")
-    return load_model(base_ref)
+        return load_model_4bit(base_ref, compute_dtype="bfloat16" if precision == "bf16" else "float32", device=device)
+    model = load_model(base_ref)
+    return model.to(device) if device != "cpu" else model
 
 
 def make_trainable(model: Any, cfg: TrainConfig) -> Any:

@@ -98,7 +98,7 @@ def run_train(
 
     cfg = config.train
     check_loggers(cfg.loggers)
-    world = World.from_env()
+    world = World.from_env(cfg.device)
     if not world.is_main:
         log, progress = _silent, False
     registry = registry or Registry(config.state_dir)
@@ -146,7 +146,7 @@ def run_train(
     digest = ""
     try:
         # Logs the memory the method needs first; a 4-bit base for qlora.
-        model = load_base(base, cfg, log, train_set)
+        model = load_base(base, cfg, log, train_set, device=world.device)
         # Before any adapter: the base answers the general prompts (cached) for replay and the
         # drift check. The main process fills the cache; the others then read it.
         if not world.is_main:
@@ -165,7 +165,7 @@ def run_train(
             # saves from an ordinary copy of the model that holds them whole.
             weights = sharding.capture()
             if world.is_main:
-                model = make_trainable(load_base(base, cfg, _silent, train_set), cfg)
+                model = make_trainable(load_base(base, cfg, _silent, train_set, device=world.device), cfg)
                 load_trainable_weights(model, weights)
         if world.is_main:
             metrics |= replay.finish(model, log)
@@ -205,6 +205,8 @@ def run_train(
             "cpus": os.cpu_count(),
             "threads": torch.get_num_threads(),
             "processes": world.size,
+            "device": world.device,
+            "gpu": torch.cuda.get_device_name(world.device) if world.device != "cpu" else None,
         },
     }
     # Written last: a run folder with run.json is complete.
@@ -238,7 +240,8 @@ def _train_loop(
     cfg = config.train
     world = world or World()
     pad_id = tokenizer.pad_token_id
-    precision = resolve_precision(cfg.precision)
+    device = world.device
+    precision = resolve_precision(cfg.precision, device)
     # The system prompt every example starts with is computed once per batch (see answer_loss).
     prefix_len = shared_prefix_length(train_set)
     steps_per_epoch = max(1, len(train_set) // (cfg.batch_size * cfg.grad_accum))
@@ -263,7 +266,7 @@ def _train_loop(
 
     def validation_loss() -> float:
         began_val = time.perf_counter()
-        with autocast(precision):
+        with autocast(precision, device):
             value = _validation_loss(model, val_set, cfg.batch_size, pad_id, world, loss_of)
         paused["validation"] += time.perf_counter() - began_val
         return value
@@ -339,8 +342,10 @@ def _train_loop(
                         continue
                     # Under FSDP a process without rows still runs one (counted as nothing): the
                     # processes gather every layer's weights together.
-                    batch = collate([train_set[i] for i in mine or mb[:1]], pad_id, share_prefix=sharding is None)
-                    with autocast(precision):
+                    batch = collate(
+                        [train_set[i] for i in mine or mb[:1]], pad_id, share_prefix=sharding is None, device=device
+                    )
+                    with autocast(precision, device):
                         loss, _ = loss_of(batch)
                     if not mine:
                         loss = loss * 0.0
@@ -480,7 +485,10 @@ def _validation_loss(
             mine = world.shard(rows)
             if not mine and not sharded:
                 continue
-            loss, n = loss_of(collate([val_set[i] for i in mine or rows[:1]], pad_id, share_prefix=not sharded))
+            batch = collate(
+                [val_set[i] for i in mine or rows[:1]], pad_id, share_prefix=not sharded, device=world.device
+            )
+            loss, n = loss_of(batch)
             if mine:
                 total += float(loss)
                 count += n

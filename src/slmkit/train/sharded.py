@@ -99,7 +99,7 @@ def shard(model: Any, world: World, method: str) -> Sharding:
     # Identical starting weights everywhere (LoRA's random init included) before each process
     # keeps its slice of them.
     world.same_weights([p for p in model.parameters() if p.requires_grad])
-    mesh = init_device_mesh("cpu", (world.size,))
+    mesh = init_device_mesh(world.device.partition(":")[0], (world.size,))
     layers = _decoder_layers(model)
     for layer in layers:
         fully_shard(layer, mesh=mesh)
