@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from slmkit.config import Precision
+from slmkit.models.device import device_type
 
 _BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
@@ -53,5 +54,5 @@ def autocast(precision: Literal["fp32", "bf16"], device: str = "cpu") -> Iterato
         return
     import torch
 
-    with torch.autocast(device_type=device.partition(":")[0], dtype=torch.bfloat16):
+    with torch.autocast(device_type=device_type(device), dtype=torch.bfloat16):
         yield

@@ -136,8 +136,7 @@ def load_base(
         log(suggestion)
     if cfg.method == "qlora":
         return load_model_4bit(base_ref, compute_dtype="bfloat16" if precision == "bf16" else "float32", device=device)
-    model = load_model(base_ref)
-    return model.to(device) if device != "cpu" else model
+    return load_model(base_ref).to(device)
 
 
 def make_trainable(model: Any, cfg: TrainConfig) -> Any:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slmkit.errors import StageError
+from slmkit.models.device import device_type
 from slmkit.train.distributed import World
 from slmkit.train.loss import answer_loss
 
@@ -99,7 +100,7 @@ def shard(model: Any, world: World, method: str) -> Sharding:
     # Identical starting weights everywhere (LoRA's random init included) before each process
     # keeps its slice of them.
     world.same_weights([p for p in model.parameters() if p.requires_grad])
-    mesh = init_device_mesh(world.device.partition(":")[0], (world.size,))
+    mesh = init_device_mesh(device_type(world.device), (world.size,))
     layers = _decoder_layers(model)
     for layer in layers:
         fully_shard(layer, mesh=mesh)
