@@ -2,7 +2,8 @@
 
 `run_killed(args, writing="run.json", after_bytes=40)` runs the CLI in a subprocess whose file
 opens are watched: the first time it has written 40 bytes of a file named `run.json` (or of a
-temporary `.run.json.*` beside it), the bytes are flushed to disk and the process kills itself.
+temporary `.run.json.*` beside it; `writing` is a glob), the bytes are flushed to disk and the
+process kills itself. `code` runs instead of the CLI (it sees `args` in sys.argv[1:]).
 `removing=NAME` kills it right after it deletes a tree whose name contains NAME instead. Nothing
 in slmkit knows about this: the hook wraps Python's own `open` and `shutil.rmtree`.
 """
@@ -16,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +25,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_killed(
-    args: list[str], *, writing: str | None = None, after_bytes: int = 0, removing: str | None = None
+    args: list[str],
+    *,
+    writing: str | None = None,
+    after_bytes: int = 0,
+    removing: str | None = None,
+    code: str = "from slmkit.cli.main import main; main()",
 ) -> subprocess.CompletedProcess[str]:
-    code = (
+    bootstrap = (
         "import tests.killwrite as k; "
-        f"k.install(writing={writing!r}, after_bytes={after_bytes}, removing={removing!r}); "
-        "from slmkit.cli.main import main; main()"
+        f"k.install(writing={writing!r}, after_bytes={after_bytes}, removing={removing!r}); {code}"
     )
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
-    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", bootstrap, *args], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def install(*, writing: str | None, after_bytes: int, removing: str | None) -> None:
@@ -41,7 +49,7 @@ def install(*, writing: str | None, after_bytes: int, removing: str | None) -> N
         def watched_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
             handle = original(file, mode, *args, **kwargs)
             name = os.path.basename(os.fsdecode(file)) if isinstance(file, (str, bytes, os.PathLike)) else ""
-            if any(m in mode for m in "wxa") and (name == writing or name.startswith(f".{writing}.")):
+            if any(m in mode for m in "wxa") and (fnmatch(name, writing) or fnmatch(name, f".{writing}.*")):
                 return _Dying(handle, after_bytes)
             return handle
 

@@ -6,12 +6,14 @@ hash, converting a GGUF once into `$SLMKIT_CACHE` when needed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -19,7 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from slmkit import atomic
 from slmkit.errors import ModelError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -248,15 +253,18 @@ def _hash_weights(directory: Path) -> str:
         "".join(f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}\n" for p in files).encode()
     ).hexdigest()
     memo = cache_dir() / "hashes" / f"{stamp}.txt"
-    if memo.exists():
-        return memo.read_text().strip()
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        remembered = memo.read_text(encoding="ascii").strip()
+        # Trusted only when it is a whole digest: anything else (a file cut short) is hashed again.
+        if _SHA256.fullmatch(remembered):
+            return remembered
     digest = hashlib.sha256()
     for p in files:
         digest.update(f"{p.name}\t{_hash_file(p)}\n".encode())
     value = digest.hexdigest()
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        memo.write_text(value)
+        atomic.write_text(memo, value)
     except OSError:
         pass  # a read-only cache only costs a re-hash next time
     return value
