@@ -460,6 +460,12 @@ class JudgeConfig(_Section):
         "slmkit never picks a cloud endpoint for you.",
     )
     model: str = Field("judge", description="Model name sent to the judge endpoint.")
+    allow_plain_http: bool = Field(
+        False,
+        description="Allow an http:// (unencrypted) endpoint on another machine. Off: only https://, or http:// "
+        "to this machine (127.0.0.1, localhost), since the key, the gold answers and the model's answers would "
+        "cross the network in clear.",
+    )
     api_key_env: str | None = Field(
         None,
         description="NAME of the environment variable holding the judge's API key (never the key itself). "
@@ -1157,6 +1163,29 @@ def _check_judge(config: ProjectConfig, properties: dict[str, Any], add: Any) ->
             ("eval", "judge", "endpoint"),
             f"must be an http(s) base URL such as http://127.0.0.1:8000/v1 (got {judge.endpoint!r})",
         )
+    elif plain_http_off_host(judge.endpoint) and not judge.allow_plain_http:
+        add(
+            ("eval", "judge", "endpoint"),
+            f"{judge.endpoint} is plain http to another machine: its key and every judged answer would cross the "
+            "network unencrypted; use https://, or set eval.judge.allow_plain_http: true if that network is trusted",
+        )
+
+
+def plain_http_off_host(url: str) -> bool:
+    """Whether `url` is http:// (not https) to a host other than this machine's loopback."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name may resolve anywhere
 
 
 def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:

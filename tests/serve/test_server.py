@@ -152,6 +152,11 @@ def test_bad_requests_answer_400_and_413_in_openai_format(served, client) -> Non
         client.chat.completions.create(model=NAME, messages=[{"role": "system", "content": "hi"}])
     with pytest.raises(openai.BadRequestError, match="n=2"):
         ask(client, "hi", n=2)
+    for temperature in (2.5, -0.1):  # OpenAI's range is 0 to 2
+        with pytest.raises(openai.BadRequestError, match=r"temperature: Input should be") as caught:
+            ask(client, "hi", temperature=temperature)
+        assert caught.value.body["param"] == "temperature"
+    assert ask(client, "hi", temperature=2).model == f"{NAME}@1"
     with pytest.raises(openai.APIStatusError) as too_big:
         ask(client, "x" * (served[0].serve.max_request_bytes + 1))
     assert too_big.value.status_code == 413
