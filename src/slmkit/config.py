@@ -731,6 +731,12 @@ class ServeConfig(_Section):
     )
     timeout_s: float = Field(120.0, gt=0, description="Longest a request may wait for its answer (then 504).")
     max_request_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused (413).")
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send its request body (then 408). The body is read before "
+        "the request counts against max_concurrent, so slow uploads never hold a slot.",
+    )
     max_messages: int = Field(32, gt=0, description="Most messages one request may carry (more: 400).")
     max_concurrent: int = Field(
         32,
@@ -1173,19 +1179,22 @@ def _check_judge(config: ProjectConfig, properties: dict[str, Any], add: Any) ->
 
 def plain_http_off_host(url: str) -> bool:
     """Whether `url` is http:// (not https) to a host other than this machine's loopback."""
-    import ipaddress
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    if parts.scheme != "http":
-        return False
-    host = (parts.hostname or "").lower()
-    if host == "localhost":
-        return False
+    return parts.scheme == "http" and not is_loopback_host(parts.hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.1, ::1, localhost: this machine only. A host name may resolve anywhere, so it is not."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
     try:
-        return not ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        return True  # a host name may resolve anywhere
+        return False
 
 
 def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:

@@ -7,11 +7,14 @@ see the engine's own answer, not the guard's refusal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +64,48 @@ def assert_gone(pids: list[int]) -> None:
     while any(group_members(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [m for pid in pids for m in group_members(pid)]
+
+
+def private_socket(pid: int) -> Path:
+    """The Unix socket an engine process group serves on (from its leader's command line)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    flag = next(i for i, a in enumerate(argv) if a in (b"--socket", b"--uds"))
+    return Path(argv[flag + 1].decode())
+
+
+def tcp_listeners(pids: list[int]) -> list[int]:
+    """Of these process groups' members, those holding a listening TCP socket (Linux /proc)."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                listening.add(fields[9])
+    found = []
+    for member in (m for pid in pids for m in group_members(pid)):
+        for fd in Path(f"/proc/{member}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in listening:
+                    found.append(member)
+    return found
+
+
+def raw_request(socket_path: Path, method: str, path: str, body: dict | None = None, token: str | None = None):
+    """An HTTP request straight to an engine's socket, as another program on the machine would send it."""
+    import http.client
+    import socket as sockets
+
+    connection = http.client.HTTPConnection("localhost", timeout=30)
+    sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    sock.connect(str(socket_path))
+    connection.sock = sock
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    connection.request(method, path, body=json.dumps(body).encode() if body is not None else None, headers=headers)
+    response = connection.getresponse()
+    status, payload = response.status, response.read()
+    connection.close()
+    return status, payload
 
 
 def test_decoding_schema_keeps_the_pattern_of_a_nullable_string() -> None:
@@ -172,6 +217,62 @@ def test_a_gateway_killed_outright_takes_its_llamacpp_workers_with_it(gguf_proje
         gateway.kill()
         gateway.wait(timeout=30)
     assert_gone(pids)
+
+
+def test_llamacpp_workers_answer_only_the_gateway(gguf_project) -> None:
+    with start_server(gguf_project, port=0) as handle:
+        (pid,) = engine_pids(handle)
+        where = private_socket(pid)
+        assert stat.S_IMODE(where.parent.stat().st_mode) == 0o700  # no other user may even reach the socket
+        assert tcp_listeners([pid]) == []  # and nothing listens on a TCP port
+        ticket = {"prompt": "hello", "max_tokens": 4}
+        assert raw_request(where, "POST", "/v1/completions", ticket)[0] == 401
+        assert raw_request(where, "POST", "/v1/completions", ticket, token="guessed")[0] == 401
+        assert raw_request(where, "GET", "/v1/models")[0] == 401
+        assert raw_request(where, "GET", "/health") == (200, b'{"status": "ok"}')  # bare liveness only
+        assert ask(client_for(handle)).model_extra["slmkit"]["valid"] is True  # the gateway holds the token
+
+
+def test_an_engine_started_from_a_thread_that_ends_keeps_running(gguf_project) -> None:
+    """The gateway starts engines from whatever thread asks first; that thread ending must not stop
+    them (a parent-death signal set in preexec_fn fired when the forking *thread* exited)."""
+    started = []
+    opener = threading.Thread(target=lambda: started.append(start_server(gguf_project, port=0)))
+    opener.start()
+    opener.join()
+    (handle,) = started
+    try:
+        (pid,) = engine_pids(handle)
+        time.sleep(2)
+        assert group_members(pid), "the engine died with the thread that started it"
+        assert ask(client_for(handle)).model_extra["slmkit"]["valid"] is True
+        (process,) = handle.service.health()["backend"]["processes"]
+        assert process["pid"] == pid and process["restarts"] == 0
+    finally:
+        handle.stop()
+    assert_gone([pid])
+
+
+def test_a_request_given_up_stops_the_llamacpp_worker_decoding_it(gguf_project) -> None:
+    config = gguf_project.model_copy(deep=True)
+    long = 60_000
+    config.serve.constrained = False
+    config.serve.max_retries = 0
+    config.serve.max_new_tokens = long
+    config.serve.context_tokens = long + 1024
+    config.serve.timeout_s = 1.0
+    log_path = config.state_dir / "engines" / f"llamacpp-{NAME}-v2.log"
+    with start_server(config, port=0) as handle:
+        before = log_path.read_text().count("client gone")
+        with pytest.raises(openai.InternalServerError, match=r"serve\.timeout_s"):
+            ask(client_for(handle))
+        deadline = time.monotonic() + 10
+        while log_path.read_text().count("client gone") == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        lines = [line for line in log_path.read_text().splitlines() if "client gone" in line][before:]
+    assert lines, "the worker went on decoding an answer nobody waits for"
+    produced = int(lines[0].split("after ")[1].split(" tokens")[0])
+    assert 0 < produced < long
 
 
 def test_llamacpp_refuses_a_release_without_a_gguf_export(gguf_project) -> None:

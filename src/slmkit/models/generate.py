@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,7 @@ def generate(
     prefix: SharedPrefix | None = None,
     schema: dict[str, Any] | None = None,
     logprobs: bool = False,
+    stop: Callable[[int], bool] | None = None,
 ) -> list[Generation]:
     """Completions for fully rendered prompts, in input order; greedy unless temperature > 0.
 
@@ -102,6 +103,8 @@ def generate(
     prompts share at least MIN_SHARED_TOKENS tokens. With `schema`, decoding is constrained to
     JSON valid under it (slmkit.models.constrain); callers check `schema_constraint` first.
     With `logprobs`, each Generation carries its tokens' log-probabilities (eval's confidence).
+    `stop(i)` is asked after every token: True ends prompt i's answer there (its caller gave up on
+    it, e.g. a server request that timed out), and a batch whose rows all stopped ends at once.
     """
     import torch
 
@@ -146,6 +149,9 @@ def generate(
             processors.append(constraint.processor())  # fresh matchers for each batch
         if processors:
             sampling["logits_processor"] = processors
+        criteria: list[Any] = [clock] if recorder is None else [recorder.record, clock]
+        if stop is not None:
+            criteria.append(_Stopped(rows, stop))
         with torch.inference_mode():
             output = model.generate(
                 input_ids=input_ids.to(model.device),
@@ -155,7 +161,7 @@ def generate(
                 **sampling,
                 pad_token_id=pad_id,
                 eos_token_id=stop_ids,
-                stopping_criteria=[clock] if recorder is None else [recorder.record, clock],
+                stopping_criteria=criteria,
                 **cached,
             )
         seconds = time.perf_counter() - began
@@ -199,6 +205,19 @@ class _TokenClock:
 
         self.times.append(time.perf_counter())
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+class _Stopped:
+    """A stopping criterion: the rows whose caller no longer wants them (see `generate`'s `stop`)."""
+
+    def __init__(self, rows: list[int], stop: Callable[[int], bool]) -> None:
+        self.rows = rows
+        self.stop = stop
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.tensor([self.stop(i) for i in self.rows], dtype=torch.bool, device=input_ids.device)
 
 
 class _LogprobRecorder:
