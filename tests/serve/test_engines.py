@@ -193,10 +193,11 @@ def test_llamacpp_without_constraints_leaves_the_random_model_to_the_guard(gguf_
     assert extras["valid"] is False and extras["refused"] is True and extras["guard"]["replaced"] is True
 
 
-def test_a_gateway_killed_outright_takes_its_llamacpp_workers_with_it(gguf_project) -> None:
-    """SIGKILL gives the gateway no chance to stop anything: the parent-death signal does it."""
+@contextlib.contextmanager
+def gateway_process(config):
+    """`slmkit serve` in a process of its own, SIGKILLed at the end: yields its OpenAI base URL."""
     gateway = subprocess.Popen(
-        [sys.executable, "-m", "slmkit.cli.main", "serve", "-p", str(gguf_project.root), "--port", "0"],
+        [sys.executable, "-m", "slmkit.cli.main", "serve", "-p", str(config.root), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -209,13 +210,24 @@ def test_a_gateway_killed_outright_takes_its_llamacpp_workers_with_it(gguf_proje
                 url = line.split("OpenAI base URL:")[1].split()[0]
                 break
         assert url, "the gateway did not start"
-        with urllib.request.urlopen(url.removesuffix("/v1") + "/health", timeout=30) as response:
-            processes = json.loads(response.read())["backend"]["processes"]
-        pids = [p["pid"] for p in processes if p["alive"]]
-        assert pids and all(group_members(pid) for pid in pids)
+        yield url
     finally:
-        gateway.kill()
+        gateway.kill()  # SIGKILL gives the gateway no chance to stop anything
         gateway.wait(timeout=30)
+
+
+def gateway_engines(url: str) -> list[int]:
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/health", timeout=30) as response:
+        processes = json.loads(response.read())["backend"]["processes"]  # details: this machine asks
+    pids = [p["pid"] for p in processes if p["alive"]]
+    assert pids and all(group_members(pid) for pid in pids)
+    return pids
+
+
+def test_a_gateway_killed_outright_takes_its_llamacpp_workers_with_it(gguf_project) -> None:
+    """The lifeline under each worker sees the gateway's end of its pipe close and stops the group."""
+    with gateway_process(gguf_project) as url:
+        pids = gateway_engines(url)
     assert_gone(pids)
 
 
@@ -341,3 +353,21 @@ def test_vllm_engine_serves_each_release_as_a_lora_module_and_stops_with_the_gat
     finally:
         handle.stop()
     assert_gone(pids)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # vLLM starts in about a minute on two busy cores
+def test_a_gateway_killed_outright_takes_its_vllm_server_with_it(vllm_project) -> None:
+    """vLLM answers only the gateway (a private socket; its own key on /v1), and dies with it."""
+    with gateway_process(vllm_project) as url:
+        (pid,) = gateway_engines(url)
+        where = private_socket(pid)
+        assert stat.S_IMODE(where.parent.stat().st_mode) == 0o700 and tcp_listeners([pid]) == []
+        lora = {"lora_name": "intruder", "lora_path": str(where.parent)}
+        assert raw_request(where, "POST", "/v1/load_lora_adapter", lora)[0] == 401
+        assert raw_request(where, "POST", "/v1/completions", {"model": "x", "prompt": "hi"}, token="guessed")[0] == 401
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=600)
+        assert ask(client).model_extra["slmkit"]["valid"] is True  # the gateway holds the key
+        members = group_members(pid)
+        assert len(members) > 2  # the lifeline, the API server and the engine core it forked
+    assert_gone([pid])
