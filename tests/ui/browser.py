@@ -27,13 +27,13 @@ def launch(playwright):  # type: ignore[no-untyped-def]
     return playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
 
 
-def screenshot(page, folder: Path, name: str) -> Path:  # type: ignore[no-untyped-def]
-    """A full-page PNG in `folder`; also copied to $SLMKIT_SCREENSHOTS when set (docs/img for the README)."""
+def screenshot(page, folder: Path, name: str, *, readme: bool = False) -> Path:  # type: ignore[no-untyped-def]
+    """A full-page PNG in `folder`; a `readme` one is also copied to $SLMKIT_SCREENSHOTS when set (docs/img)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     extra = os.environ.get("SLMKIT_SCREENSHOTS")
-    if extra:
+    if extra and readme:
         Path(extra).mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, Path(extra) / path.name)
     return path

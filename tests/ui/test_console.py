@@ -92,25 +92,25 @@ def test_every_page_renders_for_a_visitor_and_is_screenshotted(page, project: Pa
         assert re.search(rf"PASS\s+{title}", checklist), checklist
     assert re.search(r"MISSING\s+human review of edge cases signed off", checklist)
     assert "category" in page.locator("h3:text('Output schema') + table").inner_text()
-    screenshot(page, shots, "overview")
+    screenshot(page, shots, "overview", readme=True)
 
     page.goto(f"/datasets/{second.dataset_version}")
     card = page.frame_locator("iframe.card-frame")
     assert card.locator("h2", has_text="PII").first.is_visible()  # the data card itself, in the page
-    screenshot(page, shots, "dataset")
+    screenshot(page, shots, "dataset", readme=True)
 
     page.goto("/runs")
     assert page.locator("tbody tr").count() == 2
     page.goto(f"/runs/{second.run_id}")
     assert page.locator('svg[data-chart="loss"] polyline.s-train').count() == 1
-    screenshot(page, shots, "run")
+    screenshot(page, shots, "run", readme=True)
 
     page.goto(f"/runs/{second.run_id}/eval")
     header = page.locator("h2:text('Base vs adapter vs production') + table thead").inner_text()
     assert "base" in header and "adapter" in header and "production (support-tickets@1)" in header
     assert page.locator("h2", has_text="Regression list vs support-tickets@1").is_visible()
     assert page.locator('svg[data-chart="sides"]').count() == 1
-    screenshot(page, shots, "eval")
+    screenshot(page, shots, "eval", readme=True)
 
     page.goto("/releases")
     assert [c.strip() for c in page.locator("tbody tr td:first-child").all_inner_texts()] == [
@@ -126,7 +126,7 @@ def test_every_page_renders_for_a_visitor_and_is_screenshotted(page, project: Pa
     assert "rehearsal         PASS" in page.locator("pre").inner_text()
     page.goto("/audit")
     assert page.locator("tbody tr", has_text="release").count() >= 2
-    screenshot(page, shots, "audit")
+    screenshot(page, shots, "audit", readme=True)
 
     page.goto("/review")
     assert page.locator("div.item").count() == 8  # the tiny model disagrees with every gold item
@@ -154,7 +154,7 @@ def test_a_reviewer_answers_items_in_the_page_and_the_verdicts_land_in_the_regis
     assert "order_id: 'ORD-12' does not match" in item(ids[0]).locator(".flash.error").inner_text()
     with Registry(project / ".slmkit") as registry:
         assert registry.review_verdicts(TASK, 2) == {}
-    screenshot(page, shots, "review-correction-refused")
+    screenshot(page, shots, "review-correction-refused", readme=True)
 
     fixed = item(ids[0])
     fixed.locator('select[name="field.category"]').select_option('"billing"')
@@ -171,7 +171,7 @@ def test_a_reviewer_answers_items_in_the_page_and_the_verdicts_land_in_the_regis
     for item_id in ids[2:]:
         submit(page, item(item_id).get_by_role("button", name="accept"))
     assert page.locator("[data-verdict=accept]").count() == 6
-    screenshot(page, shots, "review")
+    screenshot(page, shots, "review", readme=True)
     submit(page, page.get_by_role("button", name="sign off"))
     assert "review FAILED: 8 items reviewed by alice@console: 6 ok, 2 wrong" in page.locator(".flash.done").inner_text()
 
@@ -235,7 +235,7 @@ def test_a_rollback_clicked_in_the_page_moves_the_alias_and_a_running_server_fol
         assert served() == f"{TASK}@2"
         log_in(page, token)
         page.goto("/releases")
-        screenshot(page, shots, "releases-releaser")
+        screenshot(page, shots, "releases-releaser", readme=True)
         rollback = page.locator("form", has=page.get_by_role("button", name="roll back"))
         rollback.locator("input[name=reason]").fill("label accuracy dropped on returns")
         submit(page, rollback.get_by_role("button", name="roll back"))

@@ -57,6 +57,7 @@ def create_app(config: ProjectConfig, allowed_hosts: set[str]) -> FastAPI:
     """The console for one project; `allowed_hosts` are the Host headers it answers (see security)."""
     app = FastAPI(title="slmkit console", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     sessions = Sessions(config.state_dir / "keys.db")
+    app.state.sessions = sessions  # closed by the server when it stops
     app.state.allowed_hosts = allowed_hosts  # the server fills it in once the port is known
 
     @app.middleware("http")
@@ -95,7 +96,7 @@ def create_app(config: ProjectConfig, allowed_hosts: set[str]) -> FastAPI:
         try:
             return _html(draw(ctx))
         except SlmkitError as exc:
-            code = 404 if isinstance(exc, RegistryError) and ("no " in exc.message or "has no" in exc.message) else 400
+            code = 404 if isinstance(exc, RegistryError) else 400  # on a page, a registry error is a missing record
             return _html(
                 _refused_page(Refused(code, exc.message + (f" ({exc.hint})" if exc.hint else "")), visitor), code
             )

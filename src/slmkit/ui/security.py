@@ -77,11 +77,17 @@ class Sessions:
         self.keys_path = keys_path
         self._open: dict[str, _Session] = {}
         self._lock = threading.Lock()
+        self._keys: KeyStore | None = None  # opened on the first login: a reader never touches keys.db
+
+    def _store(self) -> KeyStore:
+        with self._lock:
+            if self._keys is None:
+                self._keys = KeyStore(self.keys_path)
+            return self._keys
 
     def login(self, token: str) -> tuple[str, ApiKey]:
         """A new session for an active key's token; Refused(401) for a token never issued or revoked."""
-        with KeyStore(self.keys_path) as keys:
-            key = keys.authenticate(token.strip())
+        key = self._store().authenticate(token.strip())
         if key is None or key.revoked_at is not None:
             raise Refused(
                 401, "that key is unknown or revoked; ask for one with `slmkit serve keys add NAME --role ...`"
@@ -103,8 +109,7 @@ class Sessions:
             if found is None or found.expires < _now():
                 self._open.pop(session, None)
                 return Visitor()
-        with KeyStore(self.keys_path) as keys:
-            key = keys.by_token_hash(found.token_sha256)
+        key = self._store().by_token_hash(found.token_sha256)
         if key is None or key.revoked_at is not None:
             self.logout(session)
             return Visitor()
@@ -128,6 +133,12 @@ class Sessions:
     def logout(self, session: str | None) -> None:
         with self._lock:
             self._open.pop(session or "", None)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._keys is not None:
+                self._keys.close()
+                self._keys = None
 
     def _expire(self) -> None:
         now = _now()

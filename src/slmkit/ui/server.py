@@ -17,7 +17,8 @@ from slmkit.serve.server import _bind, _client_host, _is_loopback
 class ConsoleHandle:
     """A console running on a background thread of this process; `url` is its address."""
 
-    def __init__(self, server: Any, thread: threading.Thread, host: str, port: int) -> None:
+    def __init__(self, server: Any, thread: threading.Thread, host: str, port: int, app: Any) -> None:
+        self.app = app
         self.host = host
         self.port = port
         self._server = server
@@ -30,6 +31,7 @@ class ConsoleHandle:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=30)
+        self.app.state.sessions.close()
 
     def __enter__(self) -> ConsoleHandle:
         return self
@@ -52,7 +54,7 @@ def start_console(config: ProjectConfig, *, host: str = "127.0.0.1", port: int =
             server.should_exit = True
             raise ServeError("the console did not start", hint="see the log above for uvicorn's reason")
         time.sleep(0.01)
-    return ConsoleHandle(server, thread, host, sock.getsockname()[1])
+    return ConsoleHandle(server, thread, host, sock.getsockname()[1], app)
 
 
 def run_console(
@@ -65,7 +67,10 @@ def run_console(
     url = f"http://{_client_host(host)}:{sock.getsockname()[1]}/"
     print(f"slmkit ui: {config.task.name} at {url}   (read-only without a key; Ctrl-C stops)")
     print("  to act, log in with a key that holds a role: `slmkit serve keys add NAME --role reviewer --role releaser`")
-    uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="off")).run(sockets=[sock])
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="off")).run(sockets=[sock])
+    finally:
+        app.state.sessions.close()
 
 
 def _prepare(config: ProjectConfig, host: str, port: int, *, allow_network: bool) -> tuple[Any, Any]:
