@@ -273,6 +273,9 @@ def test_a_read_only_visitor_and_a_key_without_the_role_cannot_act(page, project
     page.goto("/review")
     assert page.get_by_role("button", name="accept").count() == 0
     assert page.request.post("/actions/review/2/signoff", form={}, headers=origin).status == 403
+    missing, garbled = page.request.get("/releases/9"), page.request.get("/runs?page=x")
+    assert missing.status == 404 and "support-tickets has no version 9; versions: 1, 2" in missing.text()
+    assert garbled.status == 400 and "page is not valid" in garbled.text()
 
     log_in(page, add_key(project, "carol", "reviewer"))  # a reviewer, not a releaser
     page.goto("/releases")

@@ -1,7 +1,7 @@
 """The console's HTTP surface: a thin FastAPI router. GET renders a page; POST acts, then redirects.
 
-Every action checks, in order: the Host header, the Origin (or Referer), the session's CSRF
-token, the key's role; then it calls the function the command line calls (pipeline,
+Every action checks, in order: the Host header, the Origin (or Referer), the key's role, the
+session's CSRF token; then it calls the function the command line calls (pipeline,
 eval.verdicts, eval.signoff) as the key's name, and sends the browser back to the page with
 what happened. Nothing here decides anything about releases or reviews.
 """
@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -58,7 +59,7 @@ def create_app(config: ProjectConfig, allowed_hosts: set[str]) -> FastAPI:
     app = FastAPI(title="slmkit console", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     sessions = Sessions(config.state_dir / "keys.db")
     app.state.sessions = sessions  # closed by the server when it stops
-    app.state.allowed_hosts = allowed_hosts  # the server fills it in once the port is known
+    app.state.allowed_hosts = allowed_hosts
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -74,6 +75,12 @@ def create_app(config: ProjectConfig, allowed_hosts: set[str]) -> FastAPI:
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:
         return _html(_refused_page(exc, visitor_of(request)), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_query(request: Request, exc: RequestValidationError) -> Response:
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
+        refused = Refused(400, f"cannot read the address: {where or 'a parameter'} is not valid")
+        return _html(_refused_page(refused, visitor_of(request)), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
@@ -250,9 +257,9 @@ def create_app(config: ProjectConfig, allowed_hosts: set[str]) -> FastAPI:
         def do(visitor: Visitor, form: dict[str, str]) -> str:
             from slmkit.pipeline import rollback_alias
 
-            to = _version(form.get("to", ""))
-            before, after = rollback_alias(config, to=to, reason=_reason(form), actor=visitor.actor, log=_quiet)
-            return f"{config.task.name}@{config.release.alias}: {before} -> {after}"
+            to, said = _version(form.get("to", "")), list[str]()
+            before, after = rollback_alias(config, to=to, reason=_reason(form), actor=visitor.actor, log=said.append)
+            return "; ".join([f"{config.task.name}@{config.release.alias}: {before} -> {after}", *said])
 
         return await act(request, "releaser", "/releases", do)
 
@@ -264,8 +271,9 @@ def create_app(config: ProjectConfig, allowed_hosts: set[str]) -> FastAPI:
             version = _version(form.get("version", ""))
             if version is None:
                 raise RegistryError("which release? the form sent no version")
-            before, after = promote_alias(config, version, reason=_reason(form), actor=visitor.actor, log=_quiet)
-            return f"{config.task.name}@{config.release.alias}: {before} -> {after}"
+            said: list[str] = []
+            before, after = promote_alias(config, version, reason=_reason(form), actor=visitor.actor, log=said.append)
+            return "; ".join([f"{config.task.name}@{config.release.alias}: {before} -> {after}", *said])
 
         return await act(request, "releaser", "/releases", do)
 
@@ -286,10 +294,6 @@ def _version(text: str) -> int | None:
     if not text.isdigit():
         raise RegistryError(f"{text!r} is not a release version", hint="write a number, e.g. 2")
     return int(text)
-
-
-def _quiet(_: str) -> None:
-    """The console shows the result of an action, not the progress lines the command line prints."""
 
 
 def _html(text: str, status_code: int = 200) -> HTMLResponse:
