@@ -1122,7 +1122,7 @@ def _check_retrieval(task: TaskConfig, properties: dict[str, Any], add: Any) -> 
     if settings.answer_field is not None:
         spec = properties.get(settings.answer_field)
         if spec is None:
-            add(("task", "retrieval", "answer_field"), f"'{settings.answer_field}' is not a property of the output schema")
+            add(("task", "retrieval", "answer_field"), f"'{settings.answer_field}' is not an output schema property")
         elif "string" not in (spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]):
             add(("task", "retrieval", "answer_field"), f"'{settings.answer_field}' must be a string field")
 

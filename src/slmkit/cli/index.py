@@ -56,7 +56,8 @@ def search(
         if as_json:
             say(json.dumps({**hit.chunk.as_dict(), "score": hit.score, "similarity": hit.similarity}))
             continue
-        say(f"{n}. {hit.chunk.id} [{hit.chunk.start}:{hit.chunk.end}] {hit.chunk.heading}  (cosine {hit.similarity:.3f})")
+        chunk = hit.chunk
+        say(f"{n}. {chunk.id} [{chunk.start}:{chunk.end}] {chunk.heading}  (cosine {hit.similarity:.3f})")
         say("   " + " ".join(hit.chunk.text.split())[:200])
 
 

@@ -105,15 +105,15 @@ def _pack(text: str, spans: list[tuple[int, int]], limit: int, overlap: int) -> 
     for start, end in spans:
         pieces.extend(_cut(text, start, end, limit) if end - start > limit else [(start, end)])
     chunks: list[tuple[int, int]] = []
-    start = end = None
-    for p_start, p_end in pieces:
-        if start is not None and end is not None and p_end - start > limit:
+    if not pieces:
+        return chunks
+    start, end = pieces[0]
+    for p_start, p_end in pieces[1:]:
+        if p_end - start > limit:
             chunks.append((start, end))
             start = _overlap_start(text, chunks[-1], p_start, overlap, limit - (p_end - p_start))
-        start = p_start if start is None else start
         end = p_end
-    if start is not None and end is not None:
-        chunks.append((start, end))
+    chunks.append((start, end))
     return chunks
 
 

@@ -20,6 +20,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -327,7 +328,8 @@ def _pdf(doc_id: str, data: bytes) -> tuple[str, str, list[Block]]:
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
-        title = str((reader.metadata or {}).get("/Title") or "")
+        metadata: Any = reader.metadata or {}
+        title = str(metadata.get("/Title") or "")
     except (PdfReadError, ValueError, OSError) as exc:
         raise DataError(f"{doc_id}: not a readable PDF ({exc})", hint="re-export the PDF, or remove it") from None
     text, blocks = "", []

@@ -95,9 +95,7 @@ class Retriever:
             fused = {i: dense_weight * d + (1 - dense_weight) * b for i, b, d in zip(pool, lex, den, strict=True)}
         best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
         chunks = self.store.chunk_rows(best)
-        return [
-            Hit(chunks[i], fused[i], float(similarity[row_of[i]]), bm25.get(i, 0.0)) for i in best if i in chunks
-        ]
+        return [Hit(chunks[i], fused[i], float(similarity[row_of[i]]), bm25.get(i, 0.0)) for i in best if i in chunks]
 
     def bm25(self, query: str, groups: Sequence[str]) -> dict[int, float]:
         """BM25 of every chunk the caller may see that holds a query term, with the caller's statistics."""

@@ -213,9 +213,7 @@ class IndexStore:
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
             (doc.doc_id, doc.kind, doc.title, json.dumps(list(doc.groups)), doc.doc_hash, len(doc.chunks), _now()),
         )
-        conn.executemany(
-            "INSERT INTO doc_groups VALUES (?, ?)", [(doc.doc_id, g) for g in (doc.groups or (PUBLIC,))]
-        )
+        conn.executemany("INSERT INTO doc_groups VALUES (?, ?)", [(doc.doc_id, g) for g in (doc.groups or (PUBLIC,))])
         for chunk, vector in zip(doc.chunks, doc.embeddings, strict=True):
             body = chunk.indexed_text
             cursor = conn.execute(

@@ -11,10 +11,11 @@ import unicodedata
 
 _WORD = re.compile(r"[^\W_]+")
 # Words so common that matching them says nothing and costs a scan of most of the index.
-STOPWORDS = frozenset(
+_STOPWORDS_TEXT = (
     "a an and are as at be but by can do does for from has have how i if in is it its my of on or our "
-    "so that the their there this to was we what when where which who why will with you your".split()
+    "so that the their there this to was we what when where which who why will with you your"
 )
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
 def tokens(text: str) -> list[str]:
