@@ -163,8 +163,8 @@ def _decode(doc_id: str, data: bytes) -> str:
 def _groups(where: str, what: str, value: object) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, str):
-        value = [value]
+    if isinstance(value, str) and "," not in value:
+        value = [value]  # one group; "staff, finance" is a mistake for a list, and refused below
     if not isinstance(value, list) or not all(isinstance(g, str) and g.strip() for g in value):
         raise DataError(
             f"{where}: 'groups' in the {what} must be a list of group names (got {value!r})",
