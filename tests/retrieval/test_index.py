@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_long_sections_are_cut_with_overlap_within_the_limit(tmp_path):
     (tmp_path / "p" / "docs" / "rules.md").write_text(f"# Rules\n\n{sentences}\n\nA closing paragraph.\n")
     chunks = _chunks(config, "docs/rules.md")
     assert len(chunks) > 10 and all(len(c.text) <= 200 for c in chunks)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in pairwise(chunks):
         assert after.start < before.end  # the next chunk repeats the end of the one before
         assert after.start >= before.start and after.text[0] != " "
     covered = "".join(c.text for c in chunks)
