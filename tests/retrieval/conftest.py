@@ -56,6 +56,7 @@ QUESTIONS = [
     ("What discount do employees get?", "25 percent"),
 ]
 REFUSAL = {"answer": "not in the documents"}
+PREFIXES = ("", "Hi! ", "Quick question: ", "Please tell me: ")  # four distinct rows per question
 
 
 def write_policy_project(root: Path, base_model: str | Path, overrides: dict[str, Any] | None = None) -> ProjectConfig:
@@ -66,7 +67,7 @@ def write_policy_project(root: Path, base_model: str | Path, overrides: dict[str
     (root / "docs" / "shipping.md").write_text(SHIPPING_MD)
     (root / "docs" / "internal" / "staff-pricing.md").write_text(STAFF_MD)
     (root / "docs" / "internal" / "refund-limits.txt").write_text(FINANCE_TXT)
-    rows = [{"question": q, "output": {"answer": a}} for q, a in QUESTIONS * 4]
+    rows = [{"question": p + q, "output": {"answer": a}} for p in PREFIXES for q, a in QUESTIONS]
     rows += [{"question": f"Can you recommend a pizza place near station {n}?", "output": REFUSAL} for n in range(6)]
     (root / "data" / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     config: dict[str, Any] = {
