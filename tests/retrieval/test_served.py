@@ -72,8 +72,10 @@ def test_a_caller_never_receives_anything_from_documents_outside_its_groups(serv
     assert staff.model_extra["slmkit"]["retrieved"] >= 1  # the staff document is there for its group
     for other in (public, finance):  # nothing relevant they may see: the refusal, without the model
         extras = other.model_extra["slmkit"]
-        assert extras["retrieved"] == 0 and extras["refused"] and extras["guard"]["reason"] == (
-            "nothing relevant was retrieved"
+        assert (
+            extras["retrieved"] == 0
+            and extras["refused"]
+            and extras["guard"]["reason"] == ("nothing relevant was retrieved")
         )
         assert json.loads(other.choices[0].message.content) == {"answer": "not in the documents", "citations": []}
     staff_docs = {c["document"] for c in staff.model_extra["slmkit"]["citations"]}
@@ -94,8 +96,10 @@ def test_citations_are_refs_the_request_was_given_and_resolve_to_exact_spans(ser
             cited += 1
             text = config.resolve_path(citation["document"]).read_text()
             start, end = citation["span"]
-            assert 0 <= start < end <= len(text) and citation["title"] and citation["id"].startswith(
-                citation["document"] + "#"
+            assert (
+                0 <= start < end <= len(text)
+                and citation["title"]
+                and citation["id"].startswith(citation["document"] + "#")
             )
     assert cited > 0  # the random adapter cites something at least once over these questions
 
@@ -116,11 +120,14 @@ def test_each_row_decodes_under_its_own_citation_refs(tiny_model_dir, tmp_path):
     from slmkit.models import load_model, load_tokenizer, resolve_base_model
     from slmkit.models.generate import generate
 
-    config = write_policy_project(tmp_path / "p", tiny_model_dir, {"task.output_schema.properties.answer.maxLength": 20})
+    short = {"task.output_schema.properties.answer.maxLength": 20}
+    config = write_policy_project(tmp_path / "p", tiny_model_dir, short)
     task = Task.from_config(config)
     base = resolve_base_model(str(tiny_model_dir))
     tokenizer, model = load_tokenizer(base), load_model(base)
-    contexts = [[{"ref": "d1", "heading": "A", "text": "a"}], [{"ref": f"d{n}", "heading": "B", "text": "b"} for n in (1, 2, 3)], []]
+    one = [{"ref": "d1", "heading": "A", "text": "a"}]
+    three = [{"ref": f"d{n}", "heading": "B", "text": "b"} for n in (1, 2, 3)]
+    contexts = [one, three, []]
     rows = contexts * 6
     prompts = [task.prompt_text(tokenizer, task.model_input("q", c)) for c in rows]
     outputs = generate(

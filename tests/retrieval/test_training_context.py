@@ -52,7 +52,8 @@ def test_training_and_eval_run_on_rows_with_context(tmp_path, tiny_model_dir):
     from slmkit.eval import run_eval
     from slmkit.train import run_train
 
-    config = write_policy_project(tmp_path / "p", tiny_model_dir, {"task.output_schema.properties.answer.maxLength": 20})
+    short = {"task.output_schema.properties.answer.maxLength": 20}
+    config = write_policy_project(tmp_path / "p", tiny_model_dir, short)
     run_data_build(config)
     trained = run_train(config, progress=False, log=lambda _: None)
     evaluated = run_eval(config, run_id=trained.run_id, progress=False, log=lambda _: None)
