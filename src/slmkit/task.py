@@ -130,7 +130,7 @@ class Task:
         if self.cfg.refusal is not None and self.cfg.refusal.when:
             parts.append(
                 f"{self.cfg.refusal.when.strip()} In that case answer exactly: "
-                f"{self.format_output(self.cfg.refusal.output)}"
+                f"{self.format_output(self.refusal_output or self.cfg.refusal.output)}"
             )
         if self.cfg.describe_output_in_prompt:
             parts.append(self.describe_output())

@@ -46,13 +46,15 @@ def test_markdown_chunks_carry_their_section_path_exact_span_and_hash(tmp_path):
 
 def test_long_sections_are_cut_with_overlap_within_the_limit(tmp_path):
     sentences = " ".join(f"Rule {n} says parcels of class {n} need label {n * 7}." for n in range(60))
-    config = write_policy_project(tmp_path / "p", BASE, {"data.documents.chunk_chars": 200})
+    config = write_policy_project(
+        tmp_path / "p", BASE, {"data.documents.chunk_chars": 200, "data.documents.overlap_chars": 60}
+    )
     (tmp_path / "p" / "docs" / "rules.md").write_text(f"# Rules\n\n{sentences}\n\nA closing paragraph.\n")
     chunks = _chunks(config, "docs/rules.md")
     assert len(chunks) > 10 and all(len(c.text) <= 200 for c in chunks)
     for before, after in pairwise(chunks):
         assert after.start < before.end  # the next chunk repeats the end of the one before
-        assert after.start >= before.start and after.text[0] != " "
+        assert after.start >= before.start and after.text.startswith("Rule ")  # whole sentences only
     covered = "".join(c.text for c in chunks)
     for n in range(60):  # nothing is lost at a boundary
         assert f"label {n * 7}." in covered

@@ -2,8 +2,8 @@
 
 A heading always starts a new chunk (a chunk never mixes two sections); paragraphs of one
 section are packed together up to about `chunk_chars`; only a paragraph longer than that is cut
-inside, at a sentence end, else at a space. Within a section each chunk after the first starts
-about `overlap_chars` before the previous one ended (at a word boundary), so a fact split across
+inside, at a sentence end, else at a space. Within a section each chunk after the first repeats
+the whole sentences (up to `overlap_chars`) that ended the one before, so a fact split across
 a boundary is whole in at least one chunk.
 
 A chunk's text is exactly `document.text[start:end]`: its span points at the characters a
@@ -102,8 +102,9 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s)")
 def _pack(text: str, spans: list[tuple[int, int]], limit: int, overlap: int) -> list[tuple[int, int]]:
     """Spans of chunks of one section: paragraphs packed up to `limit`, long ones cut, with overlap."""
     pieces: list[tuple[int, int]] = []
+    cut_at = max(limit - overlap, limit // 2)  # a cut paragraph's pieces leave room to repeat a sentence
     for start, end in spans:
-        pieces.extend(_cut(text, start, end, limit) if end - start > limit else [(start, end)])
+        pieces.extend(_cut(text, start, end, cut_at) if end - start > limit else [(start, end)])
     chunks: list[tuple[int, int]] = []
     if not pieces:
         return chunks
@@ -118,15 +119,14 @@ def _pack(text: str, spans: list[tuple[int, int]], limit: int, overlap: int) -> 
 
 
 def _overlap_start(text: str, previous: tuple[int, int], next_start: int, overlap: int, room: int) -> int:
-    """Where the next chunk starts: up to `overlap` characters (and the room left) before `next_start`,
-    moved forward to the start of a word, never before the previous chunk started."""
-    want = min(overlap, max(room, 0))
-    if want <= 0:
-        return next_start
-    at = max(previous[0] + 1, next_start - want)
-    while at < next_start and not (text[at - 1].isspace() and not text[at].isspace()):
-        at += 1
-    return at
+    """Where the next chunk starts: at the earliest sentence or line start within `overlap` characters (and
+    the room left) before `next_start`, never before the previous chunk started; no overlap when no whole
+    sentence fits, since a chunk opening mid-sentence ("...comes with 1 year") misleads more than it helps."""
+    lowest = max(previous[0] + 1, next_start - min(overlap, max(room, 0)))
+    for at in range(lowest, next_start):
+        if not text[at].isspace() and text[at - 1].isspace() and (text[at - 1] == "\n" or text[at - 2] in ".!?"):
+            return at
+    return next_start
 
 
 def _cut(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
