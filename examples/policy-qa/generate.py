@@ -82,9 +82,7 @@ REFUND_LIMIT = "1500 euros"
 
 def value(kind: str, key: str, updated: bool) -> str:
     base = {"warranty": WARRANTY, "delivery": DELIVERY}.get(kind)
-    original = (
-        base[key] if base is not None else RETURN_WINDOWS[key][1] if kind == "returns" else GENERAL[key][1]
-    )
+    original = base[key] if base is not None else RETURN_WINDOWS[key][1] if kind == "returns" else GENERAL[key][1]
     return UPDATED.get((kind, key), original) if updated else original
 
 
