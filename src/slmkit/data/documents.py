@@ -1,4 +1,4 @@
-"""The documents corpus (`data.documents`): txt, md and html files cut into retrievable chunks.
+"""The documents corpus (`data.documents`): txt, md, html and pdf files cut into retrievable chunks.
 
 Documents are not training rows: they are what a served model can be grounded on (retrieval).
 Each file is read whole (documents are small next to row exports), one file at a time, and
@@ -27,7 +27,9 @@ from typing import Any
 from slmkit.config import ProjectConfig
 from slmkit.errors import DataError
 
-DOCUMENT_TYPES = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
+DOCUMENT_TYPES = {
+    ".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf",
+}  # fmt: skip
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -52,10 +54,17 @@ class DocChunk:
 
 
 def iter_documents(config: ProjectConfig) -> Iterator[DocChunk]:
-    """Every chunk of every document under data.documents.paths, in path order, file by file."""
+    """Every chunk of every document under data.documents.paths, in path order, file by file.
+
+    PDF files are read and cut by the retrieval index's reader (pypdf, one section per page), so
+    the corpus and the index hold the same text for them.
+    """
     settings = config.data.documents
     for shown, path in document_files(config):
         kind = DOCUMENT_TYPES[path.suffix.lower()]
+        if kind == "pdf":
+            yield from _pdf_chunks(config, shown, path)
+            continue
         text = _read_text(shown, path)
         if kind == "html":
             title, blocks = _html_blocks(text)
@@ -72,7 +81,11 @@ def document_files(config: ProjectConfig) -> list[tuple[str, Path]]:
     for pattern in config.data.documents.paths:
         resolved = config.resolve_path(pattern)
         if _GLOB_CHARS.search(pattern):
-            matches = sorted(Path(p) for p in glob.glob(str(resolved), recursive=True) if Path(p).is_file())
+            matches = sorted(
+                Path(p)
+                for p in glob.glob(str(resolved), recursive=True)
+                if Path(p).is_file() and not p.endswith(".meta.yaml")  # access-group sidecars are not documents
+            )
             if not matches:
                 raise DataError(
                     f"data.documents.paths: '{pattern}' matches no files ({resolved})",
@@ -94,12 +107,20 @@ def document_files(config: ProjectConfig) -> list[tuple[str, Path]]:
             shown = _shown(path, config.root)
             if path.suffix.lower() not in DOCUMENT_TYPES:
                 raise DataError(
-                    f"{shown}: a '{path.suffix or '(no extension)'}' file; documents are .txt, .md or .html"
+                    f"{shown}: a '{path.suffix or '(no extension)'}' file; documents are .txt, .md, .html or .pdf"
                     + (f" (matched by '{pattern}')" if path != resolved else ""),
                     hint="narrow the pattern in data.documents.paths, or convert the file to text, Markdown or HTML",
                 )
             files.setdefault(path.resolve(), shown)
     return [(shown, path) for path, shown in files.items()]
+
+
+def _pdf_chunks(config: ProjectConfig, shown: str, path: Path) -> Iterator[DocChunk]:
+    from slmkit.retrieval import chunk_document, read_document
+
+    settings = config.data.documents
+    for n, chunk in enumerate(chunk_document(read_document(config, shown, path), settings.chunk_chars, 0), 1):
+        yield DocChunk(f"{shown}#{n}", f"{shown}:{chunk.section}", chunk.title, chunk.text, 0)
 
 
 def _shown(path: Path, root: Path) -> str:
