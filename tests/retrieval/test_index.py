@@ -18,6 +18,7 @@ from slmkit.retrieval import Retriever, open_index, read_document, run_index_upd
 from slmkit.retrieval.chunking import chunk_document
 from slmkit.retrieval.metrics import evaluate_retrieval, query_metrics, read_qrels
 from tests.retrieval.conftest import write_policy_project
+from tests.test_cli import run_cli
 
 BASE = "smollm2-135m-instruct"  # never loaded: indexing needs the documents and the settings only
 REPO = Path(__file__).resolve().parents[2]
@@ -245,3 +246,21 @@ def _pdf(pages: list[str]) -> bytes:
     out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return out
+
+
+def test_the_index_commands_end_to_end(tmp_path, capsys):
+    root = tmp_path / "p"
+    write_policy_project(root, BASE)
+    code, out, _ = run_cli(capsys, "index", "search", "refunds", "-p", str(root))
+    assert code == 5 and out == ""  # nothing indexed yet: a stage error, not a traceback
+    code, out, _ = run_cli(capsys, "index", "build", "-p", str(root))
+    assert code == 0 and "4 documents" in out and "4 added" in out
+    code, out, _ = run_cli(capsys, "index", "update", "-p", str(root))
+    assert code == 0 and "4 unchanged; 0 chunks embedded" in out
+    code, out, _ = run_cli(capsys, "index", "search", "employee discount", "-p", str(root), "-k", "9")
+    assert code == 0 and "staff-pricing" not in out and "docs/returns.md#" in out
+    code, out, _ = run_cli(capsys, "index", "search", "employee discount", "-p", str(root), "-g", "staff", "-k", "1")
+    assert code == 0 and out.startswith("1. docs/internal/staff-pricing.md#1 [")
+    (tmp_path / "qrels.jsonl").write_text('{"query": "standard shipping time", "relevant": ["docs/shipping.md"]}\n')
+    code, out, _ = run_cli(capsys, "index", "eval", str(tmp_path / "qrels.jsonl"), "-p", str(root))
+    assert code == 0 and "recall@1" in out and out.count("\n") == 6  # header, column names, four rankings
