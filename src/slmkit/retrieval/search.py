@@ -71,6 +71,8 @@ class Retriever:
         """The best `k` chunks for `query` among those the caller's `groups` may see."""
         depth = max(depth, k)
         vectors = self._vectors()
+        if not len(vectors.ids):  # an empty index: nothing to rank
+            return []
         visible = vectors.visible(groups)
         query_vector = self.embedder.embed([query])[0]
         similarity = np.full(len(vectors.ids), -1.0, dtype=np.float32)

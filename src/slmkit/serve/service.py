@@ -161,8 +161,10 @@ class ChatService:
     def warm(self, model_ref: str) -> Release:
         """Resolve and load a release before traffic arrives (refuses a changed base model)."""
         release = self.resolve(model_ref)
-        self.spec(release)
+        spec = self.spec(release)
         self.cache.get(release)
+        if spec.task.cfg.retrieval is not None:  # the embedding model loads now, not on the first request
+            self._retriever_now().search("warm up", groups=[], k=1)
         return release
 
     def model_cards(self, key: ApiKey | None = None) -> list[dict[str, Any]]:
@@ -270,16 +272,21 @@ class ChatService:
     async def _retrieve(self, task: Task, input_text: str, key: ApiKey | None) -> list[dict[str, Any]]:
         """The chunks for this request, among the documents its key's groups may see (public ones only
         without a key): the filter is applied before anything is ranked."""
-        from slmkit.retrieval import Retriever, open_index
         from slmkit.retrieval.context import request_context
 
         settings = task.cfg.retrieval
         assert settings is not None
-        if self._retriever is None:
-            self._retriever = Retriever(open_index(self.config))
         groups = key.groups if key is not None else ()
-        context, _ = await asyncio.to_thread(request_context, self._retriever, settings, input_text, groups)
+        context, _ = await asyncio.to_thread(request_context, self._retriever_now(), settings, input_text, groups)
         return context
+
+    def _retriever_now(self) -> Any:
+        """The project's index (read live: `slmkit index update` reaches the next request)."""
+        if self._retriever is None:
+            from slmkit.retrieval import Retriever, open_index
+
+            self._retriever = Retriever(open_index(self.config))
+        return self._retriever
 
     async def _wait(self, future: Any, job: Job) -> Outcome:
         try:
