@@ -251,24 +251,28 @@ def eval_rows() -> list[dict[str, object]]:
     """Held-out phrasings; answers as the documents say after the updates."""
     rows: list[dict[str, object]] = []
 
-    def add(question: str, kind: str, key: str, document: str, groups: list[str] | None = None) -> None:
+    def add(question: str, kind: str, key: str, document: str, passage: str) -> None:
         fresh = (kind, key) in UPDATED
-        answer = value(kind, key, True) if kind in ("warranty", "returns", "delivery", "general") else key
         rows.append({
-            "question": question, "answer": answer, "document": document,
-            "kind": "fresh" if fresh else "stable", **({"groups": groups} if groups else {}),
+            "question": question, "answer": value(kind, key, True), "document": document,
+            "kind": "fresh" if fresh else "stable", "passage": passage,
         })  # fmt: skip
 
     for product in WARRANTY:
-        add(WARRANTY_HELD_OUT.format(x=product), "warranty", product, "docs/warranty.html")
+        add(WARRANTY_HELD_OUT.format(x=product), "warranty", product, "docs/warranty.html",
+            f"The {product} comes with a warranty of")  # fmt: skip
     for group, (products, _) in RETURN_WINDOWS.items():
-        add(RETURNS_HELD_OUT.format(x=products[-1]), "returns", group, "docs/returns.md")
+        add(RETURNS_HELD_OUT.format(x=products[-1]), "returns", group, "docs/returns.md",
+            f"The return window for {group} (")  # fmt: skip
     for country in DELIVERY:
-        add(DELIVERY_HELD_OUT.format(x=country), "delivery", country, "docs/shipping.md")
+        add(DELIVERY_HELD_OUT.format(x=country), "delivery", country, "docs/shipping.md",
+            f"Standard delivery to {country} takes")  # fmt: skip
+    passages = {"refund": "We refund the original payment method", "free": "Shipping is free for orders from",
+                "label": "The return label is"}  # fmt: skip
     for key, question in GENERAL_HELD_OUT.items():
-        add(question, "general", key, "docs/returns.md" if key != "free" else "docs/shipping.md")
+        add(question, "general", key, "docs/returns.md" if key != "free" else "docs/shipping.md", passages[key])
     for question in ABSENT:
-        rows.append({"question": question, "answer": REFUSAL, "document": None, "kind": "absent"})
+        rows.append({"question": question, "answer": REFUSAL, "document": None, "kind": "absent", "passage": ""})
     return rows
 
 
@@ -287,14 +291,17 @@ def main() -> None:
     write_jsonl(HERE / "data" / "questions.jsonl", training_rows(rng))
     (HERE / "eval").mkdir(exist_ok=True)
     evals = eval_rows()
-    write_jsonl(HERE / "eval" / "questions.jsonl", evals)
-    qrels = [{"query": r["question"], "relevant": [r["document"]]} for r in evals if r["document"]]
+    # Relevance by passage: the chunk stating the fact (whatever the chunk settings), read per chunk.
+    qrels = [{"query": r["question"], "relevant_text": [r["passage"]]} for r in evals if r["document"]]
     qrels += [
-        {"query": "What discount do staff get?", "relevant": ["docs/internal/staff-pricing.md"], "groups": ["staff"]},
-        {"query": "Up to what amount may an agent approve a refund?", "relevant": ["docs/finance/refund-limits.md"],
+        {"query": "What discount do staff get?", "relevant_text": ["staff discount of"], "groups": ["staff"]},
+        {"query": "Up to what amount may an agent approve a refund?", "relevant_text": ["may approve refunds up to"],
          "groups": ["finance"]},
     ]  # fmt: skip
     write_jsonl(HERE / "eval" / "qrels.jsonl", qrels)
+    for row in evals:
+        row.pop("passage")
+    write_jsonl(HERE / "eval" / "questions.jsonl", evals)
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:

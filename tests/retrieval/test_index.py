@@ -212,6 +212,7 @@ def test_retrieval_metrics_on_a_qrels_file(tmp_path, embedder):
         '{"query": "how long does standard shipping take", "relevant": ["docs/shipping.md"]}\n'
         '{"query": "when will my refund arrive", "relevant": ["docs/returns.md#2"]}\n'
         '{"query": "employee discount", "relevant": ["docs/internal/staff-pricing.md"], "groups": ["staff"]}\n'
+        '{"query": "next day delivery", "relevant_text": ["express delivery  arrives the next working day"]}\n'
     )
     with open_index(config) as store:
         result = evaluate_retrieval(Retriever(store, embedder), read_qrels(qrels), ks=(1, 3))

@@ -77,8 +77,7 @@ def answer_questions(
 
     settings = task.cfg.retrieval
     contexts: list[list[dict[str, Any]] | None] = [
-        request_context(retriever, settings, q.text, q.groups)[0] if settings is not None else None
-        for q in questions
+        request_context(retriever, settings, q.text, q.groups)[0] if settings is not None else None for q in questions
     ]
     asked = [i for i, context in enumerate(contexts) if context != []]
     prompts = [task.prompt_text(tokenizer, task.model_input(questions[i].text, contexts[i])) for i in asked]
@@ -112,9 +111,7 @@ def score_answers(task: Task, questions: Sequence[Question], answers: Sequence[A
     absent_refused: list[bool] = []
     false_refusals: list[bool] = []
     for question, answered in zip(questions, answers, strict=True):
-        refused = answered.output is not None and task.is_refusal(
-            {**answered.output, **_no_citations(task)}
-        )
+        refused = answered.output is not None and task.is_refusal({**answered.output, **_no_citations(task)})
         if question.kind == "absent":
             ok = refused
             absent_refused.append(refused)

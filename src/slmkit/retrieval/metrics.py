@@ -7,7 +7,9 @@ The query set (qrels) is JSONL, one query per line:
 
 `relevant` lists document ids (any chunk of the document counts, and the ranking is read per
 document, each document at its best chunk's rank) or chunk ids; a mapping gives graded
-relevance for nDCG. `groups` is the caller the query is asked as (default: every group, an
+relevance for nDCG. Or `relevant_text` lists passages: a chunk is relevant when it contains one
+(whitespace and case aside), so the labels survive a change of chunk settings and the ranking is
+read per chunk. `groups` is the caller the query is asked as (default: every group, an
 operator's view).
 """
 
@@ -31,6 +33,7 @@ class Query:
     relevant: dict[str, float]  # id -> gain
     groups: tuple[str, ...] | None
     by_document: bool  # the ids are documents, not chunks
+    passages: tuple[str, ...] = ()  # relevant_text: a chunk holding one of these is relevant
 
 
 @dataclass
@@ -61,6 +64,11 @@ def read_qrels(path: Path) -> list[Query]:
         text, relevant = (value.get("query"), value.get("relevant")) if isinstance(value, dict) else (None, None)
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{where}: field 'query' must be non-empty text", hint='write {"query": "...", ...}')
+        passages = value.get("relevant_text")
+        if relevant is None and isinstance(passages, list) and passages and all(isinstance(p, str) for p in passages):
+            groups = value.get("groups")
+            queries.append(Query(text, {}, tuple(groups) if groups is not None else None, False, tuple(passages)))
+            continue
         if isinstance(relevant, list) and relevant and all(isinstance(r, str) for r in relevant):
             gains = {r: 1.0 for r in relevant}
         elif isinstance(relevant, dict) and relevant and all(isinstance(v, (int, float)) for v in relevant.values()):
@@ -68,7 +76,7 @@ def read_qrels(path: Path) -> list[Query]:
         else:
             raise DataError(
                 f"{where}: field 'relevant' must be a non-empty list of document or chunk ids, or a mapping id -> "
-                "grade",
+                "grade (or 'relevant_text': a list of passages)",
                 hint='e.g. "relevant": ["policies/returns.md"]',
             )
         groups = value.get("groups")
@@ -96,23 +104,37 @@ def evaluate_retrieval(
     for mode in modes:
         sums: dict[str, float] = {}
         for query in queries:
+            groups = query.groups if query.groups is not None else all_groups
             hits = retriever.search(
                 query.text,
-                groups=query.groups if query.groups is not None else all_groups,
+                groups=groups,
                 k=depth * 4 if query.by_document else depth,
                 mode=mode,
                 dense_weight=dense_weight,
             )
             ranked = [h.chunk.doc_id if query.by_document else h.chunk.id for h in hits]
-            for name, value in query_metrics(list(dict.fromkeys(ranked))[:depth], query.relevant, ks).items():
+            relevant = query.relevant or _holding(retriever, query.passages, groups)
+            for name, value in query_metrics(list(dict.fromkeys(ranked))[:depth], relevant, ks).items():
                 sums[name] = sums.get(name, 0.0) + value
         result.metrics[mode] = {name: total / len(queries) for name, total in sums.items()}
     return result
 
 
+def _holding(retriever: Retriever, passages: tuple[str, ...], groups: tuple[str, ...]) -> dict[str, float]:
+    """The chunks (among those the caller may see) holding one of the relevant passages."""
+    store = retriever.store
+    where, params = store.visible_filter(groups)
+    wanted = [" ".join(p.lower().split()) for p in passages]
+    with store.lock:
+        rows = store.conn.execute(f"SELECT chunk_id, text FROM chunks WHERE {where}", params).fetchall()
+    return {cid: 1.0 for cid, text in rows if any(p in " ".join(text.lower().split()) for p in wanted)}
+
+
 def query_metrics(ranked: list[str], relevant: dict[str, float], ks: tuple[int, ...]) -> dict[str, float]:
     """recall@k for each k, reciprocal rank and nDCG@10 of one ranking."""
     found = [i for i, r in enumerate(ranked) if r in relevant]
+    if not relevant:  # a passage no visible chunk holds: nothing could be found
+        return {**{f"recall@{k}": 0.0 for k in ks}, "mrr": 0.0, "ndcg@10": 0.0}
     out: dict[str, Any] = {f"recall@{k}": sum(1 for i in found if i < k) / len(relevant) for k in ks}
     out["mrr"] = 1.0 / (found[0] + 1) if found else 0.0
     dcg = sum(relevant[ranked[i]] / math.log2(i + 2) for i in found if i < 10)
