@@ -211,6 +211,9 @@ OUT_OF_SCOPE = [
     "How do I learn to play the guitar?",
     "Translate 'good morning' into Japanese.",
     "What time does the cinema open?",
+    # Personal data a customer pastes in: the data build replaces it, and this planted (test) card
+    # number is the example's PII canary (data.pii.canaries): the build stops if it survives.
+    "Please keep my card 4111 1111 1111 1111 on file for my next order.",
 ]
 # In the domain, and close to the documents, but answered by none of them: the model must refuse.
 ABSENT = [
