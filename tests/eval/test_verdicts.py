@@ -111,7 +111,7 @@ def test_keys_made_before_roles_keep_working_and_roles_are_checked(tmp_path: Pat
         _, old_token = keys.add("support-app", ["support-tickets"])
     # Make it a keys.db as slmkit wrote it before roles existed: no roles column, no migration row.
     conn = sqlite3.connect(path)
-    conn.execute("DELETE FROM schema_migrations WHERE name = '0002_roles'")
+    conn.execute("DELETE FROM schema_migrations WHERE name = '0003_roles'")
     conn.execute("ALTER TABLE keys DROP COLUMN roles")
     conn.commit()
     conn.close()

@@ -49,11 +49,10 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE UNIQUE INDEX keys_active_name ON keys(name) WHERE revoked_at IS NULL",
         ],
     ),
-    (
-        # Console roles; keys made before this hold none and keep working for the API.
-        "0002_roles",
-        ["ALTER TABLE keys ADD COLUMN roles TEXT NOT NULL DEFAULT '[]'"],
-    ),
+    # Access groups: the documents a key's requests may retrieve from (besides public ones).
+    ("0002_key_groups", ["ALTER TABLE keys ADD COLUMN groups TEXT NOT NULL DEFAULT '[]'"]),
+    # Console roles; keys made before this hold none and keep working for the API.
+    ("0003_roles", ["ALTER TABLE keys ADD COLUMN roles TEXT NOT NULL DEFAULT '[]'"]),
 ]
 
 
@@ -64,6 +63,7 @@ class ApiKey:
     hint: str  # the token's first characters, to tell keys apart; never enough to use one
     created_at: str
     revoked_at: str | None = None
+    groups: tuple[str, ...] = ()  # access groups for retrieval; empty: public documents only
     roles: tuple[str, ...] = ()  # console roles (ROLES); empty: read-only in the console
 
     def has_role(self, role: str) -> bool:
@@ -97,13 +97,21 @@ class KeyStore:
         with self._lock:
             apply_migrations(self._conn, MIGRATIONS)
 
-    def add(self, name: str, models: list[str] | None = None, roles: list[str] | None = None) -> tuple[ApiKey, str]:
+    def add(
+        self,
+        name: str,
+        models: list[str] | None = None,
+        groups: list[str] | None = None,
+        *,
+        roles: list[str] | None = None,
+    ) -> tuple[ApiKey, str]:
         """A new key and its token: the only time the token exists outside the client."""
         if not _NAME.match(name):
             raise ServeError(
                 f"invalid key name '{name}'", hint="use 1-64 letters, digits, '.', '_' or '-', e.g. support-app"
             )
         allowed = tuple(dict.fromkeys(m.strip() for m in models or [] if m.strip()))
+        member_of = tuple(dict.fromkeys(g.strip() for g in groups or [] if g.strip()))
         held = tuple(dict.fromkeys(r.strip() for r in roles or [] if r.strip()))
         unknown = [r for r in held if r not in ROLES]
         if unknown:
@@ -112,13 +120,15 @@ class KeyStore:
                 hint="roles: " + "; ".join(f"{r} ({what})" for r, what in ROLES.items()),
             )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
-        key = ApiKey(name, allowed, hint=token[: len(TOKEN_PREFIX) + 4], created_at=now(), roles=held)
+        key = ApiKey(name, allowed, hint=token[: len(TOKEN_PREFIX) + 4], created_at=now(), groups=member_of, roles=held)
         try:
             with self._lock:
                 self._conn.execute(
-                    "INSERT INTO keys (name, token_sha256, hint, models, created_at, roles) VALUES (?, ?, ?, ?, ?, ?)",
-                    (name, token_hash(token), key.hint, json.dumps(list(allowed)), key.created_at, json.dumps(held)),
-                )
+                    "INSERT INTO keys (name, token_sha256, hint, models, created_at, groups, roles)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (name, token_hash(token), key.hint, json.dumps(list(allowed)), key.created_at,
+                     json.dumps(list(member_of)), json.dumps(held)),
+                )  # fmt: skip
         except sqlite3.IntegrityError:
             raise ServeError(
                 f"an active key named '{name}' already exists",
@@ -169,9 +179,17 @@ class KeyStore:
         self.close()
 
 
-_COLUMNS = "name, hint, models, created_at, revoked_at, roles"
+_COLUMNS = "name, hint, models, created_at, revoked_at, groups, roles"
 
 
 def _key(row: tuple) -> ApiKey:
-    name, hint, models, created_at, revoked_at, roles = row
-    return ApiKey(name, tuple(json.loads(models)), hint, created_at, revoked_at, tuple(json.loads(roles)))
+    name, hint, models, created_at, revoked_at, groups, roles = row
+    return ApiKey(
+        name,
+        tuple(json.loads(models)),
+        hint,
+        created_at,
+        revoked_at,
+        tuple(json.loads(groups)),
+        tuple(json.loads(roles)),
+    )
