@@ -244,12 +244,13 @@ class Engine:
         limit = loaded.spec.max_prompt_tokens
         if self._context_tokens is not None:
             limit = min(limit, self._context_tokens - job.max_new_tokens)
-        prompt = loaded.task.prompt_text(loaded.tokenizer, job.input_text, job.history)
+        prompt = _prompt(loaded.task, loaded.tokenizer, job)
         tokens = len(loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"])
         if tokens <= limit:
             return None
         return PromptTooLong(
-            f"the prompt is {tokens} tokens (system prompt, earlier turns and input); {job.release.ref} takes at "
+            f"the prompt is {tokens} tokens (system prompt, earlier turns, input and any retrieved documents); "
+            f"{job.release.ref} takes at "
             f"most {limit} (the train.max_seq_len it was trained with"
             + (f", less max_tokens within serve.context_tokens={self._context_tokens}" if self._context_tokens else "")
             + ")",
@@ -268,9 +269,7 @@ class Engine:
         schema: Any = None
         if self._constrained:
             schema = [task.decoding_schema(job.context) for job in jobs] if task.cfg.retrieval else task.schema
-        prompts = [
-            task.prompt_text(tokenizer, task.model_input(job.input_text, job.context), job.history) for job in jobs
-        ]
+        prompts = [_prompt(task, tokenizer, job) for job in jobs]
         texts: list[list[str]] = [[] for _ in jobs]
         finished: list[list[bool]] = [[] for _ in jobs]
         prompt_tokens = [0] * len(jobs)
@@ -351,6 +350,11 @@ def _refusal(job: Job, task: Task) -> Outcome:
         reason="nothing relevant was retrieved",
     )
     return Outcome(job.release, guard, None, 0, 0, "stop")
+
+
+def _prompt(task: Task, tokenizer: Any, job: Job) -> str:
+    """The prompt the model sees for a request: system prompt, earlier turns, retrieved chunks, input."""
+    return task.prompt_text(tokenizer, task.model_input(job.input_text, job.context), job.history)
 
 
 def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None) -> RequestRecord:
