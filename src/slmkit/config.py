@@ -508,7 +508,26 @@ class EvalConfig(_Section):
         "both: also the other way, reported side by side as adapter_free / adapter_constrained. Gates read the "
         "as-served side; the base model always decodes freely.",
     )
-    max_items: int | None = Field(None, gt=0, description="Evaluate only the first N gold items (smoke runs).")
+    max_items: int | None = Field(
+        None,
+        gt=0,
+        description="Evaluate a seeded sample of N gold items, stratified by label (smoke runs); the eval "
+        "says how many labels it covers.",
+    )
+    refusal_precision: float = Field(
+        0.8,
+        gt=0.0,
+        le=1.0,
+        description="With label scoring and a task.refusal: refuse answers whose label probability is under the "
+        "largest threshold at which at least this share of the refused answers would have been wrong, chosen "
+        "on validation rows (never gold) and reported with its coverage / accuracy curve.",
+    )
+    calibration_items: int = Field(
+        500,
+        ge=0,
+        description="Validation rows (a seeded sample, stratified by label) the adapter answers with label "
+        "scoring to choose the refusal threshold; 0: no threshold, never refuse for low confidence.",
+    )
     normalize: dict[str, list[EvalNormalizer]] = Field(
         default_factory=dict,
         description="Output field -> how its values are compared in the field metrics, e.g. "
@@ -722,6 +741,12 @@ class ServeConfig(_Section):
         description="Decode answers under the task's JSON schema, in every engine (llguidance in transformers "
         "and vLLM, a GBNF grammar in llama.cpp): only schema-valid JSON can be written, labels only from their "
         "enum. The guard still validates every answer.",
+    )
+    label_scoring: bool = Field(
+        True,
+        description="For a task.label_field, choose the label by scoring every allowed value's tokens given the "
+        "prompt (one batched pass) instead of decoding it; its probability among the labels is the answer's "
+        "confidence. The other fields are decoded after it. transformers engine; eval decodes as served.",
     )
     timeout_s: float = Field(120.0, gt=0, description="Longest a request may wait for its answer (then 504).")
     max_request_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused (413).")

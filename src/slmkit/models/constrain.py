@@ -38,15 +38,17 @@ class SchemaConstraint:
             raise ConstraintUnsupported(probe.get_error())
         self.stop_ids = tuple(stop_ids)
 
-    def processor(self) -> Any:
-        return _MaskingProcessor(self)
+    def processor(self, forced: Sequence[Sequence[int]] | None = None) -> Any:
+        """A logits processor for one batch; `forced[r]`: row r's answer tokens already chosen."""
+        return _MaskingProcessor(self, forced)
 
 
 class _MaskingProcessor:
     """A transformers logits processor: one matcher per row, fed each row's last chosen token."""
 
-    def __init__(self, constraint: SchemaConstraint) -> None:
+    def __init__(self, constraint: SchemaConstraint, forced: Sequence[Sequence[int]] | None = None) -> None:
         self.constraint = constraint
+        self.forced = forced
         self.matchers: list[Any] = []
         self.bitmask: Any = None
         self.shifts: Any = None
@@ -61,6 +63,9 @@ class _MaskingProcessor:
             self.matchers = [
                 llguidance.LLMatcher(self.constraint.tokenizer, self.constraint.grammar) for _ in range(rows)
             ]
+            for matcher, tokens in zip(self.matchers, self.forced or [], strict=False):
+                if tokens:
+                    matcher.consume_tokens(list(tokens))
             self.bitmask = llt.allocate_token_bitmask(rows, self.constraint.tokenizer.vocab_size)
             self.shifts = torch.arange(32, dtype=torch.int32)
         else:

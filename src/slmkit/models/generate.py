@@ -30,6 +30,9 @@ class Generation:
     # With `logprobs=True`: the natural log of the probability the model gave each completion
     # token (the stop token included), from its raw logits, before any constraint masked them.
     token_logprobs: tuple[float, ...] = ()
+    # With label scoring (slmkit.models.labels): the label field's chosen value, its probability
+    # among the allowed values and its nearest rivals (a LabelChoice).
+    label: Any = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ def generate(
     prefix: SharedPrefix | None = None,
     schema: dict[str, Any] | None = None,
     logprobs: bool = False,
+    forced: Sequence[Sequence[int]] | None = None,
 ) -> list[Generation]:
     """Completions for fully rendered prompts, in input order; greedy unless temperature > 0.
 
@@ -102,14 +106,18 @@ def generate(
     prompts share at least MIN_SHARED_TOKENS tokens. With `schema`, decoding is constrained to
     JSON valid under it (slmkit.models.constrain); callers check `schema_constraint` first.
     With `logprobs`, each Generation carries its tokens' log-probabilities (eval's confidence).
+    `forced[i]`, when given, is the start of prompt i's answer, already chosen (label scoring's
+    label): decoding continues after it, the schema's matcher having read it, and it is part of
+    the answer's text and tokens.
     """
     import torch
 
     if not prompts:
         return []
-    stop_ids = _stop_token_ids(model, tokenizer)
+    stop_ids = stop_token_ids(model, tokenizer)
     constraint = schema_constraint(model, tokenizer, schema) if schema is not None else None
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    starts = [list(f) for f in forced] if forced is not None else [[] for _ in prompts]
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] + f for p, f in zip(prompts, starts, strict=True)]
     if prefix is None or not prefix.fits(encoded):
         shared = common_prefix(encoded) if len(prompts) > 1 else []
         prefix = SharedPrefix.maybe(model, shared)
@@ -142,8 +150,8 @@ def generate(
             if seed is not None:
                 torch.manual_seed(seed + start)
         processors: list[Any] = [recorder.observe] if recorder is not None else []  # first: it sees the raw logits
-        if constraint is not None:
-            processors.append(constraint.processor())  # fresh matchers for each batch
+        if constraint is not None:  # fresh matchers for each batch, having read each row's forced start
+            processors.append(constraint.processor([starts[i] for i in rows]))
         if processors:
             sampling["logits_processor"] = processors
         with torch.inference_mode():
@@ -168,9 +176,9 @@ def generate(
                     break
             completion_tokens = len(new) + (1 if finished else 0)
             results[i] = Generation(
-                text=tokenizer.decode(new, skip_special_tokens=True),
-                prompt_tokens=len(encoded[i]),
-                completion_tokens=completion_tokens,
+                text=tokenizer.decode(starts[i] + new, skip_special_tokens=True),
+                prompt_tokens=len(encoded[i]) - len(starts[i]),
+                completion_tokens=len(starts[i]) + completion_tokens,
                 finished=finished,
                 seconds=seconds,
                 token_times=tuple(clock.times[:completion_tokens]),
@@ -184,7 +192,7 @@ def schema_constraint(model: Any, tokenizer: Any, schema: dict[str, Any]) -> Any
     from slmkit.models.constrain import SchemaConstraint
 
     vocab = int(model.get_output_embeddings().weight.shape[0])
-    return SchemaConstraint(schema, tokenizer, vocab, _stop_token_ids(model, tokenizer))
+    return SchemaConstraint(schema, tokenizer, vocab, stop_token_ids(model, tokenizer))
 
 
 class _TokenClock:
@@ -234,7 +242,7 @@ def cache_argument(module: Any) -> str:
     return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
-def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
     """End-of-turn ids: the tokenizer's eos plus the generation config's (chat models often differ)."""
     ids: list[int] = []
     for value in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
