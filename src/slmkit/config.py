@@ -129,6 +129,12 @@ class ChatSettings(_Section):
 
 class SourceConfig(_Section):
     path: str = Field(description="Input file (JSONL, CSV/TSV or Parquet), relative to slmkit.yaml.")
+    role: Literal["train", "gold"] = Field(
+        "train",
+        description="train: rows are split into train / validation (and gold, unless a source is gold). gold: this "
+        "file is the gold set, as it is (an existing benchmark): locked at the first build, its copies (exact, near, "
+        "semantic) removed from the training side and reported; no gold is drawn from the other sources.",
+    )
     format: Literal["auto", "jsonl", "csv", "tsv", "parquet", "chat"] = Field(
         "auto",
         description="File format; auto picks it from the extension. chat: JSONL rows holding a list of "
