@@ -312,10 +312,25 @@ class TrainConfig(_Section):
         "last_turn",
         description="Chat examples with history: loss on the final assistant turn only, or on every assistant turn.",
     )
-    early_stopping_patience: int | None = Field(
-        3,
-        ge=1,
-        description="Stop after this many validations in a row without a better validation loss (null: never).",
+    early_stopping_patience: int | Literal["auto"] | None = Field(
+        "auto",
+        description="auto: stop once half an epoch of examples (or patience_examples) has passed without a better "
+        "validation loss, never before min_epochs_before_stopping; N: after N validations in a row without one; "
+        "null: never stop early. The best step's adapter is kept either way.",
+    )
+    patience_examples: int | None = Field(
+        None, gt=0, description="With early_stopping_patience: auto, the patience in training examples."
+    )
+
+    @field_validator("early_stopping_patience")
+    @classmethod
+    def _patience_positive(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"must be >= 1, auto or null (got {value})")
+        return value
+
+    min_epochs_before_stopping: float = Field(
+        1.0, ge=0.0, description="With early_stopping_patience: auto, epochs always trained before a run may stop."
     )
     replay: ReplaySettings = Field(default_factory=ReplaySettings, description="Forgetting control by self-replay.")
     loggers: list[Logger] = Field(
@@ -340,8 +355,15 @@ class TrainConfig(_Section):
     max_seq_len: int = Field(
         1024, ge=16, description="Longer examples lose the end of their input (never the system prompt or answer)."
     )
-    eval_every: int = Field(20, gt=0, description="Compute validation loss every N optimizer steps.")
-    max_validation_rows: int = Field(64, gt=0, description="Validation rows used for the loss.")
+    eval_every: int | None = Field(
+        None, gt=0, description="Compute validation loss every N optimizer steps (default: 8 times per epoch)."
+    )
+    max_validation_rows: int | None = Field(
+        None,
+        gt=0,
+        description="Validation rows used for the loss (default: the whole validation split up to 1,000 rows, a "
+        "seeded sample stratified by label beyond that).",
+    )
     seed: int = Field(13, description="Seed for adapter init, shuffling and dropout.")
     threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: all cores).")
     device: Literal["auto", "cpu", "cuda"] = Field(

@@ -157,3 +157,13 @@ def stratified_sample(keys: Sequence[str], labels: Sequence[Any], n: int, *, see
             share = (position + 0.5) / len(ordered)
             ranked.append((position > 0, share, _rank("sample", seed, "", keys[index]), index))
     return sorted(index for *_, index in sorted(ranked)[:n])
+
+
+def sample_rows(rows: Sequence[Any], n: int | None, label_field: str | None, *, seed: int) -> list[Any]:
+    """`n` examples stratified by their label field (all of them when n is None or not smaller), in their order."""
+    rows = list(rows)
+    if n is None or n >= len(rows):
+        return rows
+    labels = [row.output.get(label_field) if label_field and isinstance(row.output, dict) else None for row in rows]
+    keys = [f"{row.id}\x00{row.input}" for row in rows]
+    return [rows[i] for i in stratified_sample(keys, labels, n, seed=seed)]

@@ -14,21 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slmkit.config import ProjectConfig
-from slmkit.data.split import stratified_sample
+from slmkit.data.split import sample_rows
 from slmkit.eval.refusal import CurvePoint, choose_threshold, curve, curve_point
 from slmkit.models.generate import Generation
 from slmkit.task import Task
 
 
 def sample_examples(rows: Sequence[Any], n: int | None, task: Task, *, seed: int) -> list[Any]:
-    """`n` rows stratified by the label field (all of them when n is None or not smaller), in their order."""
-    rows = list(rows)
-    if n is None or n >= len(rows):
-        return rows
-    label = task.cfg.label_field
-    labels = [row.output.get(label) if label and isinstance(row.output, dict) else None for row in rows]
-    keys = [f"{row.id}\x00{row.input}" for row in rows]
-    return [rows[i] for i in stratified_sample(keys, labels, n, seed=seed)]
+    """`n` rows stratified by the task's label field (all of them when n is None or not smaller)."""
+    return sample_rows(rows, n, task.cfg.label_field, seed=seed)
 
 
 def coverage_line(what: str, sample: Sequence[Any], rows: Sequence[Any], task: Task) -> str:

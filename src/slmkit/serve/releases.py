@@ -233,7 +233,7 @@ def _recorded_refusal_threshold(registry: Registry, release: Release) -> float:
 
     try:
         report = json.loads(registry.store.path(release.eval_report_digest).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RegistryError):
         return 0.0  # no readable report: answer without the threshold, as before label scoring
     return float((report.get("decoding") or {}).get("refusal_threshold") or 0.0)
 
