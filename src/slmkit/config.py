@@ -83,6 +83,19 @@ class EscalationRule(_Section):
     )
 
 
+OutputDescription = Literal["auto", "full", "short", "none"]
+AUTO_FULL_MAX_ENUM = 16  # auto lists every enum value while no enum is longer than this
+SHORT_MAX_ENUM = 8  # short lists an enum's values only up to this many
+
+
+def output_description(schema: dict[str, Any], setting: OutputDescription) -> OutputDescription:
+    """The description `setting` stands for with this output schema: auto resolved to full or short."""
+    if setting != "auto":
+        return setting
+    enums = [spec.get("enum") or [] for spec in (schema.get("properties") or {}).values() if isinstance(spec, dict)]
+    return "full" if all(len(values) <= AUTO_FULL_MAX_ENUM for values in enums) else "short"
+
+
 class TaskConfig(_Section):
     name: str = Field(
         description="Task and release name, e.g. support-tickets (lowercase, digits, - _ .).",
@@ -111,9 +124,20 @@ class TaskConfig(_Section):
     )
     refusal: RefusalRule | None = Field(None, description="What to answer when out of scope or unsure.")
     escalation: EscalationRule | None = Field(None, description="Which answers are handed to a human.")
-    describe_output_in_prompt: bool = Field(
-        True, description="Append a compact description of the output format to the system prompt."
+    describe_output_in_prompt: OutputDescription = Field(
+        "auto",
+        description="What the system prompt says about the output: full (every field, enums with all their "
+        "values), short (every field; an enum of more than 8 values as 'one of N labels'), none; auto: full "
+        "while every enum has at most 16 values, else short (measured: docs/quality.md). true / false mean full / "
+        "none. Decoding enforces the schema either way.",
     )
+
+    @field_validator("describe_output_in_prompt", mode="before")
+    @classmethod
+    def _description_from_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # the setting's earlier form
+            return "full" if value else "none"
+        return value
 
 
 # --- data -------------------------------------------------------------------------------
@@ -850,6 +874,10 @@ class ProjectConfig(_Section):
         data = self.model_dump(mode="json")
         data["task"]["output_schema"] = self.output_schema()
         data["task"]["output_schema_file"] = None
+        # Recorded as decided, so a later change to what auto means cannot change a trained prompt.
+        data["task"]["describe_output_in_prompt"] = output_description(
+            data["task"]["output_schema"], self.task.describe_output_in_prompt
+        )
         return data
 
 

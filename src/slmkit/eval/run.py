@@ -236,6 +236,7 @@ def run_eval(
         "dataset_version": dataset.version,
         "gold_hash": dataset.gold_hash,
         "items": len(gold_rows),
+        "label_field": task.cfg.label_field,
         "engine": "transformers",
         # Enough to answer again exactly so: a rollback rehearsal reloads the release with these.
         "decoding": {
