@@ -133,5 +133,6 @@ def test_the_data_card_rows_per_label_chart_names_77_labels_whole(tmp_path):
     write_card(card, path)
     clipped, text = _laid_out(path)
     assert clipped == [], clipped[:5]
+    assert all(label in text for label in LABELS)
     chart = re.search(r'<svg[^>]*data-chart="labels".*?</svg>', path.read_text(), re.S).group(0)
     assert set(re.findall(r'class="label">([^<]+)<title>', chart)) == set(LABELS)
