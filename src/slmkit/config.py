@@ -165,6 +165,11 @@ class SourceConfig(_Section):
         "messages; the assistant turns are the answers.",
     )
     output_field: str = Field("output", description="Column holding the target answer (a JSON object or JSON text).")
+    output_columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Output field -> the column holding its value, for files whose answer is spread over plain "
+        "columns (e.g. {intent: label}); instead of output_field. An empty cell is null.",
+    )
     id_field: str | None = Field(
         None, description="Column with a record id, kept as provenance (file and line always are)."
     )

@@ -181,7 +181,8 @@ def generate(
                 completion_tokens=len(starts[i]) + completion_tokens,
                 finished=finished,
                 seconds=seconds,
-                token_times=tuple(clock.times[:completion_tokens]),
+                # the forced start exists when decoding begins; each decoded token when it was chosen
+                token_times=(began,) * len(starts[i]) + tuple(clock.times[:completion_tokens]),
                 token_logprobs=tuple(recorder.row(r)[:completion_tokens]) if recorder is not None else (),
             )
     return [g for g in results if g is not None]

@@ -320,6 +320,7 @@ def answer_with_labels(
         decoded = list(first)
         befores = [field.before_in(g.text) or field.opening() for g in first]
     choices, seconds = choose_labels(model, tokenizer, field, prompts, befores, prefix=prefix, batch_size=batch_size)
+    scored_at = time.perf_counter()  # every token of a scored label exists from here on
     if decoded[0] is not None:
         seconds = [s + g.seconds for s, g in zip(seconds, decoded, strict=True) if g is not None]
 
@@ -332,7 +333,9 @@ def answer_with_labels(
             answer = text + "}"
             tokens = len(tokenizer(answer, add_special_tokens=False)["input_ids"]) + 1  # + the stop token
             prompt_tokens = len(tokenizer(prompts[i], add_special_tokens=False)["input_ids"])
-            results[i] = Generation(answer, prompt_tokens, tokens, True, seconds[i], label=choice)
+            results[i] = Generation(
+                answer, prompt_tokens, tokens, True, seconds[i], token_times=(scored_at,) * tokens, label=choice
+            )
         elif earlier is not None and earlier.text.startswith(text + ","):
             results[i] = replace(earlier, label=choice, seconds=seconds[i])
         else:
@@ -346,7 +349,8 @@ def answer_with_labels(
             model,
             tokenizer,
             [prompts[i] for i in redo],
-            max_new_tokens=max_new_tokens,
+            # max_new_tokens bounds the whole answer, the chosen start included
+            max_new_tokens=max(1, max_new_tokens - max(len(f) for f in forced)),
             batch_size=batch_size,
             prefix=prefix,
             schema=schema,
