@@ -67,7 +67,7 @@ def test_a_shared_routing_set_infers_its_label_set(tmp_path, capsys):
     export.write_text(
         "".join(json.dumps({"text": r["input"], "intent": json.loads(r["output"])["intent"]}) + "\n" for r in rows)
     )
-    code, out, err = run_cli(capsys, "init", str(tmp_path / "hwu"), "--from", str(export))
+    code, _, err = run_cli(capsys, "init", str(tmp_path / "hwu"), "--from", str(export))
     assert code == 0, err
     spec = yaml.safe_load((tmp_path / "hwu" / "slmkit.yaml").read_text())
     labels = {json.loads(r["output"])["intent"] for r in rows}
