@@ -224,10 +224,12 @@ def choose_labels(
     *,
     prefix: SharedPrefix | None = None,
     batch_size: int = 16,
+    end_of_turn: int | None = None,
 ) -> tuple[list[LabelChoice], list[float]]:
     """The label for each rendered prompt, its answer so far being `befores[i]` (up to the value),
-    and the wall time of the batch each was scored in."""
-    stop = stop_token_ids(model, tokenizer)[0]
+    and the wall time of the batch each was scored in. `end_of_turn`: the token the chat template
+    closes an answer with (default: the first stop token)."""
+    stop = end_of_turn if end_of_turn is not None else stop_token_ids(model, tokenizer)[0]
     tokenized: dict[str, tuple[list[int], list[list[int]]]] = {}
 
     def split(before: str) -> tuple[list[int], list[list[int]]]:
@@ -265,6 +267,18 @@ def choose_labels(
     for i, total, took in zip(order, totals, times, strict=True):
         choices[i], seconds[i] = _choice(field.values, total), took
     return choices, seconds
+
+
+def end_of_turn_token(task: Task, tokenizer: Any, field: LabelField) -> int | None:
+    """The first token the chat template writes after an answer (`<|im_end|>`, `<end_of_turn>`): what a
+    trained model predicts once the answer is complete. None when the template does not say."""
+    answer = task.format_output({field.name: field.values[0]})
+    _, completion = task.training_texts(tokenizer, "x", {field.name: field.values[0]})
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if len(completion_ids) > len(answer_ids) and completion_ids[: len(answer_ids)] == answer_ids:
+        return int(completion_ids[len(answer_ids)])
+    return None
 
 
 def _choice(values: Sequence[Any], totals: Sequence[float]) -> LabelChoice:
@@ -319,7 +333,10 @@ def answer_with_labels(
         )
         decoded = list(first)
         befores = [field.before_in(g.text) or field.opening() for g in first]
-    choices, seconds = choose_labels(model, tokenizer, field, prompts, befores, prefix=prefix, batch_size=batch_size)
+    end = end_of_turn_token(task, tokenizer, field)
+    choices, seconds = choose_labels(
+        model, tokenizer, field, prompts, befores, prefix=prefix, batch_size=batch_size, end_of_turn=end
+    )
     scored_at = time.perf_counter()  # every token of a scored label exists from here on
     if decoded[0] is not None:
         seconds = [s + g.seconds for s, g in zip(seconds, decoded, strict=True) if g is not None]
