@@ -27,9 +27,15 @@ def answer(
     max_new_tokens: int,
     batch_size: int,
     logprobs: bool = True,
+    schema: Any = None,
 ) -> list[Generation]:
     """Answers in `mode`: scored = the label by label scoring, the other fields decoded after it
-    (under the schema when `constrained`); constrained / free = the whole answer decoded."""
+    (under the schema when `constrained`); constrained / free = the whole answer decoded.
+
+    `schema` replaces the task's schema for constrained decoding: one per prompt for a retrieval
+    task (its citations only of that prompt's chunks).
+    """
+    schema = task.schema if schema is None else schema
     if mode == "scored":
         from slmkit.models.labels import answer_with_labels
 
@@ -42,6 +48,7 @@ def answer(
             batch_size=batch_size,
             constrained=constrained,
             logprobs=logprobs,
+            schema=schema,
         )
     return generate(
         model,
@@ -49,7 +56,7 @@ def answer(
         prompts,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
-        schema=task.schema if mode == "constrained" else None,
+        schema=schema if mode == "constrained" else None,
         logprobs=logprobs,
     )
 

@@ -112,8 +112,11 @@ def calibrate(
         return result
     began = time.perf_counter()
     sample = sample_examples(rows, config.eval.calibration_items, task, seed=config.data.split.seed)
-    prompts = [task.prompt_text(tokenizer, row.input, row.history) for row in sample]
-    outputs = answer(model, tokenizer, task, prompts, **{**settings, "mode": "scored"}, logprobs=False)
+    prompts = [
+        task.prompt_text(tokenizer, task.model_input(row.input, row.prompt_context), row.history) for row in sample
+    ]
+    schemas = [task.decoding_schema(row.prompt_context) for row in sample] if task.cfg.retrieval else None
+    outputs = answer(model, tokenizer, task, prompts, **{**settings, "mode": "scored"}, logprobs=False, schema=schemas)
     probs = [g.label.probability for g in outputs]
     right = [g.label.value == row.output.get(label) for g, row in zip(outputs, sample, strict=True)]
     threshold = choose_threshold(probs, right, target)

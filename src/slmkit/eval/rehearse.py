@@ -136,7 +136,9 @@ def _answer_again(
     model = load_model(
         base, adapter=registry.store.path(release.adapter_digest), merge=recorded["merge"], dtype=recorded["dtype"]
     )
-    prompts = [task.prompt_text(tokenizer, row.input, row.history) for row, _ in sample]
+    prompts = [
+        task.prompt_text(tokenizer, task.model_input(row.input, row.prompt_context), row.history) for row, _ in sample
+    ]
     mode: Mode = "scored" if recorded["label_scoring"] else "constrained" if recorded["constrained"] else "free"
     outputs = answer(
         model,
@@ -148,6 +150,7 @@ def _answer_again(
         max_new_tokens=recorded["max_new_tokens"],
         batch_size=recorded["batch_size"],
         logprobs=False,
+        schema=[task.decoding_schema(row.prompt_context) for row, _ in sample] if task.cfg.retrieval else None,
     )
     refuse_low_confidence(task, outputs, recorded["refusal_threshold"])
     matched = identical = 0

@@ -40,14 +40,25 @@ class SchemaConstraint:
 
     def processor(self, forced: Sequence[Sequence[int]] | None = None) -> Any:
         """A logits processor for one batch; `forced[r]`: row r's answer tokens already chosen."""
-        return _MaskingProcessor(self, forced)
+        return _MaskingProcessor([self], forced)
+
+
+def rows_processor(constraints: Sequence[SchemaConstraint], forced: Sequence[Sequence[int]] | None = None) -> Any:
+    """A logits processor decoding row i of a batch under constraints[i] (one request's own schema each,
+    e.g. citations limited to the chunks that request retrieved). All must share one tokenizer."""
+    return _MaskingProcessor(list(constraints), forced)
 
 
 class _MaskingProcessor:
-    """A transformers logits processor: one matcher per row, fed each row's last chosen token."""
+    """A transformers logits processor: one matcher per row, fed each row's last chosen token.
 
-    def __init__(self, constraint: SchemaConstraint, forced: Sequence[Sequence[int]] | None = None) -> None:
-        self.constraint = constraint
+    One constraint for every row, or one per row (`rows_processor`); `forced[r]`: row r's answer
+    tokens already chosen (label scoring's label), read by its matcher before the first step.
+    """
+
+    def __init__(self, constraints: list[SchemaConstraint], forced: Sequence[Sequence[int]] | None = None) -> None:
+        self.constraints = constraints
+        self.constraint = constraints[0]  # the tokenizer, vocabulary and stop ids all rows share
         self.forced = forced
         self.matchers: list[Any] = []
         self.bitmask: Any = None
@@ -60,9 +71,8 @@ class _MaskingProcessor:
 
         rows = input_ids.shape[0]
         if not self.matchers:  # the first step: nothing generated yet
-            self.matchers = [
-                llguidance.LLMatcher(self.constraint.tokenizer, self.constraint.grammar) for _ in range(rows)
-            ]
+            per_row = self.constraints if len(self.constraints) == rows else [self.constraint] * rows
+            self.matchers = [llguidance.LLMatcher(c.tokenizer, c.grammar) for c in per_row]
             for matcher, tokens in zip(self.matchers, self.forced or [], strict=False):
                 if tokens:
                     matcher.consume_tokens(list(tokens))

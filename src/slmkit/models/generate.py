@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def generate(
     temperature: float = 0.0,
     seed: int | None = None,
     prefix: SharedPrefix | None = None,
-    schema: dict[str, Any] | None = None,
+    schema: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     logprobs: bool = False,
     forced: Sequence[Sequence[int]] | None = None,
 ) -> list[Generation]:
@@ -104,7 +105,8 @@ def generate(
     position and the prefix's keys/values are reused. `prefix` is that cache when the caller
     keeps one (a server, per loaded model); without it, one is computed for this call when the
     prompts share at least MIN_SHARED_TOKENS tokens. With `schema`, decoding is constrained to
-    JSON valid under it (slmkit.models.constrain); callers check `schema_constraint` first.
+    JSON valid under it (slmkit.models.constrain); callers check `schema_constraint` first. A list
+    gives each prompt its own schema (a retrieval task's citations: only that prompt's chunk refs).
     With `logprobs`, each Generation carries its tokens' log-probabilities (eval's confidence).
     `forced[i]`, when given, is the start of prompt i's answer, already chosen (label scoring's
     label): decoding continues after it, the schema's matcher having read it, and it is part of
@@ -115,7 +117,18 @@ def generate(
     if not prompts:
         return []
     stop_ids = stop_token_ids(model, tokenizer)
-    constraint = schema_constraint(model, tokenizer, schema) if schema is not None else None
+    constraint = schema_constraint(model, tokenizer, schema) if isinstance(schema, dict) else None
+    row_constraints = None
+    if schema is not None and not isinstance(schema, dict):
+        if len(schema) != len(prompts):
+            raise ValueError(f"{len(schema)} schemas for {len(prompts)} prompts")
+        compiled: dict[str, Any] = {}  # prompts with the same schema share one compiled constraint
+        row_constraints = []
+        for row_schema in schema:
+            key = json.dumps(row_schema, sort_keys=True)
+            if key not in compiled:
+                compiled[key] = schema_constraint(model, tokenizer, row_schema)
+            row_constraints.append(compiled[key])
     starts = [list(f) for f in forced] if forced is not None else [[] for _ in prompts]
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] + f for p, f in zip(prompts, starts, strict=True)]
     if prefix is None or not prefix.fits(encoded):
@@ -150,8 +163,13 @@ def generate(
             if seed is not None:
                 torch.manual_seed(seed + start)
         processors: list[Any] = [recorder.observe] if recorder is not None else []  # first: it sees the raw logits
-        if constraint is not None:  # fresh matchers for each batch, having read each row's forced start
-            processors.append(constraint.processor([starts[i] for i in rows]))
+        forced_rows = [starts[i] for i in rows]  # each matcher reads its row's forced start first
+        if constraint is not None:
+            processors.append(constraint.processor(forced_rows))  # fresh matchers for each batch
+        elif row_constraints is not None:
+            from slmkit.models.constrain import rows_processor
+
+            processors.append(rows_processor([row_constraints[i] for i in rows], forced_rows))
         if processors:
             sampling["logits_processor"] = processors
         with torch.inference_mode():

@@ -304,6 +304,7 @@ def answer_with_labels(
     prefix: SharedPrefix | None = None,
     constrained: bool = True,
     logprobs: bool = False,
+    schema: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
 ) -> list[Generation]:
     """Answers whose label field is chosen by label scoring and whose other fields are decoded.
 
@@ -311,12 +312,17 @@ def answer_with_labels(
     then the rest of the answer is decoded after it (under the schema when `constrained`).
     Label elsewhere: the answer is decoded, the label re-scored given the fields before it, and
     the rest decoded again after the chosen label when it differs from the decoded one. Each
-    Generation carries its LabelChoice in `label`.
+    Generation carries its LabelChoice in `label`. `schema` (default the task's; one per prompt
+    allowed) constrains the decoded fields.
     """
     field = LabelField.of(task)
     if field is None:
         raise ValueError("the task has no label field with an enum to score")
-    schema = task.schema if constrained else None
+    schemas = (task.schema if schema is None else schema) if constrained else None
+
+    def schemas_of(rows: Sequence[int]) -> Any:
+        return schemas if schemas is None or isinstance(schemas, dict) else [schemas[i] for i in rows]
+
     if field.position == 0:
         decoded: list[Generation | None] = [None] * len(prompts)
         befores = [field.opening()] * len(prompts)
@@ -328,7 +334,7 @@ def answer_with_labels(
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             prefix=prefix,
-            schema=schema,
+            schema=schemas,
             logprobs=logprobs,
         )
         decoded = list(first)
@@ -370,7 +376,7 @@ def answer_with_labels(
             max_new_tokens=max(1, max_new_tokens - max(len(f) for f in forced)),
             batch_size=batch_size,
             prefix=prefix,
-            schema=schema,
+            schema=schemas_of(redo),
             logprobs=logprobs,
             forced=forced,
         )
