@@ -21,6 +21,7 @@ from slmkit.serve.processes import EngineProcess, EngineUnavailable, RequestAban
 
 if TYPE_CHECKING:
     from slmkit.serve.releases import CheckedRelease
+    from slmkit.task import Task
 
 log = logging.getLogger("slmkit.serve")
 
@@ -83,16 +84,9 @@ class TransformersGenerator:
         schema: Schemas,
         stop: Callable[[int], bool] | None = None,
     ) -> list[Generation]:
-        from slmkit.models.constrain import ConstraintUnsupported
-        from slmkit.models.generate import generate, schema_constraint
+        from slmkit.models.generate import generate
 
-        if schema is not None and self.unconstrained is None:
-            try:  # compiled once per schema and tokenizer, then cached
-                for one in [schema] if isinstance(schema, dict) else schema:
-                    schema_constraint(self.model, self.tokenizer, one)
-            except ConstraintUnsupported as exc:
-                self.unconstrained = str(exc) or "unsupported schema"
-                log.warning("the task's schema cannot be enforced while decoding (%s); the guard alone checks it", exc)
+        self._check_schema(schema)
         return generate(
             self.model,
             self.tokenizer,
@@ -105,6 +99,45 @@ class TransformersGenerator:
             schema=None if self.unconstrained else schema,
             stop=stop,
         )
+
+    def answer_labels(
+        self,
+        task: Task,
+        prompts: list[str],
+        *,
+        max_new_tokens: int,
+        schema: Schemas,
+        stop: Callable[[int], bool] | None = None,
+    ) -> list[Generation]:
+        """Greedy answers whose label is chosen by label scoring (slmkit.models.labels), the rest
+        decoded after it (under `schema` when given and enforceable), as eval answered."""
+        from slmkit.models.labels import answer_with_labels
+
+        self._check_schema(schema)
+        return answer_with_labels(
+            self.model,
+            self.tokenizer,
+            task,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            batch_size=len(prompts),
+            prefix=self.prefix,
+            constrained=schema is not None and not self.unconstrained,
+            schema=schema,
+            stop=stop,
+        )
+
+    def _check_schema(self, schema: Schemas) -> None:
+        from slmkit.models.constrain import ConstraintUnsupported
+        from slmkit.models.generate import schema_constraint
+
+        if schema is not None and self.unconstrained is None:
+            try:  # compiled once per schema and tokenizer, then cached
+                for one in [schema] if isinstance(schema, dict) else schema:
+                    schema_constraint(self.model, self.tokenizer, one)
+            except ConstraintUnsupported as exc:
+                self.unconstrained = str(exc) or "unsupported schema"
+                log.warning("the task's schema cannot be enforced while decoding (%s); the guard alone checks it", exc)
 
     def close(self) -> None:
         pass

@@ -103,6 +103,7 @@ class ChatService:
             max_batch_size=config.serve.max_batch_size,
             max_retries=config.serve.max_retries,
             constrained=config.serve.constrained,
+            label_scoring=config.serve.label_scoring,
             context_tokens=None if config.serve.engine == "transformers" else config.serve.context_tokens,
         )
         self._redact: Callable[[str], str] | None = None  # built on first use (it loads the PII recognizers)
