@@ -215,7 +215,7 @@ def test_validate_checks_the_base_model_without_loading_it(tmp_path, capsys):
     code, _, err = run_cli(capsys, "validate", "-p", str(tmp_path))
     assert code == 2 and "Traceback" not in err
     assert (
-        "line 1: base_model: unknown base model 'smolm2-135m-instruct': not a built-in alias (smollm2-135m-instruct)"
+        "line 1: base_model: unknown base model 'smolm2-135m-instruct': not a built-in alias (smollm2-135m-instruct, "
         in err
     )
     write(tmp_path, GOOD)

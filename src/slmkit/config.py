@@ -1220,7 +1220,7 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
 
 BASE_MODEL_FIX = (
     "point it at a transformers model directory (config.json + weights) or a .gguf file (a relative path is "
-    "read from the folder holding slmkit.yaml), or name a built-in model (smollm2-135m-instruct) or a hub id "
+    "read from the folder holding slmkit.yaml), or name a built-in model or a hub id "
     "(org/name)"
 )
 
