@@ -578,6 +578,12 @@ class JudgeConfig(_Section):
         "slmkit never picks a cloud endpoint for you.",
     )
     model: str = Field("judge", description="Model name sent to the judge endpoint.")
+    allow_plain_http: bool = Field(
+        False,
+        description="Allow an http:// (unencrypted) endpoint on another machine. Off: only https://, or http:// "
+        "to this machine (127.0.0.1, localhost), since the key, the gold answers and the model's answers would "
+        "cross the network in clear.",
+    )
     api_key_env: str | None = Field(
         None,
         description="NAME of the environment variable holding the judge's API key (never the key itself). "
@@ -868,6 +874,12 @@ class ServeConfig(_Section):
     )
     timeout_s: float = Field(120.0, gt=0, description="Longest a request may wait for its answer (then 504).")
     max_request_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused (413).")
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send its request body (then 408). The body is read before "
+        "the request counts against max_concurrent, so slow uploads never hold a slot.",
+    )
     max_messages: int = Field(32, gt=0, description="Most messages one request may carry (more: 400).")
     max_concurrent: int = Field(
         32,
@@ -961,7 +973,19 @@ def load_config(path: str | Path = CONFIG_FILE, *, check_files: bool = True) -> 
             [f"no {CONFIG_FILE} here; run `slmkit init --template classification DIR` or pass --project"],
             path=str(path),
         )
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            [
+                f"line {line}, column {column}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                "save the file as UTF-8 (most editors: 'Save with encoding')"
+            ],
+            path=str(path),
+        ) from None
     try:
         raw = yaml.safe_load(text)
         root_node = yaml.compose(text)
@@ -1187,7 +1211,58 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
     for i, source in enumerate(config.data.sources if check_files else []):
         if not config.resolve_path(source.path).exists():
             add(("data", "sources", i, "path"), f"file not found: {config.resolve_path(source.path)}")
+    if check_files:
+        problem = local_base_model_problem(config.base_model, config.root)
+        if problem:
+            add(("base_model",), problem)
     return problems
+
+
+BASE_MODEL_FIX = (
+    "point it at a transformers model directory (config.json + weights) or a .gguf file (a relative path is "
+    "read from the folder holding slmkit.yaml), or name a built-in model or a hub id "
+    "(org/name)"
+)
+
+
+def is_local_model_path(spec: str, root: Path | None) -> bool:
+    """Whether `base_model` names a place on disk rather than a built-in alias or a hub id (org/name).
+
+    A hub id has exactly one slash and no path syntax; `models/my-model` is still read as a path when
+    a folder `models` exists beside slmkit.yaml, since that is what its author meant.
+    """
+    if spec.startswith((".", "/", "~")) or "\\" in spec or spec.endswith((".gguf", "/")) or spec.count("/") > 1:
+        return True
+    path = Path(spec).expanduser()
+    if root is not None and not path.is_absolute():
+        path = root / path
+    if path.exists():
+        return True
+    return spec.count("/") == 1 and (path.parent.is_dir())
+
+
+def local_base_model_problem(spec: str, root: Path | None) -> str | None:
+    """What is wrong with a `base_model` that names a path (None when it is fine, or is no path)."""
+    if not is_local_model_path(spec, root):
+        return None
+    path = Path(spec).expanduser()
+    if root is not None and not path.is_absolute():
+        path = root / path
+    if not path.exists():
+        return f"no such model directory or file: {path}; {BASE_MODEL_FIX}"
+    if path.is_dir() and not (path / "config.json").exists():
+        return f"{path} has no config.json, so it is not a transformers model directory; {BASE_MODEL_FIX}"
+    if path.is_file() and path.suffix != ".gguf":
+        return f"{path} is a file but not a .gguf model; {BASE_MODEL_FIX}"
+    return None
+
+
+def setting_line(config_file: Path, loc: tuple[Any, ...]) -> int | None:
+    """The line of a setting in slmkit.yaml (for errors found after loading, e.g. by `slmkit validate`)."""
+    try:
+        return _line_of(yaml.compose(Path(config_file).read_text(encoding="utf-8")), loc)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
 
 
 def _check_retrieval(task: TaskConfig, properties: dict[str, Any], add: Any) -> None:
@@ -1266,6 +1341,32 @@ def _check_judge(config: ProjectConfig, properties: dict[str, Any], add: Any) ->
             ("eval", "judge", "endpoint"),
             f"must be an http(s) base URL such as http://127.0.0.1:8000/v1 (got {judge.endpoint!r})",
         )
+    elif plain_http_off_host(judge.endpoint) and not judge.allow_plain_http:
+        add(
+            ("eval", "judge", "endpoint"),
+            f"{judge.endpoint} is plain http to another machine: its key and every judged answer would cross the "
+            "network unencrypted; use https://, or set eval.judge.allow_plain_http: true if that network is trusted",
+        )
+
+
+def plain_http_off_host(url: str) -> bool:
+    """Whether `url` is http:// (not https) to a host other than this machine's loopback."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not is_loopback_host(parts.hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.1, ::1, localhost: this machine only. A host name may resolve anywhere, so it is not."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:
@@ -1283,6 +1384,18 @@ def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:
         return None
     except json.JSONDecodeError as exc:
         add(("task", "output_schema_file"), f"not valid JSON (line {exc.lineno}: {exc.msg})")
+        return None
+    except UnicodeDecodeError:
+        add(("task", "output_schema_file"), "not UTF-8 text; save the schema as UTF-8 JSON")
+        return None
+    except IsADirectoryError:
+        add(
+            ("task", "output_schema_file"),
+            f"{config.resolve_path(task.output_schema_file or '')} is a folder; name the JSON schema file in it",
+        )
+        return None
+    except OSError as exc:
+        add(("task", "output_schema_file"), f"cannot read {exc.filename}: {exc.strerror}")
         return None
     import jsonschema
 

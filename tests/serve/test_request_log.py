@@ -61,5 +61,8 @@ def test_a_log_written_before_keys_were_logged_is_migrated_and_keeps_its_rows(tm
 def test_an_api_key_name_that_is_personal_data_is_redacted(tmp_path) -> None:
     with RequestLog(tmp_path / "requests.db") as log:
         log.record(RequestRecord("chatcmpl-1", "support-tickets", 1.0, "ok", api_key="jane.doe@example.com"))
-        (row,) = log.rows()
-    assert row["api_key"] == "<EMAIL_1>"
+        log.record(RequestRecord("chatcmpl-2", "support-tickets", 1.0, "ok", api_key="billing-app"))
+        rows = log.rows()
+        mine = log.rows(api_key="jane.doe@example.com")  # the name the operator gave the key
+    assert rows[-1]["api_key"] == "<EMAIL_1>"
+    assert [r["request_id"] for r in mine] == ["chatcmpl-1"]

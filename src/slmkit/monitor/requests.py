@@ -162,7 +162,13 @@ class RequestLog:
     def rows(
         self, limit: int = 1000, *, release_name: str | None = None, api_key: str | None = None
     ) -> list[dict[str, Any]]:
-        """The latest rows (of one release, of one API key), newest first; flags come back as bools."""
+        """The latest rows (of one release, of one API key), newest first; flags come back as bools.
+
+        `api_key` is a key's name as the operator gave it: it is matched in the form the log keeps
+        (redacted like every stored name), so a name the redactor changed still finds its rows.
+        """
+        if api_key is not None:
+            api_key = self._redact(api_key)
         with self._lock:
             cursor = self._conn.execute(
                 "SELECT * FROM requests WHERE (release_name = ? OR ? IS NULL) AND (api_key = ? OR ? IS NULL) "

@@ -42,6 +42,10 @@ class EngineBusy(ServeError):
     """The queue is full: the client should retry shortly (HTTP 429)."""
 
 
+class PromptTooLong(ServeError):
+    """The rendered prompt (system prompt, conversation, input) is past the release's limit (HTTP 400)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What the engine made of one request; `guard.output` is None when nothing valid exists."""
@@ -75,6 +79,9 @@ class Job:
     # (None: the task does not retrieve; empty: nothing relevant, so the refusal answers).
     context: list[dict[str, Any]] | None = None
     future: Future[Outcome] = field(default_factory=Future)
+    # Set (to "timeout" or "cancelled") by the event loop once nobody waits for the answer: the
+    # engine then stops decoding it at the next token and logs the request with that error.
+    cancelled: str | None = None
 
 
 class Engine:
@@ -91,8 +98,10 @@ class Engine:
         batch_wait_s: float = 0.005,
         constrained: bool = True,
         label_scoring: bool = True,
+        context_tokens: int | None = None,
     ) -> None:
         self.cache = cache
+        self._context_tokens = context_tokens  # an engine process's window (prompt + answer), if it has one
         self._constrained = constrained  # pass the task's schema to engines that constrain decoding
         self._label_scoring = label_scoring  # engines that can (transformers) score the label field
         self._record = record
@@ -182,10 +191,19 @@ class Engine:
             for job, result in self._answer_group(jobs):
                 if isinstance(result, Outcome):
                     job.future.set_result(result)
-                    records.append(_record(job, result))
+                    record = _record(job, result)
+                    if job.cancelled:  # answered 504, or its client left: logged so, with the tokens it cost
+                        record = replace(record, outcome="error", error_kind=job.cancelled)
+                    records.append(record)
                 else:
                     job.future.set_exception(result)
-                    kind = "load_failed" if isinstance(result, SlmkitError) else "internal"
+                    kind = (
+                        "bad_request"
+                        if isinstance(result, PromptTooLong)
+                        else "load_failed"
+                        if isinstance(result, SlmkitError)
+                        else "internal"
+                    )
                     records.append(_record(job, None, error_kind=kind))
         # Written after the answers are out: the log is never on a request's critical path.
         for record in records:
@@ -199,6 +217,19 @@ class Engine:
             if not isinstance(exc, SlmkitError):
                 log.exception("loading %s failed", jobs[0].release.ref)
             return [(job, exc) for job in jobs]
+        too_long: list[tuple[Job, Outcome | Exception]] = []
+        fitting = []
+        for job in jobs:
+            error = self._too_long(loaded, job)
+            if error is None:
+                fitting.append(job)
+            else:
+                too_long.append((job, error))
+        return too_long + self._answer_loaded(loaded, fitting)
+
+    def _answer_loaded(self, loaded: LoadedRelease, jobs: list[Job]) -> list[tuple[Job, Outcome | Exception]]:
+        if not jobs:
+            return []
         try:
             return list(zip(jobs, self._answer(loaded, jobs), strict=True))
         except EngineUnavailable as exc:  # the engine process is down: no request of the batch is to blame
@@ -210,8 +241,26 @@ class Engine:
                 return [(jobs[0], exc)]
         results: list[tuple[Job, Outcome | Exception]] = []
         for job in jobs:  # find the request that broke the batch by answering each alone
-            results.extend(self._answer_group([job]))
+            results.extend(self._answer_loaded(loaded, [job]))
         return results
+
+    def _too_long(self, loaded: LoadedRelease, job: Job) -> PromptTooLong | None:
+        """The whole prompt, in tokens, against the release's limit (and the engine's window)."""
+        limit = loaded.spec.max_prompt_tokens
+        if self._context_tokens is not None:
+            limit = min(limit, self._context_tokens - job.max_new_tokens)
+        prompt = _prompt(loaded.task, loaded.tokenizer, job)
+        tokens = len(loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if tokens <= limit:
+            return None
+        return PromptTooLong(
+            f"the prompt is {tokens} tokens (system prompt, earlier turns, input and any retrieved documents); "
+            f"{job.release.ref} takes at "
+            f"most {limit} (the train.max_seq_len it was trained with"
+            + (f", less max_tokens within serve.context_tokens={self._context_tokens}" if self._context_tokens else "")
+            + ")",
+            hint="send fewer or shorter earlier turns",
+        )
 
     def _answer(self, loaded: LoadedRelease, jobs: list[Job]) -> list[Outcome]:
         """Greedy first (as evaluated); each retry round samples, batched over the still-invalid."""
@@ -225,9 +274,7 @@ class Engine:
         schema: Any = None
         if self._constrained:
             schema = [task.decoding_schema(job.context) for job in jobs] if task.cfg.retrieval else task.schema
-        prompts = [
-            task.prompt_text(tokenizer, task.model_input(job.input_text, job.context), job.history) for job in jobs
-        ]
+        prompts = [_prompt(task, tokenizer, job) for job in jobs]
         texts: list[list[str]] = [[] for _ in jobs]
         finished: list[list[bool]] = [[] for _ in jobs]
         prompt_tokens = [0] * len(jobs)
@@ -240,10 +287,18 @@ class Engine:
         for attempt in range(1 + self._max_retries):
             if not pending:
                 break
+
+            def abandoned(k: int, asked: tuple[int, ...] = tuple(pending)) -> bool:
+                return jobs[asked[k]].cancelled is not None
+
             schemas = [schema[i] for i in pending] if isinstance(schema, list) else schema
             if attempt == 0 and scored and scorer is not None:  # as eval answered: scored, refused under its threshold
                 generations = scorer(
-                    task, [prompts[i] for i in pending], max_new_tokens=jobs[0].max_new_tokens, schema=schemas
+                    task,
+                    [prompts[i] for i in pending],
+                    max_new_tokens=jobs[0].max_new_tokens,
+                    schema=schemas,
+                    stop=abandoned,
                 )
                 refuse_low_confidence(task, generations, loaded.refusal_threshold)
                 for i, generation in zip(pending, generations, strict=True):
@@ -255,6 +310,7 @@ class Engine:
                     temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE,
                     seed=attempt,  # retries are reproducible for the same batch
                     schema=schemas,
+                    stop=abandoned,
                 )
             for i, generation in zip(pending, generations, strict=True):
                 texts[i].append(generation.text)
@@ -262,7 +318,11 @@ class Engine:
                 prompt_tokens[i] += generation.prompt_tokens
                 completion_tokens[i] += generation.completion_tokens
                 token_times[i].append(generation.token_times)
-            pending = [i for i in pending if not acceptable(task, texts[i][-1], _cited_within(task, jobs[i]))]
+            pending = [
+                i
+                for i in pending
+                if not acceptable(task, texts[i][-1], _cited_within(task, jobs[i])) and jobs[i].cancelled is None
+            ]
 
         outcomes = []
         for i, job in enumerate(jobs):
@@ -312,6 +372,11 @@ def _refusal(job: Job, task: Task) -> Outcome:
         reason="nothing relevant was retrieved",
     )
     return Outcome(job.release, guard, None, 0, 0, "stop")
+
+
+def _prompt(task: Task, tokenizer: Any, job: Job) -> str:
+    """The prompt the model sees for a request: system prompt, earlier turns, retrieved chunks, input."""
+    return task.prompt_text(tokenizer, task.model_input(job.input_text, job.context), job.history)
 
 
 def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None) -> RequestRecord:
