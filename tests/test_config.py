@@ -153,5 +153,5 @@ def test_monitor_alerts_and_release_settings_are_validated_naming_the_field(tmp_
     assert "monitor.alerts[3].threshold: required" in text
     assert "release.blocking[1]: input should be 'schema', 'pii', 'gold_locked', 'rollback'" in text
     assert "release.rehearsal_min_agreement: input should be less than or equal to 1" in text
-    assert "monitor.alerts[2].threshold: refusal_rate is a share: use 0 to 1 (got 5)" in text
+    assert "monitor.alerts[2].threshold: refusal_rate is a share or a probability: use 0 to 1 (got 5)" in text
     assert "line " in text.split("monitor.alerts[0].metric")[0].splitlines()[-1], "each problem names its line"

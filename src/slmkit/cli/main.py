@@ -9,7 +9,7 @@ import warnings
 
 import typer
 
-from slmkit.cli import export, merge, project, release, releases, review, serve, stages
+from slmkit.cli import export, merge, monitor, project, release, releases, review, serve, stages
 from slmkit.errors import SlmkitError
 
 app = typer.Typer(
@@ -31,6 +31,11 @@ review_app = typer.Typer(
     help="Human review of gold items: export what needs a look, import the verdicts.", no_args_is_help=True
 )
 keys_app = typer.Typer(help="API keys: add (prints the token once), list, revoke.", no_args_is_help=True)
+monitor_app = typer.Typer(
+    cls=monitor.RefFirstGroup,
+    help="Production traffic per release: `slmkit monitor [REF]` reports; alerts, rules, replay.",
+    invoke_without_command=True,
+)
 
 app.command("init")(project.init)
 app.command("validate")(project.validate)
@@ -62,6 +67,11 @@ keys_app.command("revoke")(serve.keys_revoke)
 serve_app.add_typer(keys_app, name="keys")
 app.add_typer(serve_app, name="serve")
 app.command("loadtest")(serve.loadtest)
+monitor_app.callback()(monitor.monitor)
+monitor_app.command("alerts")(monitor.alerts)
+monitor_app.command("rules")(monitor.rules)
+monitor_app.command("replay")(monitor.replay)
+app.add_typer(monitor_app, name="monitor")
 app.command("demo")(serve.demo)
 
 

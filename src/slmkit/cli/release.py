@@ -60,17 +60,22 @@ def check(
 ) -> None:
     """The production checklist of a release, from recorded evidence; non-zero exit if a blocking item fails."""
     from slmkit.cli.releases import release_ref
+    from slmkit.pipeline import alert_checks
     from slmkit.registry import Registry
     from slmkit.registry.checklist import release_checklist
 
     config = load(project, check_files=False)
     registry = Registry(config.state_dir)
-    checklist = release_checklist(
+    rel = registry.resolve(release_ref(config, ref))
+    alerts = alert_checks(
+        config,
         registry,
-        registry.resolve(release_ref(config, ref)),
-        alerts=[rule.text for rule in config.monitor.alerts],
-        blocking=config.release.blocking,
+        subject=rel.ref,
+        recorded_config=rel.config,
+        eval_report_digest=rel.eval_report_digest,
+        dataset_version=rel.dataset_version,
     )
+    checklist = release_checklist(registry, rel, alerts=alerts, blocking=config.release.blocking)
     for line in checklist.lines():
         say(line)
     checklist.refuse_blockers(f"{checklist.subject} is not ready for production")

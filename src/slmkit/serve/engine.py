@@ -23,10 +23,12 @@ from itertools import pairwise
 from slmkit.errors import ServeError, SlmkitError
 from slmkit.monitor import RequestRecord
 from slmkit.monitor.requests import now
+from slmkit.monitor.signals import Finished, answer_signals
 from slmkit.registry import Release
 from slmkit.serve.guard import GuardResult, acceptable, judge
 from slmkit.serve.processes import EngineUnavailable
 from slmkit.serve.releases import LoadedRelease, ModelCache
+from slmkit.task import Task
 
 log = logging.getLogger("slmkit.serve")
 
@@ -53,6 +55,8 @@ class Outcome:
     first_token_at: float | None = None
     inter_token_s: tuple[float, ...] = ()
     constrained: bool = False  # decoded under the task's JSON schema
+    token_logprobs: tuple[float, ...] = ()  # of the attempt returned (none when the guard answered), for confidence
+    task: Task | None = None  # the release's task spec, for the monitor's signals
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Job:
     received: float = field(default_factory=time.perf_counter)
     ts: str = field(default_factory=now)  # arrival time, for the request log
     api_key: str | None = None  # the name of the key that sent it, for the request log
+    messages: tuple[dict[str, str], ...] = ()  # the request's turns as sent, for monitor.capture only
     future: Future[Outcome] = field(default_factory=Future)
 
 
@@ -76,7 +81,7 @@ class Engine:
         self,
         cache: ModelCache,
         *,
-        record: Callable[[RequestRecord], None],
+        record: Callable[[RequestRecord | Finished], None],
         max_batch_size: int = 8,
         max_retries: int = 1,
         max_queue: int = 256,
@@ -167,12 +172,12 @@ class Engine:
         groups: dict[tuple[str, int, int], list[Job]] = {}
         for job in live:
             groups.setdefault((job.release.name, job.release.version, job.max_new_tokens), []).append(job)
-        records: list[RequestRecord] = []
+        records: list[RequestRecord | Finished] = []
         for jobs in groups.values():
             for job, result in self._answer_group(jobs):
                 if isinstance(result, Outcome):
                     job.future.set_result(result)
-                    records.append(_record(job, result))
+                    records.append(_finished(job, result))
                 else:
                     job.future.set_exception(result)
                     kind = "load_failed" if isinstance(result, SlmkitError) else "internal"
@@ -213,6 +218,7 @@ class Engine:
         prompt_tokens = [0] * len(jobs)
         completion_tokens = [0] * len(jobs)
         token_times: list[list[tuple[float, ...]]] = [[] for _ in jobs]
+        logprobs: list[list[tuple[float, ...]]] = [[] for _ in jobs]
         pending = list(range(len(jobs)))
         for attempt in range(1 + self._max_retries):
             if not pending:
@@ -230,6 +236,7 @@ class Engine:
                 prompt_tokens[i] += generation.prompt_tokens
                 completion_tokens[i] += generation.completion_tokens
                 token_times[i].append(generation.token_times)
+                logprobs[i].append(generation.token_logprobs)
             pending = [i for i in pending if not acceptable(task, texts[i][-1])]
 
         outcomes = []
@@ -251,9 +258,31 @@ class Engine:
                     first_token_at=first[0] if first else None,
                     inter_token_s=gaps,
                     constrained=schema is not None and not getattr(loaded.generator, "unconstrained", None),
+                    token_logprobs=logprobs[i][guard.chosen] if guard.chosen is not None else (),
+                    task=task,
                 )
             )
         return outcomes
+
+
+def _finished(job: Job, outcome: Outcome) -> Finished:
+    """The request's log row with its task signals, and the texts the monitor's writer needs (never logged)."""
+    task = outcome.task
+    signals = answer_signals(
+        fields=task.fields if task is not None else (),
+        label_field=task.cfg.label_field if task is not None else None,
+        output=outcome.guard.output,
+        token_logprobs=outcome.token_logprobs,
+        received=job.received,
+        first_token_at=outcome.first_token_at,
+        inter_token_s=outcome.inter_token_s,
+    )
+    return Finished(
+        replace(_record(job, outcome), **signals),
+        input_text=job.input_text,
+        messages=job.messages,
+        answer=outcome.guard.content,
+    )
 
 
 def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None) -> RequestRecord:

@@ -91,6 +91,7 @@ class TransformersGenerator:
             seed=seed,
             prefix=self.prefix,
             schema=None if self.unconstrained else schema,
+            logprobs=True,  # each answer's confidence, as eval computes it (monitor)
         )
 
     def close(self) -> None:
