@@ -123,11 +123,12 @@ def line_chart(
     marks: Sequence[tuple[float, str]] = (),
     x_label: str = "",
     colours: Mapping[str, str] | None = None,
+    y_range: tuple[float | None, float | None] = (None, None),
 ) -> str:
     """Lines over a shared numeric x axis, one per (series, points), with a key; `marks` are labelled rules.
 
-    `colours` names a colour per series where COLOURS has none (e.g. one per release). Points
-    whose y is not finite are left out. Colours and strokes are attributes as well as
+    `colours` names a colour per series where COLOURS has none (e.g. one per release); `y_range`
+    fixes either end of the y axis (0 and 1 for a rate). Points whose y is not finite are left out. Colours and strokes are attributes as well as
     classes, so the SVG also reads right as a file of its own, outside a page with `CHART_CSS`.
     """
     width, height, left, right, top, bottom = 760, 300, 56, 16, 26, 40
@@ -137,6 +138,10 @@ def line_chart(
     ys = [y for _, pts in clean for _, y in pts]
     x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
     y_lo, y_hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    fixed_lo, fixed_hi = y_range
+    if fixed_lo is not None or fixed_hi is not None:
+        y_lo = min(y_lo, fixed_lo) if fixed_lo is not None else y_lo
+        y_hi = max(y_hi, fixed_hi) if fixed_hi is not None else y_hi
     x_hi, y_hi = max(x_hi, x_lo + 1e-9), max(y_hi, y_lo + 1e-9)
     pad = (y_hi - y_lo) * 0.05
     y_lo, y_hi = y_lo - pad, y_hi + pad

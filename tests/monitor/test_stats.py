@@ -184,7 +184,10 @@ def test_run_drift_corrects_the_tests_that_ran_together_and_skips_the_rest() -> 
         reference_embeddings=None,
     )
     assert set(report.results) == {"label"}
-    assert report.skipped == {"confidence": "too few requests (30 < 50)", "input": "no reference (embedded training inputs)"}
+    assert report.skipped == {
+        "confidence": "too few requests (30 < 50)",
+        "input": "no reference (embedded training inputs)",
+    }
     raw = chi_square(labels, reference_labels).p_value
     assert report.decisions["label"].p_adjusted == pytest.approx(raw)  # one test: Holm leaves it alone
     assert report.drift and report.metrics()["label_drift"] == 1.0

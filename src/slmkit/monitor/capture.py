@@ -100,7 +100,11 @@ def purge_expired(log: RequestLog, retention_days: float, now: datetime | None =
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
     stamp = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     with log.transaction() as conn:
-        return conn.execute("DELETE FROM captures WHERE ts < ?", (stamp,)).rowcount
+        deleted = conn.execute("DELETE FROM captures WHERE ts < ?", (stamp,)).rowcount
+    if deleted:
+        # The old pages would otherwise linger in the write-ahead log until its next checkpoint.
+        log.read("PRAGMA wal_checkpoint(TRUNCATE)")
+    return int(deleted)
 
 
 def _as_json(text: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from slmkit.charts import CHART_CSS, PALETTE, bar_chart, esc, figure, histogram, line_chart, table
+from slmkit.charts import CHART_CSS, COLOURS, PALETTE, bar_chart, esc, figure, histogram, line_chart, table
 
 if TYPE_CHECKING:
     from slmkit.monitor.run import MonitorResult, ReleaseReport
@@ -83,16 +83,22 @@ def _time_series(result: MonitorResult, colours: dict[str, str]) -> str:
         return [(b["t"] / hours, b[metric]) for b in report.series if b.get(metric) is not None]
 
     charts = []
-    for metric, title in (
-        ("requests", "Requests per bucket"),
-        ("schema_valid_rate", "Schema-valid on the first try"),
-        ("refusal_rate", "Refusals"),
-        ("flagged_rate", "Inputs unlike any training input (flagged)"),
-        ("confidence_p50", "Median confidence"),
-        ("latency_p95_ms", "Latency p95 (ms)"),
+    share = (0.0, 1.0)
+    for metric, title, y_range in (
+        ("requests", "Requests per bucket", (0.0, None)),
+        ("schema_valid_rate", "Schema-valid on the first try", share),
+        ("refusal_rate", "Refusals", share),
+        ("flagged_rate", "Inputs unlike any training input (flagged)", share),
+        ("confidence_p50", "Median confidence", share),
+        ("latency_p95_ms", "Latency p95 (ms)", (0.0, None)),
     ):
         series = [(r.release, points(r, metric)) for r in result.releases]
-        chart = line_chart(f"series-{metric}", title, series, x_label="hours since the start", colours=colours)
+        if not any(pts for _, pts in series):
+            charts.append(f'<h3>{esc(title)}</h3><p class=muted data-empty="{esc(metric)}">No values in this span.</p>')
+            continue
+        chart = line_chart(
+            f"series-{metric}", title, series, x_label="hours since the start", colours=colours, y_range=y_range
+        )
         charts.append(f"<h3>{esc(title)}</h3>" + figure(chart, []))
     return '<section id="series"><h2>Over time</h2>' + "".join(charts) + "</section>"
 
@@ -132,7 +138,7 @@ def _release(report: ReleaseReport, reference_confidences: list[float]) -> str:
         for label in sorted(set(labels) | set(eval_labels) | set(train_labels)):
             for series, counts, key in (
                 ("served", labels, "t"),
-                ("adapter", eval_labels, "e"),
+                ("gold", eval_labels, "e"),
                 ("train", train_labels, "r"),
             ):
                 if counts:
@@ -144,11 +150,15 @@ def _release(report: ReleaseReport, reference_confidences: list[float]) -> str:
             rows_,
             top=1000,
         )
-        parts.append("<h3>Label mix</h3>" + figure(chart, [f"{_SERIES[s]}" for s in ("served", "adapter", "train")]))
+        keys = "".join(
+            f'<li><span class="swatch" style="background:{COLOURS[s]}"></span>{esc(_SERIES[s])}</li>'
+            for s in ("served", "gold", "train")
+        )
+        parts.append(f'<h3>Label mix</h3><figure class="wide">{chart}<ul class="legend">{keys}</ul></figure>')
     traffic = report.confidence_sample
     if traffic or reference_confidences:
         parts.append("<h3>Confidence (probability of the least likely answer token)</h3><div class=multiples>")
-        for series, values in (("served", traffic), ("adapter", reference_confidences)):
+        for series, values in (("served", traffic), ("gold", reference_confidences)):
             counts = _bins(values, CONFIDENCE_EDGES)
             parts.append(
                 histogram(
@@ -167,7 +177,8 @@ def _release(report: ReleaseReport, reference_confidences: list[float]) -> str:
     return "".join(parts)
 
 
-_SERIES = {"served": "traffic", "adapter": "gold-set answers (eval)", "train": "training labels"}
+# Colours come from the series names: the traffic, the release's answers on the gold set, its training labels.
+_SERIES = {"served": "traffic", "gold": "eval answers", "train": "training"}
 
 
 def _bins(values: list[float], edges: list[float]) -> list[int]:

@@ -47,7 +47,9 @@ class TwoSampleResult:
 # ----------------------------------------------------------------------------- labels
 
 
-def chi_square(current: Mapping[str, int], reference: Mapping[str, int], *, min_expected: float = 5.0) -> TwoSampleResult:
+def chi_square(
+    current: Mapping[str, int], reference: Mapping[str, int], *, min_expected: float = 5.0
+) -> TwoSampleResult:
     """Pearson's chi-square test of homogeneity of two label counts; effect = total variation distance.
 
     Both samples are samples (the reference is the eval's predictions on a few hundred gold items,

@@ -77,7 +77,7 @@ def releases_in(conn: sqlite3.Connection, start: datetime, end: datetime) -> lis
 def load_traffic(conn: sqlite3.Connection, name: str, version: int, start: datetime, end: datetime) -> Traffic:
     """Every row of release name@version that arrived in [start, end)."""
     sql = (
-        "SELECT (julianday(ts) - julianday(?)) * 86400.0, outcome = 'error', valid, replaced, refused, escalate, "
+        "SELECT ROUND((julianday(ts) - julianday(?)) * 86400.0, 3), outcome = 'error', valid, replaced, refused, escalate, "
         "flagged, null_fields, latency_ms, ttft_ms, itl_ms, confidence, label FROM requests "
         "WHERE release_name = ? AND release_version = ? AND ts >= ? AND ts < ?"
     )
