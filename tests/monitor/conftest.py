@@ -81,35 +81,47 @@ def eval_report(task_name: str, mix: dict[str, int], *, seed: int = 0) -> dict[s
 
 
 def record_release(
-    config: ProjectConfig, *, train_inputs: list[str], mix: dict[str, int] | None = None, name: str | None = None
+    config: ProjectConfig,
+    *,
+    train_inputs: list[str] | None = None,
+    mix: dict[str, int] | None = None,
+    dataset_version: str | None = None,
+    adapter_dir: Path | None = None,
+    base_model: dict[str, Any] | None = None,
 ) -> Release:
-    """A dataset (train.jsonl of `train_inputs`) and an eval report in the store, and a release of them."""
+    """A release whose eval report (the release's answers on 100 gold items, `mix`) is in the store.
+
+    Its dataset is `dataset_version`, or one recorded here from `train_inputs`; its adapter is
+    `adapter_dir` (a real one, to serve it) or an empty stand-in (to read its references only).
+    """
     registry = Registry(config.state_dir)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            data = Path(tmp) / "dataset"
-            data.mkdir()
-            rows = [
-                {"id": str(i), "source": "test", "input": text, "fields": {}, "output": {}, "label": "billing"}
-                for i, text in enumerate(train_inputs)
-            ]
-            (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-            digest = registry.store.put_dir(data)
-            version = f"ds-{digest[:12]}"
-            registry.record_dataset(version, config.task.name, digest, "0" * 64, {"train": len(rows)}, {})
+            if dataset_version is None:
+                data = Path(tmp) / "dataset"
+                data.mkdir()
+                rows = [
+                    {"id": str(i), "source": "test", "input": text, "fields": {}, "output": {}, "label": "billing"}
+                    for i, text in enumerate(train_inputs or [])
+                ]
+                (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+                digest = registry.store.put_dir(data)
+                dataset_version = f"ds-{digest[:12]}"
+                registry.record_dataset(dataset_version, config.task.name, digest, "0" * 64, {"train": len(rows)}, {})
             report = Path(tmp) / "report.json"
             report.write_text(json.dumps(eval_report(config.task.name, mix or EVAL_MIX)), encoding="utf-8")
             report_digest = registry.store.put_file(report)
-            adapter = Path(tmp) / "adapter"
-            adapter.mkdir()
-            (adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
-            adapter_digest = registry.store.put_dir(adapter)
+            if adapter_dir is None:
+                adapter_dir = Path(tmp) / "adapter"
+                adapter_dir.mkdir()
+                (adapter_dir / "adapter_config.json").write_text("{}", encoding="utf-8")
+            adapter_digest = registry.store.put_dir(adapter_dir)
         return registry.create_release(
-            name=name or config.task.name,
+            name=config.task.name,
             run_id="run-test",
             adapter_digest=adapter_digest,
-            base_model={"spec": "test"},
-            dataset_version=version,
+            base_model=base_model or {"spec": "test"},
+            dataset_version=dataset_version,
             gold_hash="0" * 64,
             eval_report_digest=report_digest,
             config=config.resolved(),

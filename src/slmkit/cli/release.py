@@ -78,5 +78,9 @@ def check(
     checklist = release_checklist(registry, rel, alerts=alerts, blocking=config.release.blocking)
     for line in checklist.lines():
         say(line)
+    if alerts:
+        say("alert rules (monitor.alerts), each evaluated for this release:")
+        for rule in alerts:
+            say(f"  {'ok  ' if rule.evaluates else 'FAIL'}  {rule.rule}: {rule.detail}")
     checklist.refuse_blockers(f"{checklist.subject} is not ready for production")
     say(f"{checklist.subject}: every blocking item ({', '.join(config.release.blocking) or 'none'}) passed")
