@@ -19,6 +19,7 @@ from slmkit.monitor.alerts import needs_drift
 from slmkit.monitor.embedding import Reference, reference_for
 from slmkit.monitor.evaluate import Monitor, Snapshot
 from slmkit.monitor.reference import TaskReference, reference_of
+from slmkit.monitor.stats import MIN_REFERENCE
 from slmkit.monitor.window import connect, load_traffic
 from slmkit.registry import Registry
 from slmkit.registry.checklist import RuleCheck
@@ -103,6 +104,9 @@ def _missing_for(rule: AlertRule, reference: TaskReference, inputs: Reference | 
         return f"{metric}: not a label of {reference.label_field} ({', '.join(reference.labels)})"
     if metric.startswith("label_drift") and not reference.eval_labels:
         return f"{metric}: {reference.problems.get('eval', 'the eval recorded no labelled answers')}"
+    few = _too_small(metric, reference, inputs)
+    if few:
+        return few
     if metric.startswith("confidence_drift") and not reference.eval_confidences:
         return (
             f"{metric}: {reference.problems.get('confidence') or reference.problems.get('eval', 'no eval confidences')}"
@@ -111,6 +115,22 @@ def _missing_for(rule: AlertRule, reference: TaskReference, inputs: Reference | 
         return f"{metric}: no input reference ({inputs})"
     if metric == "drift" and not (reference.eval_labels or reference.eval_confidences or isinstance(inputs, Reference)):
         return "drift: none of the three drift tests has a reference"
+    return ""
+
+
+def _too_small(metric: str, reference: TaskReference, inputs: Reference | str | None) -> str:
+    """A reference too small for its test ever to call drift (see stats.decide)."""
+    sizes = {
+        "label_drift": (
+            sum(reference.eval_labels.values()) if reference.eval_labels else None,
+            "labelled eval answers",
+        ),
+        "confidence_drift": (len(reference.eval_confidences or []) or None, "eval confidences"),
+        "input_drift": (inputs.size if isinstance(inputs, Reference) else None, "embedded training inputs"),
+    }
+    for prefix, (size, what) in sizes.items():
+        if metric.startswith(prefix) and size is not None and size < MIN_REFERENCE:
+            return f"{metric}: only {size} {what}; a drift test needs at least {MIN_REFERENCE} (evaluate on more items)"
     return ""
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 OTHER = "(other)"  # the merged category of labels too rare to test on their own
+MIN_REFERENCE = 30  # a reference sample smaller than this never calls drift
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,13 @@ class Decision:
 
 
 def decide(
-    result: TwoSampleResult, p_adjusted: float, *, alpha: float, floor: float, min_n: int, min_reference: int = 30
+    result: TwoSampleResult,
+    p_adjusted: float,
+    *,
+    alpha: float,
+    floor: float,
+    min_n: int,
+    min_reference: int = MIN_REFERENCE,
 ) -> Decision:
     """Drift when both samples are big enough, the adjusted p-value is under alpha, and the effect clears its floor."""
     if result.n < min_n:
