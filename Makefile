@@ -9,7 +9,7 @@ VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_PY    := $(VLLM_VENV)/bin/python
 
-.PHONY: setup vllm demo test test-fast lint format bench clean
+.PHONY: setup vllm demo drill test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,11 @@ $(VLLM_STAMP):
 
 demo: setup
 	$(VENV)/bin/slmkit demo
+
+# Unshifted then shifted traffic through `slmkit serve` on the demo's release (runs the demo first
+# when .demo/ has none); prints the drift tests and alert states after each batch (docs/monitoring.md).
+drill: setup
+	$(PY) bench/drift_drill.py
 
 test: setup vllm
 	SLMKIT_VLLM_PYTHON=$(CURDIR)/$(VLLM_PY) $(PY) -m pytest -q

@@ -772,9 +772,9 @@ class DriftConfig(_Section):
         500, ge=30, description="Training inputs embedded as the input drift reference (a seeded sample)."
     )
     max_window: int = Field(
-        500,
+        1000,
         ge=30,
-        description="Most recent answers of a window compared by the input drift test (a larger window is subsampled).",
+        description="Most recent answers of a window compared by the input drift test (older ones are left out).",
     )
     permutations: int = Field(1000, ge=100, description="Permutations behind the input drift test's p-value.")
 
