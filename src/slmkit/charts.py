@@ -128,8 +128,9 @@ def line_chart(
     """Lines over a shared numeric x axis, one per (series, points), with a key; `marks` are labelled rules.
 
     `colours` names a colour per series where COLOURS has none (e.g. one per release); `y_range`
-    fixes either end of the y axis (0 and 1 for a rate). Points whose y is not finite are left out. Colours and strokes are attributes as well as
-    classes, so the SVG also reads right as a file of its own, outside a page with `CHART_CSS`.
+    fixes either end of the y axis (0 and 1 for a rate). Points whose y is not finite are left out.
+    Colours and strokes are attributes as well as classes, so the SVG also reads right as a file of
+    its own, outside a page with `CHART_CSS`.
     """
     width, height, left, right, top, bottom = 760, 300, 56, 16, 26, 40
     plot_w, plot_h = width - left - right, height - top - bottom

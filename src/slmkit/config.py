@@ -805,6 +805,11 @@ class MonitorConfig(_Section):
         description="Store an int8 all-MiniLM-L6-v2 embedding of each PII-redacted input for input drift (384 "
         "bytes a request). An embedding is not the text but is derived from it: see docs/monitoring.md.",
     )
+    embedding_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="Embeddings older than this are erased from the request log (the rest of the row stays).",
+    )
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     evaluate_every_s: float = Field(

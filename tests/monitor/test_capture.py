@@ -66,3 +66,16 @@ def test_captures_past_their_retention_are_deleted_and_gone_from_the_file(tmp_pa
         assert [c["request_id"] for c in log.captures()] == ["chatcmpl-10"]
         # Overwritten (secure_delete) and checkpointed: not in a free page, not in the write-ahead log.
         assert secret_old.encode() not in path.read_bytes() + (tmp_path / "requests.db-wal").read_bytes()
+
+
+def test_embeddings_past_their_retention_are_erased_and_the_rows_stay(tmp_path: Path) -> None:
+    with RequestLog(tmp_path / "requests.db") as log:
+        rows = [
+            RequestRecord(f"chatcmpl-{days}", "support-tickets", 5.0, "ok", embedding=bytes(384),
+                          ts=(T0 - timedelta(days=days)).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+            for days in (100, 5)
+        ]  # fmt: skip
+        log.append(rows)
+        purge_expired(log, retention_days=30, now=T0, embedding_retention_days=90)
+        kept = {row["request_id"]: row["embedding"] for row in log.rows()}
+    assert kept == {"chatcmpl-100": None, "chatcmpl-5": bytes(384)}

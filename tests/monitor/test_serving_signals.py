@@ -24,9 +24,9 @@ from slmkit.monitor import RequestLog
 from slmkit.registry import Registry, Release
 from slmkit.serve import start_server
 from tests.conftest import write_project
-from tests.test_release_cli import cli
 from tests.monitor.conftest import record_release
 from tests.serve.conftest import make_adapter, scrape
+from tests.test_release_cli import cli
 
 EMAIL, PHONE = "maria.lopez@example.org", "(415) 555-0187"
 TICKETS = [

@@ -95,13 +95,29 @@ def capture_row(
     )
 
 
-def purge_expired(log: RequestLog, retention_days: float, now: datetime | None = None) -> int:
-    """Delete captures that arrived more than `retention_days` ago; returns how many went."""
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-    stamp = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def purge_expired(
+    log: RequestLog,
+    retention_days: float,
+    now: datetime | None = None,
+    *,
+    embedding_retention_days: float | None = None,
+) -> int:
+    """Delete captures that arrived more than `retention_days` ago (and erase embeddings older than
+    `embedding_retention_days`, when given); returns how many captures went."""
+    now = now or datetime.now(UTC)
+
+    def stamp(days: float) -> str:
+        return (now - timedelta(days=days)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    erased = 0
     with log.transaction() as conn:
-        deleted = conn.execute("DELETE FROM captures WHERE ts < ?", (stamp,)).rowcount
-    if deleted:
+        deleted = conn.execute("DELETE FROM captures WHERE ts < ?", (stamp(retention_days),)).rowcount
+        if embedding_retention_days is not None:
+            erased = conn.execute(
+                "UPDATE requests SET embedding = NULL WHERE ts < ? AND embedding IS NOT NULL",
+                (stamp(embedding_retention_days),),
+            ).rowcount
+    if deleted or erased:
         # The old pages would otherwise linger in the write-ahead log until its next checkpoint.
         log.read("PRAGMA wal_checkpoint(TRUNCATE)")
     return int(deleted)

@@ -120,7 +120,12 @@ def run_monitor(
     path = config.state_dir / "requests.db"
     writer = RequestLog(path)
     try:
-        purged = purge_expired(writer, config.monitor.capture.retention_days, now)
+        purged = purge_expired(
+            writer,
+            config.monitor.capture.retention_days,
+            now,
+            embedding_retention_days=config.monitor.embedding_retention_days,
+        )
         alerts, events = alert_states(writer), alert_events(writer, limit=50)
     finally:
         writer.close()

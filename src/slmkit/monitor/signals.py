@@ -169,6 +169,10 @@ class SignalSink:
             return
         self._last_purge = time.monotonic()
         try:
-            purge_expired(self.request_log, self.monitor.capture.retention_days)
+            purge_expired(
+                self.request_log,
+                self.monitor.capture.retention_days,
+                embedding_retention_days=self.monitor.embedding_retention_days,
+            )
         except Exception as exc:
             log.warning("could not delete expired captures: %s", exc)

@@ -77,8 +77,9 @@ def releases_in(conn: sqlite3.Connection, start: datetime, end: datetime) -> lis
 def load_traffic(conn: sqlite3.Connection, name: str, version: int, start: datetime, end: datetime) -> Traffic:
     """Every row of release name@version that arrived in [start, end)."""
     sql = (
-        "SELECT ROUND((julianday(ts) - julianday(?)) * 86400.0, 3), outcome = 'error', valid, replaced, refused, escalate, "
-        "flagged, null_fields, latency_ms, ttft_ms, itl_ms, confidence, label FROM requests "
+        # Seconds since `start`, rounded to the millisecond the log keeps (julianday is a float).
+        "SELECT ROUND((julianday(ts) - julianday(?)) * 86400.0, 3), outcome = 'error', valid, replaced, refused, "
+        "escalate, flagged, null_fields, latency_ms, ttft_ms, itl_ms, confidence, label FROM requests "
         "WHERE release_name = ? AND release_version = ? AND ts >= ? AND ts < ?"
     )
     cursor = conn.execute(sql, (stamp(start), name, version, stamp(start), stamp(end)))
