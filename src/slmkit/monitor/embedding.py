@@ -169,14 +169,21 @@ class InputEmbedder:
     """all-MiniLM-L6-v2 (the data stage's Embedder) as a callable; the model loads on first use.
 
     One instance may serve several threads (the log writer, the alert timer): calls take turns.
+    `threads` caps the CPU threads of the calling thread (torch's OpenMP setting is per thread):
+    inside the server, embedding takes one core and leaves the others to generation.
     """
 
-    def __init__(self, batch_size: int = 32) -> None:
+    def __init__(self, batch_size: int = 32, *, threads: int | None = None) -> None:
         from slmkit.data.semantic import Embedder
 
         self._embedder = Embedder(batch_size=batch_size)
+        self._threads = threads
         self._lock = threading.Lock()
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        if self._threads is not None:
+            import torch
+
+            torch.set_num_threads(self._threads)
         with self._lock:
             return self._embedder.embed(list(texts))

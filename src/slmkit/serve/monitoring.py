@@ -57,7 +57,8 @@ def start_monitoring(config: ProjectConfig) -> Monitoring:
     if config.monitor.embeddings:
         from slmkit.monitor.embedding import InputEmbedder
 
-        embed = InputEmbedder()  # one model for the writer and the alert timer; loads on first use
+        # One model for the writer and the alert timer (loads on first use), one core each time.
+        embed = InputEmbedder(threads=1)
     sink = SignalSink(config, RequestLog(config.state_dir / "requests.db"), embed=embed)
     alerts = AlertLoop(config, embed=embed).start()
     return Monitoring(Recorder(sink), alerts, MonitorCollector(alerts))
