@@ -13,7 +13,7 @@ from typing import Any
 from slmkit.config import CONFIG_FILE, STATE_DIR, ProjectConfig, load_config
 from slmkit.errors import GateFailed, SlmkitError
 from slmkit.registry import NewEvidence, Registry, Release
-from slmkit.registry.checklist import KNOWN_AT_RELEASE, Checklist, RuleCheck, evaluate_checklist
+from slmkit.registry.checklist import KNOWN_AT_RELEASE, Checklist, evaluate_checklist
 
 Log = Callable[[str], None]
 
@@ -81,6 +81,7 @@ def run_release(
     provenance go into the release record in the transaction that moves the alias.
     """
     from slmkit.eval.rehearse import rehearse_rollback
+    from slmkit.monitor.rules import check_rules
     from slmkit.provenance import release_provenance
     from slmkit.registry.publish import check_candidate
 
@@ -89,7 +90,7 @@ def run_release(
     candidate = check_candidate(config, registry, run_id)
     # Latency and review evidence attach to a release after it exists: `slmkit check` judges them.
     enforced = [k for k in config.release.blocking if k in KNOWN_AT_RELEASE] if alias == config.release.alias else []
-    alerts = alert_checks(
+    alerts = check_rules(  # builds the input drift reference the first time, so a server finds it ready
         config,
         registry,
         subject=candidate.subject,
@@ -149,32 +150,6 @@ def run_release(
     )
     mirror_if_configured(config, registry, log)
     return release
-
-
-def alert_checks(
-    config: ProjectConfig,
-    registry: Registry,
-    *,
-    subject: str,
-    recorded_config: dict[str, Any],
-    eval_report_digest: str,
-    dataset_version: str,
-) -> list[RuleCheck]:
-    """The alert rules of slmkit.yaml, each evaluated for a release or candidate (the checklist's "alerts").
-
-    Building the input drift reference (embedding a sample of the training inputs) happens here
-    the first time, so a server finds it ready.
-    """
-    from slmkit.monitor.rules import check_rules
-
-    return check_rules(
-        config,
-        registry,
-        subject=subject,
-        recorded_config=recorded_config,
-        eval_report_digest=eval_report_digest,
-        dataset_version=dataset_version,
-    )
 
 
 def mirror_if_configured(config: ProjectConfig, registry: Registry, log: Log = print) -> None:

@@ -14,6 +14,12 @@ from slmkit.errors import SlmkitError
 
 TEMPLATES = ("classification", "extraction")
 
+# Alert rules every starter project gets (monitor.alerts): answers that break the schema, inputs unlike training.
+_EVERY_TASK_RULES: list[dict[str, Any]] = [
+    {"name": "answers break the schema", "metric": "schema_valid_rate", "op": "<", "threshold": 0.95, "window": "15m"},
+    {"name": "input drift", "metric": "input_drift", "op": ">=", "threshold": 1, "window": "1h", "min_requests": 100},
+]
+
 _CLASSIFICATION: dict[str, Any] = {
     "base_model": "smollm2-135m-instruct",
     "task": {
@@ -41,21 +47,7 @@ _CLASSIFICATION: dict[str, Any] = {
     "eval": {"gates": ["schema_validity >= 0.95", "label_accuracy >= 0.8"]},
     "monitor": {
         "alerts": [
-            {
-                "name": "answers break the schema",
-                "metric": "schema_valid_rate",
-                "op": "<",
-                "threshold": 0.95,
-                "window": "15m",
-            },
-            {
-                "name": "input drift",
-                "metric": "input_drift",
-                "op": ">=",
-                "threshold": 1,
-                "window": "1h",
-                "min_requests": 100,
-            },
+            *_EVERY_TASK_RULES,
             {
                 "name": "label mix drift",
                 "metric": "label_drift",
@@ -108,21 +100,7 @@ _EXTRACTION: dict[str, Any] = {
     "eval": {"gates": ["schema_validity >= 0.95", "exact_match >= 0.7"]},
     "monitor": {
         "alerts": [
-            {
-                "name": "answers break the schema",
-                "metric": "schema_valid_rate",
-                "op": "<",
-                "threshold": 0.95,
-                "window": "15m",
-            },
-            {
-                "name": "input drift",
-                "metric": "input_drift",
-                "op": ">=",
-                "threshold": 1,
-                "window": "1h",
-                "min_requests": 100,
-            },
+            *_EVERY_TASK_RULES,
             {
                 "name": "less sure of its answers",
                 "metric": "confidence_drift",

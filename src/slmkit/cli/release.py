@@ -60,14 +60,14 @@ def check(
 ) -> None:
     """The production checklist of a release, from recorded evidence; non-zero exit if a blocking item fails."""
     from slmkit.cli.releases import release_ref
-    from slmkit.pipeline import alert_checks
+    from slmkit.monitor.rules import check_rules
     from slmkit.registry import Registry
     from slmkit.registry.checklist import release_checklist
 
     config = load(project, check_files=False)
     registry = Registry(config.state_dir)
     rel = registry.resolve(release_ref(config, ref))
-    alerts = alert_checks(
+    alerts = check_rules(
         config,
         registry,
         subject=rel.ref,
