@@ -119,6 +119,11 @@ def test_init_templates_validate_and_explain_every_section(tmp_path, kind):
     assert "# Task and release name" in text and "# Pass/fail rules set before training" in text
     assert "# max_steps: null" in text and "# Stop after this many optimizer steps." in text
     assert config.task.name
+    # Alert rules out of the box, each on a metric the task has (validation checks labels and embeddings).
+    metrics = [rule.metric for rule in config.monitor.alerts]
+    assert metrics[:2] == ["schema_valid_rate", "input_drift"] and len(metrics) == 4
+    assert ("label_drift" in metrics) == (config.task.label_field is not None)
+    assert "    - {name: input drift, metric: input_drift, op: '>=', threshold: 1, window: 1h, min_requests: 100}" in text
     with pytest.raises(Exception, match="already exists"):
         write_template(kind, tmp_path / kind)
 
