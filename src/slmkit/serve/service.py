@@ -70,9 +70,9 @@ class ChatService:
         self.config = config
         self.default_release = default_release or config.serve.release
         self.registry = Registry(config.state_dir)
-        self.monitoring = start_monitoring(config)
-        self.recorder = self.monitoring.recorder
         backend = open_backend(config.serve, config.state_dir)
+        self.monitoring = start_monitoring(config)  # the request log writer and the alert timer
+        self.recorder = self.monitoring.recorder
         self.cache = ModelCache(
             config.state_dir, config.root, capacity=max_loaded or config.serve.max_loaded, backend=backend
         )
