@@ -123,7 +123,8 @@ def test_init_templates_validate_and_explain_every_section(tmp_path, kind):
     metrics = [rule.metric for rule in config.monitor.alerts]
     assert metrics[:2] == ["schema_valid_rate", "input_drift"] and len(metrics) == 4
     assert ("label_drift" in metrics) == (config.task.label_field is not None)
-    assert "    - {name: input drift, metric: input_drift, op: '>=', threshold: 1, window: 1h, min_requests: 100}" in text
+    rule = "{name: input drift, metric: input_drift, op: '>=', threshold: 1, window: 1h, min_requests: 100}"
+    assert f"    - {rule}" in text
     with pytest.raises(Exception, match="already exists"):
         write_template(kind, tmp_path / kind)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from slmkit.monitor.alerts import alert_events, alert_states, evaluate_alerts
-from slmkit.monitor.window import connect, load_traffic, window_metrics
+from slmkit.monitor.window import connect, label_counts, load_traffic, window_metrics
 from tests.monitor.conftest import T0, Monitored, monitored_project
 
 
@@ -38,8 +38,9 @@ def test_window_metrics_by_hand(monitored: Monitored) -> None:
     )
     monitored.add(T0 + timedelta(seconds=30), 2, outcome="error", latency_ms=5.0, valid=None, label=None)
     conn = connect(monitored.config.state_dir / "requests.db")
-    traffic = load_traffic(conn, monitored.release.name, monitored.release.version, T0, T0 + timedelta(minutes=1))
-    m = window_metrics(traffic, fields=4)
+    name, version, end = monitored.release.name, monitored.release.version, T0 + timedelta(minutes=1)
+    traffic = load_traffic(conn, name, version, T0, end)
+    m = window_metrics(traffic, fields=4, labels=label_counts(conn, name, version, T0, end))
 
     assert (m["requests"], m["answers"]) == (10, 8)
     assert m["error_rate"] == pytest.approx(2 / 10)

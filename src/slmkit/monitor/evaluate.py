@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -122,15 +123,22 @@ class Monitor:
         """The metrics of the last `window_s` seconds of `traffic` (and its drift tests when `drift`)."""
         reference = self.task_reference(traffic.name, traffic.version)
         mask = traffic.mask(window_s) if mask is None else mask
-        metrics = window_metrics(traffic, mask, fields=len(reference.fields), span_s=window_s)
-        start = traffic.end - timedelta(seconds=window_s)
+        start = max(traffic.end - timedelta(seconds=window_s), traffic.start)
+        labels = label_counts(conn, traffic.name, traffic.version, start, traffic.end)
+        metrics = window_metrics(traffic, mask, fields=len(reference.fields), span_s=window_s, labels=labels)
         snap = Snapshot(traffic.ref, window_s, start, traffic.end, metrics, notes=dict(reference.problems))
         if drift:
-            snap.drift = self.drift(conn, traffic, mask, start, reference)
+            snap.drift = self.drift(conn, traffic, mask, start, reference, labels)
         return snap
 
     def drift(
-        self, conn: Any, traffic: Traffic, mask: np.ndarray, start: datetime, reference: TaskReference
+        self,
+        conn: Any,
+        traffic: Traffic,
+        mask: np.ndarray,
+        start: datetime,
+        reference: TaskReference,
+        labels: Counter[str],
     ) -> DriftReport:
         cfg = self.config.monitor.drift
         inputs = self.input_reference(traffic.name, traffic.version)
@@ -140,7 +148,7 @@ class Monitor:
             embeddings = dequantize(blobs)
         report = run_drift(
             cfg,
-            labels=label_counts(traffic, mask) if reference.label_field else None,
+            labels=labels if reference.label_field else None,
             reference_labels=reference.eval_labels,
             confidences=confidences(traffic, mask).tolist(),
             reference_confidences=reference.eval_confidences,

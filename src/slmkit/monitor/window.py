@@ -3,6 +3,8 @@
 `load_traffic` reads the rows once (in chunks, as arrays: a million rows take a few tens of MB,
 not a Python object each), and `window_metrics` computes every metric for any sub-window from
 them, so the alert evaluator and the report read the log once however many windows they judge.
+Reading is what costs (Python's sqlite3 builds an object per value), so the six flags travel
+packed in one number, and labels are counted by SQLite (`label_counts`) rather than read.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import numpy as np
 from slmkit.monitor.requests import RequestLog
 
 CHUNK = 100_000
-# The numeric columns read per row; flags come as 1.0 / 0.0 / nan (unknown).
-_COLUMNS = ("t", "error", "valid", "replaced", "refused", "escalate", "flagged", "null_fields",
-            "latency_ms", "ttft_ms", "itl_ms", "confidence")  # fmt: skip
+# The columns of a Traffic; flags are 1.0 / 0.0 / nan (unknown).
+FLAGS = ("valid", "replaced", "refused", "escalate", "flagged")
+NUMBERS = ("null_fields", "latency_ms", "ttft_ms", "itl_ms", "confidence")
+_COLUMNS = ("t", "error", *FLAGS, *NUMBERS)
+# Each flag as a base-3 digit (0 false, 1 true, 2 unknown), the error bit below them.
+_PACKED = "(outcome = 'error') + " + " + ".join(f"{2 * 3**i} * IFNULL({flag}, 2)" for i, flag in enumerate(FLAGS))
 
 
 def stamp(moment: datetime) -> str:
@@ -35,14 +40,13 @@ def parse_stamp(text: str) -> datetime:
 
 @dataclass(frozen=True)
 class Traffic:
-    """The rows of one release in [start, end): `columns[name]` are aligned arrays, `labels` likewise."""
+    """The rows of one release in [start, end): `columns[name]` are aligned arrays (see _COLUMNS)."""
 
     name: str
     version: int
     start: datetime
     end: datetime
     columns: dict[str, np.ndarray]
-    labels: np.ndarray  # object array: the label of each row, or None
 
     @property
     def ref(self) -> str:
@@ -78,23 +82,35 @@ def load_traffic(conn: sqlite3.Connection, name: str, version: int, start: datet
     """Every row of release name@version that arrived in [start, end)."""
     sql = (
         # Seconds since `start`, rounded to the millisecond the log keeps (julianday is a float).
-        "SELECT ROUND((julianday(ts) - julianday(?)) * 86400.0, 3), outcome = 'error', valid, replaced, refused, "
-        "escalate, flagged, null_fields, latency_ms, ttft_ms, itl_ms, confidence, label FROM requests "
+        f"SELECT ROUND((julianday(ts) - julianday(?)) * 86400.0, 3), {_PACKED}, {', '.join(NUMBERS)} FROM requests "
         "WHERE release_name = ? AND release_version = ? AND ts >= ? AND ts < ?"
     )
     cursor = conn.execute(sql, (stamp(start), name, version, stamp(start), stamp(end)))
     parts: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
     while True:
         chunk = cursor.fetchmany(CHUNK)
         if not chunk:
             break
-        block = np.array([row[:-1] for row in chunk], dtype=float)  # None becomes nan
-        parts.append(block.reshape(len(chunk), len(_COLUMNS)))
-        labels.append(np.array([row[-1] for row in chunk], dtype=object))
-    table = np.vstack(parts) if parts else np.zeros((0, len(_COLUMNS)))
-    columns = {column: table[:, i] for i, column in enumerate(_COLUMNS)}
-    return Traffic(name, version, start, end, columns, np.concatenate(labels) if labels else np.zeros(0, dtype=object))
+        parts.append(np.array(chunk, dtype=float).reshape(len(chunk), 2 + len(NUMBERS)))  # None becomes nan
+    table = np.vstack(parts) if parts else np.zeros((0, 2 + len(NUMBERS)))
+    packed = table[:, 1].astype(np.int64)
+    columns = {"t": table[:, 0], "error": (packed % 2).astype(float)}
+    for i, flag in enumerate(FLAGS):
+        digit = (packed // (2 * 3**i)) % 3
+        columns[flag] = np.where(digit == 2, np.nan, digit.astype(float))
+    for i, number in enumerate(NUMBERS):
+        columns[number] = table[:, 2 + i]
+    return Traffic(name, version, start, end, columns)
+
+
+def label_counts(conn: sqlite3.Connection, name: str, version: int, start: datetime, end: datetime) -> Counter[str]:
+    """How many answers of name@version in [start, end) carried each label (counted by SQLite)."""
+    rows = conn.execute(
+        "SELECT label, COUNT(*) FROM requests WHERE release_name = ? AND release_version = ? AND ts >= ? AND ts < ? "
+        "AND label IS NOT NULL AND outcome != 'error' GROUP BY label",
+        (name, version, stamp(start), stamp(end)),
+    )
+    return Counter({str(label): int(count) for label, count in rows})
 
 
 def recent_embeddings(
@@ -110,16 +126,21 @@ def recent_embeddings(
 
 
 def window_metrics(
-    traffic: Traffic, mask: np.ndarray | None = None, *, fields: int = 0, span_s: float | None = None
+    traffic: Traffic,
+    mask: np.ndarray | None = None,
+    *,
+    fields: int = 0,
+    span_s: float | None = None,
+    labels: Counter[str] | None = None,
 ) -> dict[str, Any]:
     """Every request-log metric of the rows in `mask` (all rows when None); None where nothing to measure.
 
     Rates of answers (schema validity, refusals, ...) are over answered requests; the error rate
     over every request; `null_field_rate` over the answer's fields (`fields` of them each);
-    requests per minute over `span_s` seconds (default: the whole span).
+    requests per minute over `span_s` seconds (default: the whole span); label shares from
+    `labels` (the window's `label_counts`), when given.
     """
     c = traffic.columns if mask is None else {k: v[mask] for k, v in traffic.columns.items()}
-    labels = traffic.labels if mask is None else traffic.labels[mask]
     requests = len(c["t"])
     answered = c["error"] == 0
     answers = int(answered.sum())
@@ -137,7 +158,7 @@ def window_metrics(
 
     nulls = c["null_fields"][answered]
     nulls = nulls[~np.isnan(nulls)]
-    counts = Counter(str(label) for label in labels[answered] if label is not None)
+    counts = labels or Counter()
     labelled = sum(counts.values())
     metrics: dict[str, Any] = {
         "requests": requests,
@@ -172,12 +193,6 @@ def confidences(traffic: Traffic, mask: np.ndarray | None = None) -> np.ndarray:
     errors = traffic.columns["error"] if mask is None else traffic.columns["error"][mask]
     values = values[errors == 0]
     return values[~np.isnan(values)]
-
-
-def label_counts(traffic: Traffic, mask: np.ndarray | None = None) -> Counter[str]:
-    labels = traffic.labels if mask is None else traffic.labels[mask]
-    errors = traffic.columns["error"] if mask is None else traffic.columns["error"][mask]
-    return Counter(str(label) for label, error in zip(labels, errors, strict=True) if label is not None and not error)
 
 
 def since(now: datetime, seconds: float) -> datetime:
