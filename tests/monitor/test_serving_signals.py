@@ -192,3 +192,20 @@ def test_an_alert_firing_makes_the_cron_command_fail(served: tuple[ProjectConfig
     assert "error: 1 alert(s) firing: any traffic at all (support-tickets@1)" in err
     db = sqlite3.connect(config.state_dir / "requests.db")
     assert db.execute("SELECT state FROM alert_state WHERE rule = 'any traffic at all'").fetchone() == ("firing",)
+
+
+def test_replay_sends_recorded_requests_through_a_running_server(
+    served: tuple[ProjectConfig, Release], tmp_path: Path
+) -> None:
+    config, release = served
+    requests = tmp_path / "traffic.jsonl"
+    lines = [json.dumps({**ticket, "output": {"category": "billing"}, "shift": None}) for ticket in TICKETS[:2]]
+    requests.write_text("\n".join([*lines, json.dumps({"messages": [{"role": "user", "content": "hello"}]})]) + "\n")
+    with start_server(config) as handle:
+        code, out, err = cli("monitor", "replay", str(requests), "--url", handle.url, "-p", str(config.root))
+    assert code == 0, err
+    assert out.startswith("3/3 answered in ") and f"({release.ref} 3); errors: none" in out
+
+    requests.write_text('{"subject": "x", "body": "y"}\n{"title": "no input field"}\n')
+    code, _, err = cli("monitor", "replay", str(requests), "-p", str(config.root))
+    assert code == 3 and f"{requests}:2: none of the task's input fields (subject, body) and no 'messages'" in err
