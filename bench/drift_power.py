@@ -41,6 +41,7 @@ SETS = {
 SIZES = (100, 300, 1000)
 REFERENCE = 500
 TESTS_PER_WINDOW = 3  # label, confidence, input: Holm's first step divides alpha by 3
+OTHER_FLOORS = (0.0, 0.0005, 0.001, 0.002)  # the same replays judged with other effect floors
 
 
 def load(name: str) -> tuple[list[str], list[str]]:
@@ -122,24 +123,21 @@ def main() -> None:
 
         for share in (0.0, *spec["shares"]):
             label = "none (false alarms)" if share == 0 else f"{', '.join(spec['held_out'])} at {share:.0%}"
-            cells, cells_no_floor = [], []
+            cells = []
+            by_floor: dict[float, list[str]] = {f: [] for f in OTHER_FLOORS}
             for n in SIZES:
                 results = [replay(n, share, n * 100_000 + int(share * 100) * 1000 + j) for j in range(args.replays)]
                 cells.append(f"{np.mean([d for d, _, _ in results]):.2f}")
-                cells_no_floor.append(f"{np.mean([s for _, s, _ in results]):.2f}")
+                for other in OTHER_FLOORS:
+                    by_floor[other].append(f"{np.mean([s and e >= other for _, s, e in results]):.2f}")
                 if share == 0:
                     null_effects[n] = [e for _, _, e in results]
                 else:
                     effects = [e for _, _, e in results]
                     cells[-1] += f" ({np.median(effects):.4f})"
             rows.append((name, label, cells))
-            print(
-                f"  {label:<42}"
-                + "".join(f"{c:>18}" for c in cells)
-                + "   without the floor: "
-                + " ".join(cells_no_floor),
-                flush=True,
-            )
+            others = "; ".join(f"floor {f:g}: {' '.join(c)}" for f, c in by_floor.items())
+            print(f"  {label:<42}" + "".join(f"{c:>18}" for c in cells) + f"   ({others})", flush=True)
         for n, effects in null_effects.items():
             q = np.quantile(effects, [0.5, 0.95, 1.0])
             print(f"  unshifted MMD^2 at n={n}: median {q[0]:+.5f}, 95th percentile {q[1]:+.5f}, max {q[2]:+.5f}")

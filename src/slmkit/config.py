@@ -766,7 +766,10 @@ class DriftConfig(_Section):
         0.1, ge=0.0, le=1.0, description="Effect floor of confidence drift: the KS distance D between the two CDFs."
     )
     min_input_mmd2: float = Field(
-        0.002, ge=0.0, description="Effect floor of input drift: MMD^2 between the input embeddings (RBF kernel)."
+        0.001,
+        ge=0.0,
+        description="Effect floor of input drift: MMD^2 between the input embeddings (RBF kernel). On SNIPS, "
+        "traffic with 20% of requests from intents never trained on measures about 0.002, 10% about 0.0003.",
     )
     reference_size: int = Field(
         500, ge=30, description="Training inputs embedded as the input drift reference (a seeded sample)."
