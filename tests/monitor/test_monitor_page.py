@@ -12,7 +12,7 @@ import pytest
 from slmkit.monitor.alerts import evaluate_alerts
 from slmkit.monitor.run import run_monitor, write_reports
 from tests.data.test_card import CHROMIUM, chart, dump_dom, needs_chromium, section
-from tests.monitor.conftest import T0, Monitored, monitored_project
+from tests.monitor.conftest import T0, Monitored, monitored_project, record_release
 
 XSS = '<script>alert("owned")</script> label drift'
 
@@ -79,3 +79,23 @@ def test_monitor_html_in_a_browser(busy: Monitored, tmp_path: Path) -> None:
     assert len(re.findall(r'<rect class="bar s-train"', labels)) == 1
     assert 'data-chart="confidence-served-release-support-tickets-1"' in release
     assert "DRIFT" in release and "total variation distance" in release
+
+
+def test_two_releases_that_served_in_the_span_are_side_by_side(tmp_path: Path) -> None:
+    project = monitored_project(tmp_path / "p")
+    second = record_release(project.config, train_inputs=["Subject: a\n\nb"] * 40, mix={"billing": 50, "shipping": 50})
+    project.add(T0, 50, latency_ms=100.0)
+    Monitored(project.config, second).add(T0 + timedelta(minutes=30), 80, latency_ms=300.0, label="shipping")
+
+    result = run_monitor(project.config, since=T0, now=T0 + timedelta(hours=1), window_s=600)
+
+    assert [r.release for r in result.releases] == ["support-tickets@1", "support-tickets@2"]
+    lines = result.lines()
+    assert lines[1].split() == ["metric", "support-tickets@1", "support-tickets@2"]
+    assert next(line for line in lines if line.startswith("requests ")).split() == ["requests", "50", "80"]
+    assert next(line for line in lines if line.startswith("latency_p50_ms")).split() == [
+        "latency_p50_ms",
+        "100.0",
+        "300.0",
+    ]
+    assert result.releases[1].reference["eval_labels"] == {"billing": 50, "shipping": 50}
