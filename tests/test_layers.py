@@ -21,6 +21,7 @@ RANK = {
     "data": 3,
     "models": 3,
     "registry": 3,
+    "retrieval": 3,
     "eval": 4,
     "monitor": 4,
     "serve": 4,
@@ -28,6 +29,7 @@ RANK = {
     "pipeline": 5,
     "provenance": 5,
     "cli": 6,
+    "ui": 6,
     "__main__": 7,
 }
 FORBIDDEN = {("eval", "train"), ("monitor", "serve")}
