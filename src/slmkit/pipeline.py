@@ -212,6 +212,7 @@ def promote_alias(
     Refused (ReleaseBlocked) when a blocking item of that release's production checklist is not
     met, as `slmkit release` refuses a new one. Returns (from version or None, to version).
     """
+    from slmkit.monitor.rules import release_rule_checks
     from slmkit.registry.checklist import release_checklist
 
     alias = alias or config.release.alias
@@ -220,7 +221,10 @@ def promote_alias(
     try:
         target = registry.get_release(name, version)
         checklist = release_checklist(
-            registry, target, alerts=[rule.text for rule in config.monitor.alerts], blocking=config.release.blocking
+            registry,
+            target,
+            alerts=release_rule_checks(config, registry, target, quick=True),
+            blocking=config.release.blocking,
         )
         checklist.refuse_blockers(f"{target.ref} cannot move {name}@{alias}")
         before = registry.aliases(name).get(alias)

@@ -117,12 +117,8 @@ def build_reference(dataset_version: str, inputs: Sequence[str], embed: Any, *, 
     return Reference(dataset_version, embeddings, median_bandwidth(embeddings, seed=seed), threshold)
 
 
-def reference_for(registry: Registry, dataset_version: str, embed: Any, *, size: int) -> Reference:
-    """The stored reference of a dataset version, built (and stored) on first use.
-
-    `embed(texts) -> (n, 384) array` embeds the training inputs when nothing is stored yet. The
-    training inputs were redacted by the data build already; they are embedded as they are.
-    """
+def stored_reference(registry: Registry, dataset_version: str, *, size: int) -> Reference | None:
+    """The reference of a dataset version when one was built already (nothing is embedded here)."""
     for digest, meta in registry.find_artifacts(REFERENCE_KIND):
         if (
             meta.get("dataset_version") == dataset_version
@@ -130,10 +126,27 @@ def reference_for(registry: Registry, dataset_version: str, embed: Any, *, size:
             and registry.store.exists(digest)
         ):
             return Reference.from_bytes(registry.store.path(digest).read_bytes(), digest)
+    return None
+
+
+def training_inputs(registry: Registry, dataset_version: str) -> list[str]:
+    """The rendered inputs of a dataset version's training split (already PII-redacted by the build)."""
+    record = registry.get_dataset(dataset_version)
+    train = registry.store.path(record.digest) / "train.jsonl"
+    return [json.loads(line)["input"] for line in train.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def reference_for(registry: Registry, dataset_version: str, embed: Any, *, size: int) -> Reference:
+    """The stored reference of a dataset version, built (and stored) on first use.
+
+    `embed(texts) -> (n, 384) array` embeds the training inputs when nothing is stored yet. The
+    training inputs were redacted by the data build already; they are embedded as they are.
+    """
+    stored = stored_reference(registry, dataset_version, size=size)
+    if stored is not None:
+        return stored
     try:
-        record = registry.get_dataset(dataset_version)
-        train = registry.store.path(record.digest) / "train.jsonl"
-        inputs = [json.loads(line)["input"] for line in train.read_text(encoding="utf-8").splitlines() if line.strip()]
+        inputs = training_inputs(registry, dataset_version)
     except (OSError, ValueError, KeyError) as exc:
         raise StageError(
             f"cannot read the training inputs of dataset {dataset_version} for the input drift reference: {exc}",

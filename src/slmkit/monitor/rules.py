@@ -6,6 +6,10 @@ embedded training inputs. `check_rules` builds each rule's references for the re
 run about to become one), then evaluates the rule on the release's current window of traffic
 exactly as the server's timer would, and says for each rule whether it evaluates and what it
 saw. Building the input drift reference here also means the server finds it ready.
+
+`quick=True` (the web console, promoting an alias) judges the prerequisites only: it reads a
+stored input reference but builds none (a training split to build one from is enough), and does
+not compute the rules on traffic, so it answers in milliseconds.
 """
 
 from __future__ import annotations
@@ -16,15 +20,16 @@ from typing import Any
 
 from slmkit.config import AlertRule, ProjectConfig
 from slmkit.monitor.alerts import needs_drift
-from slmkit.monitor.embedding import Reference, reference_for
+from slmkit.monitor.embedding import Reference, reference_for, stored_reference, training_inputs
 from slmkit.monitor.evaluate import Monitor, Snapshot
 from slmkit.monitor.reference import TaskReference, reference_of
 from slmkit.monitor.stats import MIN_REFERENCE
 from slmkit.monitor.window import connect, load_traffic
-from slmkit.registry import Registry
+from slmkit.registry import Registry, Release
 from slmkit.registry.checklist import RuleCheck
 
 CONFIDENCE_ENGINES = ("transformers",)  # the engines that record each answer's token probabilities
+BUILT_ON_FIRST_USE = "built on first use"  # quick mode: no stored input reference, but one can be built
 
 
 def check_rules(
@@ -37,6 +42,7 @@ def check_rules(
     dataset_version: str,
     embed: Callable[[Sequence[str]], Any] | None = None,
     now: datetime | None = None,
+    quick: bool = False,
 ) -> list[RuleCheck]:
     """Each rule of config.monitor.alerts: does it evaluate for `subject` (name@version, or "run <id>")?"""
     rules = config.monitor.alerts
@@ -45,13 +51,16 @@ def check_rules(
     reference = reference_of(registry, subject, recorded_config, eval_report_digest, dataset_version)
     inputs: Reference | str | None = None
     if any(rule.metric.startswith(("input_drift", "drift")) for rule in rules):
-        if embed is None and config.monitor.embeddings:
-            from slmkit.monitor.embedding import InputEmbedder
+        if quick:
+            inputs = _stored_or_buildable(config, registry, dataset_version)
+        else:
+            if embed is None and config.monitor.embeddings:
+                from slmkit.monitor.embedding import InputEmbedder
 
-            embed = InputEmbedder()
-        inputs = _input_reference(config, registry, dataset_version, embed)
+                embed = InputEmbedder()
+            inputs = _input_reference(config, registry, dataset_version, embed)
     name, _, version = subject.rpartition("@")
-    if not (name and version.isdigit()):  # a run about to be released: no traffic of its own yet
+    if quick or not (name and version.isdigit()):  # not on traffic (or a run about to be released: none yet)
         return [_verdict(rule, reference, inputs, None, _missing(config, rule, reference, inputs)) for rule in rules]
     now = now or datetime.now(UTC)
     longest = max(rule.window_s for rule in rules)
@@ -70,6 +79,21 @@ def check_rules(
         monitor.close()
 
 
+def release_rule_checks(
+    config: ProjectConfig, registry: Registry, release: Release, *, quick: bool = False
+) -> list[RuleCheck]:
+    """`check_rules` for a recorded release."""
+    return check_rules(
+        config,
+        registry,
+        subject=release.ref,
+        recorded_config=release.config,
+        eval_report_digest=release.eval_report_digest,
+        dataset_version=release.dataset_version,
+        quick=quick,
+    )
+
+
 def _verdict(
     rule: AlertRule, reference: TaskReference, inputs: Reference | str | None, snap: Snapshot | None, missing: str
 ) -> RuleCheck:
@@ -77,7 +101,7 @@ def _verdict(
         return RuleCheck(rule.text, False, missing)
     ready = _ready(rule, reference, inputs)
     if snap is None:
-        return RuleCheck(rule.text, True, f"{rule.condition}: evaluates ({ready}); no traffic yet")
+        return RuleCheck(rule.text, True, f"{rule.condition}: evaluates ({ready})")
     requests = int(snap.metrics.get("requests") or 0)
     value = snap.value(rule.metric)
     if requests < rule.min_requests:
@@ -111,9 +135,10 @@ def _missing_for(rule: AlertRule, reference: TaskReference, inputs: Reference | 
         return (
             f"{metric}: {reference.problems.get('confidence') or reference.problems.get('eval', 'no eval confidences')}"
         )
-    if metric.startswith("input_drift") and not isinstance(inputs, Reference):
+    if metric.startswith("input_drift") and not isinstance(inputs, Reference) and inputs != BUILT_ON_FIRST_USE:
         return f"{metric}: no input reference ({inputs})"
-    if metric == "drift" and not (reference.eval_labels or reference.eval_confidences or isinstance(inputs, Reference)):
+    has_inputs = isinstance(inputs, Reference) or inputs == BUILT_ON_FIRST_USE
+    if metric == "drift" and not (reference.eval_labels or reference.eval_confidences or has_inputs):
         return "drift: none of the three drift tests has a reference"
     return ""
 
@@ -135,6 +160,8 @@ def _too_small(metric: str, reference: TaskReference, inputs: Reference | str | 
 
 
 def _ready(rule: AlertRule, reference: TaskReference, inputs: Reference | str | None) -> str:
+    if rule.metric.startswith("input_drift") and inputs == BUILT_ON_FIRST_USE:
+        return "reference: embedded from the training split on first use"
     if rule.metric.startswith("input_drift") and isinstance(inputs, Reference):
         return f"reference: {inputs.size} embedded training inputs"
     if rule.metric.startswith("label_drift") and reference.eval_labels:
@@ -142,6 +169,20 @@ def _ready(rule: AlertRule, reference: TaskReference, inputs: Reference | str | 
     if rule.metric.startswith("confidence_drift") and reference.eval_confidences:
         return f"reference: {len(reference.eval_confidences)} eval confidences"
     return "from the request log"
+
+
+def _stored_or_buildable(config: ProjectConfig, registry: Registry, dataset_version: str) -> Reference | str:
+    """The stored input reference; else BUILT_ON_FIRST_USE when a training split to build it from exists."""
+    if not config.monitor.embeddings:
+        return "monitor.embeddings is off"
+    stored = stored_reference(registry, dataset_version, size=config.monitor.drift.reference_size)
+    if stored is not None:
+        return stored
+    try:
+        inputs = training_inputs(registry, dataset_version)
+    except Exception as exc:  # a dataset this store does not hold
+        return f"no training inputs for dataset {dataset_version}: {exc}"
+    return BUILT_ON_FIRST_USE if len(inputs) >= 2 else f"dataset {dataset_version} has {len(inputs)} training input(s)"
 
 
 def _input_reference(
