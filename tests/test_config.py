@@ -121,6 +121,12 @@ def test_init_templates_validate_and_explain_every_section(tmp_path, kind):
     assert "# Task and release name" in text and "# Pass/fail rules set before training" in text
     assert "# max_steps: null" in text and "# Stop after this many optimizer steps." in text
     assert config.task.name
+    # Alert rules out of the box, each on a metric the task has (validation checks labels and embeddings).
+    metrics = [rule.metric for rule in config.monitor.alerts]
+    assert metrics[:2] == ["schema_valid_rate", "input_drift"] and len(metrics) == 4
+    assert ("label_drift" in metrics) == (config.task.label_field is not None)
+    rule = "{name: input drift, metric: input_drift, op: '>=', threshold: 1, window: 1h, min_requests: 100}"
+    assert f"    - {rule}" in text
     with pytest.raises(Exception, match="already exists"):
         write_template(kind, tmp_path / kind)
 
@@ -163,7 +169,7 @@ def test_monitor_alerts_and_release_settings_are_validated_naming_the_field(tmp_
     assert "monitor.alerts[3].threshold: required" in text
     assert "release.blocking[1]: input should be 'schema', 'pii', 'gold_locked', 'rollback'" in text
     assert "release.rehearsal_min_agreement: input should be less than or equal to 1" in text
-    assert "monitor.alerts[2].threshold: refusal_rate is a share: use 0 to 1 (got 5)" in text
+    assert "monitor.alerts[2].threshold: refusal_rate is a share or a probability: use 0 to 1 (got 5)" in text
     assert "line " in text.split("monitor.alerts[0].metric")[0].splitlines()[-1], "each problem names its line"
 
 

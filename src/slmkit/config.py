@@ -739,36 +739,94 @@ class ReleaseConfig(_Section):
 
 # --- monitor ----------------------------------------------------------------------------
 
-# Metrics the request log yields per window; alert rules may name them.
+# Metrics the request log yields per release and window; alert rules may name them, and
+# `label_share.<label>` for each label of the label field (the share of answers with it).
 MONITOR_METRICS = (
+    "requests",
+    "requests_per_minute",
     "schema_valid_rate",
     "guard_replaced_rate",
     "refusal_rate",
     "escalation_rate",
     "error_rate",
+    "null_field_rate",
+    "flagged_rate",
+    "confidence_p10",
+    "confidence_p50",
     "latency_p50_ms",
     "latency_p95_ms",
     "latency_p99_ms",
-    "requests_per_minute",
+    "ttft_p95_ms",
+    "inter_token_p95_ms",
+    "label_drift",
+    "label_drift_p",
+    "label_drift_effect",
+    "confidence_drift",
+    "confidence_drift_p",
+    "confidence_drift_effect",
+    "input_drift",
+    "input_drift_p",
+    "input_drift_effect",
+    "drift",
+)
+# Metrics that are shares or probabilities: a threshold outside [0, 1] can never be crossed.
+UNIT_METRICS = tuple(
+    m for m in MONITOR_METRICS if m.endswith(("_rate", "_p")) or m.startswith("confidence_p") or m.endswith("drift")
 )
 _WINDOW_RE = re.compile(r"^[1-9][0-9]*[smhd]$")
+_DURATION_RE = re.compile(r"^[0-9]+[smhd]$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def is_duration(text: str) -> bool:
+    """A number and a unit: 0s, 90s, 15m, 1h, 2d."""
+    return bool(_DURATION_RE.match(text))
+
+
+def duration_seconds(text: str) -> float:
+    """'90s', '15m', '1h', '2d' -> seconds (validated spans only)."""
+    return float(int(text[:-1]) * _SECONDS[text[-1]])
+
+
+def is_monitor_metric(metric: str) -> bool:
+    return metric in MONITOR_METRICS or (metric.startswith("label_share.") and len(metric) > len("label_share."))
 
 
 class AlertRule(_Section):
-    metric: str = Field(description=f"What to watch: one of {', '.join(MONITOR_METRICS)}.")
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    metric: str = Field(
+        description=f"What to watch: one of {', '.join(MONITOR_METRICS)}, or label_share.<label>. "
+        "label_drift / confidence_drift / input_drift (and drift, any of them) are 1 when the test "
+        "calls drift (corrected p-value under monitor.drift.alpha, effect over its floor), else 0."
+    )
     op: Literal[">", ">=", "<", "<="] = Field(description="Alert when `metric op threshold` holds.")
-    threshold: float = Field(description="The limit; rates are shares between 0 and 1.")
+    threshold: float = Field(description="The limit; rates, shares and p-values are between 0 and 1.")
     window: str = Field("5m", description="Span the metric is computed over: a number and s, m, h or d (e.g. 15m).")
     name: str | None = Field(None, description="A name for the alert in notifications (default: the rule's text).")
+    for_: str = Field(
+        "0s",
+        alias="for",
+        description="How long the condition must hold before the alert fires (pending until then), e.g. 5m.",
+    )
+    min_requests: int = Field(
+        20,
+        ge=1,
+        description="Requests the window needs before the rule is judged at all: an empty window never alerts.",
+    )
+    cooldown: str = Field(
+        "15m", description="After an alert resolves, how long before the same rule may fire again for that release."
+    )
 
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        if metric not in MONITOR_METRICS:
-            guess = difflib.get_close_matches(metric, MONITOR_METRICS, n=1)
+        if not is_monitor_metric(metric):
+            known = [*MONITOR_METRICS, "label_share.<label>"]
+            guess = difflib.get_close_matches(metric, known, n=1)
             raise ValueError(
                 f"unknown metric '{metric}'; "
-                + (f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(MONITOR_METRICS)}")
+                + (f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(known)}")
             )
         return metric
 
@@ -776,9 +834,9 @@ class AlertRule(_Section):
     @classmethod
     def _threshold_in_range(cls, threshold: float, info: ValidationInfo) -> float:
         metric = info.data.get("metric", "")  # absent when the metric itself was refused
-        if metric.endswith("_rate") and not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"{metric} is a share: use 0 to 1")
-        if threshold < 0:
+        if (metric in UNIT_METRICS or metric.startswith("label_share.")) and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"{metric} is a share or a probability: use 0 to 1")
+        if threshold < 0 and not metric.endswith("_effect"):
             raise ValueError(f"{metric or 'the metric'} cannot be negative")
         return threshold
 
@@ -789,17 +847,121 @@ class AlertRule(_Section):
             raise ValueError("write a number and a unit, e.g. 30s, 5m, 1h or 1d")
         return window
 
+    @field_validator("for_", "cooldown")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _DURATION_RE.match(value):
+            raise ValueError("write a number and a unit, e.g. 0s, 5m or 1h")
+        return value
+
     @property
     def text(self) -> str:
-        return self.name or f"{self.metric} {self.op} {self.threshold:g} over {self.window}"
+        return self.name or self.condition
+
+    @property
+    def condition(self) -> str:
+        return f"{self.metric} {self.op} {self.threshold:g} over {self.window}"
+
+    @property
+    def window_s(self) -> float:
+        return duration_seconds(self.window)
+
+    @property
+    def for_s(self) -> float:
+        return duration_seconds(self.for_)
+
+    @property
+    def cooldown_s(self) -> float:
+        return duration_seconds(self.cooldown)
+
+
+class CaptureConfig(_Section):
+    share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of answered requests whose input and answer are kept for review (0: none, the default). "
+        "They pass the data stage's PII redactor before they are written.",
+    )
+    retention_days: float = Field(
+        30.0, gt=0, description="Captured requests older than this are deleted (by the server, hourly)."
+    )
+
+
+class DriftConfig(_Section):
+    alpha: float = Field(
+        0.01,
+        gt=0.0,
+        lt=1.0,
+        description="Family-wise error rate of one window's drift tests (label, confidence, input), Holm-corrected.",
+    )
+    min_requests: int = Field(
+        100, ge=10, description="Answers a window needs before a drift test is run (fewer: no verdict, never drift)."
+    )
+    min_label_shift: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Effect floor of label drift: total variation distance between the label mixes (the share "
+        "of answers that would have to change label).",
+    )
+    min_confidence_shift: float = Field(
+        0.1, ge=0.0, le=1.0, description="Effect floor of confidence drift: the KS distance D between the two CDFs."
+    )
+    min_input_mmd2: float = Field(
+        0.001,
+        ge=0.0,
+        description="Effect floor of input drift: MMD^2 between the input embeddings (RBF kernel). On SNIPS, "
+        "traffic with 20% of requests from intents never trained on measures about 0.002, 10% about 0.0003.",
+    )
+    reference_size: int = Field(
+        500, ge=30, description="Training inputs embedded as the input drift reference (a seeded sample)."
+    )
+    max_window: int = Field(
+        1000,
+        ge=30,
+        description="Most recent answers of a window compared by the input drift test (older ones are left out).",
+    )
+    permutations: int = Field(1000, ge=100, description="Permutations behind the input drift test's p-value.")
+
+
+class WebhookConfig(_Section):
+    url: str = Field(description="Where firing and resolved alerts are POSTed as JSON (only this URL is called).")
+    timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for the webhook to answer.")
+    token_env: str | None = Field(
+        None, description="Environment variable holding a token sent as 'Authorization: Bearer'; never in the YAML."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", url):
+            raise ValueError("write an http:// or https:// URL")
+        return url
 
 
 class MonitorConfig(_Section):
     alerts: list[AlertRule] = Field(
         default_factory=list,
-        description="Alert rules on production traffic, e.g. {metric: schema_valid_rate, op: '<', "
-        "threshold: 0.95, window: 15m}. The production checklist needs at least one.",
+        description="Alert rules on production traffic, per release, e.g. {metric: schema_valid_rate, op: '<', "
+        "threshold: 0.95, window: 15m}. The production checklist needs at least one that evaluates.",
     )
+    embeddings: bool = Field(
+        True,
+        description="Store an int8 all-MiniLM-L6-v2 embedding of each PII-redacted input for input drift (384 "
+        "bytes a request). An embedding is not the text but is derived from it: see docs/monitoring.md.",
+    )
+    embedding_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="Embeddings older than this are erased from the request log (the rest of the row stays).",
+    )
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    evaluate_every_s: float = Field(
+        60.0, ge=0, description="How often `slmkit serve` evaluates the alert rules (0: only `slmkit monitor alerts`)."
+    )
+    webhook: WebhookConfig | None = Field(None, description="Optional: POST alert state changes to this URL.")
 
 
 class ExportConfig(_Section):
@@ -1171,6 +1333,7 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
                     add(("task", "escalation", "when_output", field), "is not a property of the output schema")
         _check_gates(config, properties, add)
         _check_judge(config, properties, add)
+        _check_alerts(config, properties, add)
         for name in config.eval.normalize:
             if name not in properties:
                 guess = difflib.get_close_matches(name, list(properties), n=1)
@@ -1316,6 +1479,28 @@ def _check_gates(config: ProjectConfig, properties: dict[str, Any], add: Any) ->
             add(("eval", "gates", i), f"'{metric}' needs task.label_field")
         if metric.startswith("refusal_") and task.refusal is None:
             add(("eval", "gates", i), f"'{metric}' needs task.refusal")
+
+
+def _check_alerts(config: ProjectConfig, properties: dict[str, Any], add: Any) -> None:
+    """Rules that could never be judged on this task: label metrics without a label field, an unknown
+    label, input drift with embeddings off."""
+    label_field = config.task.label_field
+    labels = [str(v) for v in properties.get(label_field, {}).get("enum", []) if v is not None] if label_field else []
+    for i, rule in enumerate(config.monitor.alerts):
+        where = ("monitor", "alerts", i, "metric")
+        if rule.metric.startswith("label") and label_field is None:
+            add(where, f"{rule.metric} needs task.label_field (the answers carry no label)")
+        elif rule.metric.startswith("label_share."):
+            label = rule.metric.removeprefix("label_share.")
+            if label not in labels:
+                guess = difflib.get_close_matches(label, labels, n=1)
+                add(
+                    where,
+                    f"'{label}' is not a label of {label_field}; "
+                    + (f"did you mean 'label_share.{guess[0]}'?" if guess else f"labels: {', '.join(labels)}"),
+                )
+        if rule.metric.startswith("input_drift") and not config.monitor.embeddings:
+            add(where, f"{rule.metric} needs monitor.embeddings: true (input drift compares input embeddings)")
 
 
 def _check_judge(config: ProjectConfig, properties: dict[str, Any], add: Any) -> None:

@@ -14,6 +14,12 @@ from slmkit.errors import SlmkitError
 
 TEMPLATES = ("classification", "extraction")
 
+# Alert rules every starter project gets (monitor.alerts): answers that break the schema, inputs unlike training.
+_EVERY_TASK_RULES: list[dict[str, Any]] = [
+    {"name": "answers break the schema", "metric": "schema_valid_rate", "op": "<", "threshold": 0.95, "window": "15m"},
+    {"name": "input drift", "metric": "input_drift", "op": ">=", "threshold": 1, "window": "1h", "min_requests": 100},
+]
+
 _CLASSIFICATION: dict[str, Any] = {
     "base_model": "smollm2-135m-instruct",
     "task": {
@@ -39,6 +45,27 @@ _CLASSIFICATION: dict[str, Any] = {
     },
     "train": {"method": "lora", "epochs": 2},
     "eval": {"gates": ["schema_validity >= 0.95", "label_accuracy >= 0.8"]},
+    "monitor": {
+        "alerts": [
+            *_EVERY_TASK_RULES,
+            {
+                "name": "label mix drift",
+                "metric": "label_drift",
+                "op": ">=",
+                "threshold": 1,
+                "window": "1h",
+                "min_requests": 100,
+            },
+            {
+                "name": "many refusals",
+                "metric": "refusal_rate",
+                "op": ">",
+                "threshold": 0.3,
+                "window": "1h",
+                "min_requests": 50,
+            },
+        ]
+    },
 }
 
 _EXTRACTION: dict[str, Any] = {
@@ -71,6 +98,27 @@ _EXTRACTION: dict[str, Any] = {
     },
     "train": {"method": "lora", "epochs": 2},
     "eval": {"gates": ["schema_validity >= 0.95", "exact_match >= 0.7"]},
+    "monitor": {
+        "alerts": [
+            *_EVERY_TASK_RULES,
+            {
+                "name": "less sure of its answers",
+                "metric": "confidence_drift",
+                "op": ">=",
+                "threshold": 1,
+                "window": "1h",
+                "min_requests": 100,
+            },
+            {
+                "name": "fields left empty",
+                "metric": "null_field_rate",
+                "op": ">",
+                "threshold": 0.6,
+                "window": "1h",
+                "min_requests": 50,
+            },
+        ]
+    },
 }
 
 _SAMPLE_ROWS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
@@ -157,6 +205,10 @@ def _dump_key(name: str, value: Any) -> list[str]:
     if isinstance(value, dict):
         dumped = yaml.safe_dump({name: value}, sort_keys=False, default_flow_style=None, width=100)
         return dumped.rstrip().splitlines()
+    if value and isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        # A list of records (alert rules): one line each, keys in the order written.
+        items = [yaml.safe_dump(item, sort_keys=False, default_flow_style=True, width=10_000).strip() for item in value]
+        return [f"{name}:", *(f"  - {item}" for item in items)]
     inline = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     inline = inline.removesuffix("...").strip()
     return [f"{name}: {inline}"]

@@ -26,6 +26,7 @@ from slmkit.eval.answer import refuse_low_confidence
 from slmkit.models.labels import LabelField
 from slmkit.monitor import RequestRecord
 from slmkit.monitor.requests import now
+from slmkit.monitor.signals import Finished, answer_signals
 from slmkit.registry import Release
 from slmkit.serve.guard import GuardResult, acceptable, judge
 from slmkit.serve.processes import EngineUnavailable
@@ -62,6 +63,8 @@ class Outcome:
     inter_token_s: tuple[float, ...] = ()
     constrained: bool = False  # decoded under the task's JSON schema
     label_probability: float | None = None  # label scoring: the label's probability among the allowed ones
+    token_logprobs: tuple[float, ...] = ()  # of the attempt returned (none when the guard answered), for confidence
+    task: Task | None = None  # the release's task spec, for the monitor's signals
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Job:
     received: float = field(default_factory=time.perf_counter)
     ts: str = field(default_factory=now)  # arrival time, for the request log
     api_key: str | None = None  # the name of the key that sent it, for the request log
+    messages: tuple[dict[str, str], ...] = ()  # the request's turns as sent, for monitor.capture only
     # A retrieval task: the chunks retrieved for this request, as slmkit.retrieval.context records
     # (None: the task does not retrieve; empty: nothing relevant, so the refusal answers).
     context: list[dict[str, Any]] | None = None
@@ -91,7 +95,7 @@ class Engine:
         self,
         cache: ModelCache,
         *,
-        record: Callable[[RequestRecord], None],
+        record: Callable[[RequestRecord | Finished], None],
         max_batch_size: int = 8,
         max_retries: int = 1,
         max_queue: int = 256,
@@ -186,15 +190,16 @@ class Engine:
         groups: dict[tuple[str, int, int], list[Job]] = {}
         for job in live:
             groups.setdefault((job.release.name, job.release.version, job.max_new_tokens), []).append(job)
-        records: list[RequestRecord] = []
+        records: list[RequestRecord | Finished] = []
         for jobs in groups.values():
             for job, result in self._answer_group(jobs):
                 if isinstance(result, Outcome):
                     job.future.set_result(result)
-                    record = _record(job, result)
+                    finished = _finished(job, result)
                     if job.cancelled:  # answered 504, or its client left: logged so, with the tokens it cost
-                        record = replace(record, outcome="error", error_kind=job.cancelled)
-                    records.append(record)
+                        cancelled = replace(finished.record, outcome="error", error_kind=job.cancelled)
+                        finished = replace(finished, record=cancelled)
+                    records.append(finished)
                 else:
                     job.future.set_exception(result)
                     kind = (
@@ -280,6 +285,7 @@ class Engine:
         prompt_tokens = [0] * len(jobs)
         completion_tokens = [0] * len(jobs)
         token_times: list[list[tuple[float, ...]]] = [[] for _ in jobs]
+        logprobs: list[list[tuple[float, ...]]] = [[] for _ in jobs]
         pending = list(range(len(jobs)))
         scorer = getattr(loaded.generator, "answer_labels", None)
         scored = self._label_scoring and scorer is not None and LabelField.of(task) is not None
@@ -318,6 +324,7 @@ class Engine:
                 prompt_tokens[i] += generation.prompt_tokens
                 completion_tokens[i] += generation.completion_tokens
                 token_times[i].append(generation.token_times)
+                logprobs[i].append(generation.token_logprobs)
             pending = [
                 i
                 for i in pending
@@ -344,9 +351,32 @@ class Engine:
                     inter_token_s=gaps,
                     constrained=schema is not None and not getattr(loaded.generator, "unconstrained", None),
                     label_probability=label_probability[i],
+                    token_logprobs=logprobs[i][guard.chosen] if guard.chosen is not None else (),
+                    task=task,
                 )
             )
         return outcomes
+
+
+def _finished(job: Job, outcome: Outcome) -> Finished:
+    """The request's log row with its task signals, and the texts the monitor's writer needs (never logged)."""
+    task = outcome.task
+    signals = answer_signals(
+        fields=task.fields if task is not None else (),
+        label_field=task.cfg.label_field if task is not None else None,
+        output=outcome.guard.output,
+        token_logprobs=outcome.token_logprobs,
+        label_probability=outcome.label_probability if outcome.guard.chosen is not None else None,
+        received=job.received,
+        first_token_at=outcome.first_token_at,
+        inter_token_s=outcome.inter_token_s,
+    )
+    return Finished(
+        replace(_record(job, outcome), **signals),
+        input_text=job.input_text,
+        messages=job.messages,
+        answer=outcome.guard.content,
+    )
 
 
 def _cited_within(task: Task, job: Job) -> Callable[[Any], str | None] | None:
@@ -371,7 +401,7 @@ def _refusal(job: Job, task: Task) -> Outcome:
         attempts=0,
         reason="nothing relevant was retrieved",
     )
-    return Outcome(job.release, guard, None, 0, 0, "stop")
+    return Outcome(job.release, guard, None, 0, 0, "stop", task=task)
 
 
 def _prompt(task: Task, tokenizer: Any, job: Job) -> str:

@@ -98,6 +98,7 @@ class TransformersGenerator:
             prefix=self.prefix,
             schema=None if self.unconstrained else schema,
             stop=stop,
+            logprobs=True,  # each answer's confidence, as eval computes it (monitor)
         )
 
     def answer_labels(

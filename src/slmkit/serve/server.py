@@ -99,6 +99,8 @@ def run_server(
             print("  API keys: off (none created; `slmkit serve keys add NAME` turns them on)")
         if host in ("0.0.0.0", "::"):
             print(f"  listening on every interface ({host}): anyone who can reach this machine can call it")
+        for line in service.monitoring.lines():
+            print(line)
         server = uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="off"))
         server.run(sockets=[sock])
     finally:

@@ -22,14 +22,14 @@ from typing import Any
 
 from slmkit.config import ProjectConfig, is_loopback_host
 from slmkit.errors import RegistryError, SlmkitError
-from slmkit.monitor import RequestLog, RequestRecord
+from slmkit.monitor import RequestRecord
 from slmkit.registry import Registry, Release
 from slmkit.serve.engine import Engine, EngineBusy, Job, Outcome, PromptTooLong
 from slmkit.serve.keys import ApiKey, KeyStore
 from slmkit.serve.metrics import ServeMetrics, error_kind
+from slmkit.serve.monitoring import start_monitoring
 from slmkit.serve.processes import EngineUnavailable
 from slmkit.serve.protocol import APIError, ChatCompletionRequest, ChatMessage, model_card, parse_chat_request
-from slmkit.serve.recorder import Recorder
 from slmkit.serve.releases import ModelCache, ModelKey, ReleaseSpec, open_backend, release_spec
 from slmkit.task import Task
 
@@ -92,8 +92,9 @@ class ChatService:
         self.config = config
         self.default_release = default_release or config.serve.release
         self.registry = Registry(config.state_dir)
-        self.recorder = Recorder(RequestLog(config.state_dir / "requests.db"))
         backend = open_backend(config.serve, config.state_dir)
+        self.monitoring = start_monitoring(config)  # the request log writer and the alert timer
+        self.recorder = self.monitoring.recorder
         self.cache = ModelCache(
             config.state_dir, config.root, capacity=max_loaded or config.serve.max_loaded, backend=backend
         )
@@ -112,6 +113,7 @@ class ChatService:
         self._retriever: Any = None  # opened on the first request of a task that retrieves
         self.in_flight = 0  # chat requests admitted and not answered; only the event loop changes it
         self.metrics = ServeMetrics(queue_depth=lambda: self.engine.stats()["queued"], in_flight=lambda: self.in_flight)
+        self.metrics.registry.register(self.monitoring.collector)
 
     # --- access --------------------------------------------------------------------------
 
@@ -269,6 +271,7 @@ class ChatService:
                 max_new_tokens=min(request.max_completion_tokens or request.max_tokens or limit, limit),
                 received=received,
                 api_key=key_name,
+                messages=turns(request.messages) if self.config.monitor.capture.share > 0 else (),
                 context=context,
             )
             try:
@@ -408,7 +411,7 @@ class ChatService:
             self._retriever.store.close()
         self.engine.close()
         self.cache.close()  # stops engine processes
-        self.recorder.close()
+        self.monitoring.close()
         self.registry.close()
         self.keys.close()
 
@@ -435,6 +438,11 @@ def user_input(task: Task, messages: list[ChatMessage]) -> str:
     if not text:
         raise APIError(400, "the last user message is empty", param="messages")
     return text
+
+
+def turns(messages: list[ChatMessage]) -> tuple[dict[str, str], ...]:
+    """Every user and assistant turn as sent (system messages are not used, so not kept): for capture."""
+    return tuple({"role": m.role, "content": m.text()} for m in messages if m.role in ("user", "assistant"))
 
 
 def earlier_turns(messages: list[ChatMessage]) -> tuple[dict[str, str], ...]:
