@@ -65,10 +65,9 @@ def answer_signals(
         nulls = sum(1 for name in fields if output.get(name) is None)
         value = output.get(label_field) if label_field else None
         label = None if value is None else str(value)
-    if label_probability is None:
+    confidence = label_probability
+    if confidence is None:
         confidence = confidence_fields(token_logprobs)["confidence"]
-    else:
-        confidence = label_probability
     return {
         "label": label,
         "null_fields": nulls,
