@@ -131,6 +131,18 @@ def render_config(values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_section(name: str, values: dict[str, Any]) -> list[str]:
+    """One top-level section of slmkit.yaml (`name:` and `values`), commented like `render_config`."""
+    field = ProjectConfig.model_fields[name]
+    nested = _nested_model(field.annotation)
+    lines = [f"# {field.description}"] if field.description else []
+    if nested is None:
+        return lines + _dump_key(name, values)
+    lines.append(f"{name}:")
+    _render_model(nested, values, lines, indent=2)
+    return lines
+
+
 def _render_model(model: type[BaseModel], values: dict[str, Any], lines: list[str], indent: int) -> None:
     pad = " " * indent
     for name, field in model.model_fields.items():

@@ -9,7 +9,7 @@ import warnings
 
 import typer
 
-from slmkit.cli import export, merge, project, release, releases, review, serve, stages
+from slmkit.cli import export, merge, project, release, releases, review, serve, stages, synth
 from slmkit.errors import SlmkitError
 
 app = typer.Typer(
@@ -36,6 +36,8 @@ app.command("init")(project.init)
 app.command("validate")(project.validate)
 data_app.command("build")(stages.data_build)
 app.add_typer(data_app, name="data")
+app.command("synth")(synth.synth)
+app.command("advise")(synth.advise)
 app.command("train")(stages.train)
 app.command("eval")(stages.evaluate)
 app.command("merge")(merge.merge)
