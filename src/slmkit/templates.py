@@ -131,9 +131,9 @@ def render_config(values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_section(name: str, values: dict[str, Any]) -> list[str]:
+def render_section(name: str, values: dict[str, Any], config_model: type[BaseModel] = ProjectConfig) -> list[str]:
     """One top-level section of slmkit.yaml (`name:` and `values`), commented like `render_config`."""
-    field = ProjectConfig.model_fields[name]
+    field = config_model.model_fields[name]
     nested = _nested_model(field.annotation)
     lines = [f"# {field.description}"] if field.description else []
     if nested is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from slmkit.advise.rules import MIN_LABEL_ROWS, Advice
 from slmkit.config import ProjectConfig
 
@@ -57,18 +59,17 @@ def starter_yaml(advice: Advice, answers: dict[str, Any], *, label_field: str | 
     return "\n".join(lines).rstrip() + "\n"
 
 
-def retrieval_section(answers: dict[str, Any]) -> list[str]:
+def retrieval_section(answers: dict[str, Any], config_model: type[BaseModel] = ProjectConfig) -> list[str]:
     """`retrieval:` from the config's model when it exists; a commented block until then."""
     from slmkit.templates import render_section
 
-    if "retrieval" in ProjectConfig.model_fields:
-        model = ProjectConfig.model_fields["retrieval"].annotation
+    if "retrieval" in config_model.model_fields:
+        model = config_model.model_fields["retrieval"].annotation
         try:
             values = model().model_dump(mode="json")  # type: ignore[misc, operator]
-        except Exception:
-            values = None
-        if values is not None:
-            return render_section("retrieval", values)
+        except Exception:  # required settings: each shown with its help text, for the user to fill in
+            values = {}
+        return render_section("retrieval", values, config_model)
     block = [
         "# retrieval: this slmkit has no retrieval stage yet; once it does, set it here:",
         "# retrieval:",
