@@ -3,8 +3,6 @@ four example situations through the CLI, the project's evidence, and the starter
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import yaml
 from pydantic import BaseModel, Field
@@ -12,10 +10,11 @@ from typer.testing import CliRunner
 
 from slmkit.advise import Evidence, decide
 from slmkit.advise.starter import retrieval_section
-from slmkit.cli.main import app, main
+from slmkit.cli.main import app
 from slmkit.config import ProjectConfig, load_config, validate_config
 from slmkit.data import run_data_build
 from tests.conftest import write_project
+from tests.test_cli import run_cli as cli
 
 FIT = {"bounded": True, "repetitive": True, "measurable": True}
 LABELLED = Evidence(rows=500, labels={"a": 250, "b": 240, "c": 10}, label_entropy=0.8, gold_rows=90, dataset="ds-x")
@@ -77,15 +76,7 @@ def test_each_reason_names_its_evidence_and_thin_labels_are_a_caution():
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
-    old, sys.argv = sys.argv, ["slmkit", *args]
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
+    code, out, err = cli(capsys, *args)
     return code, out + err
 
 

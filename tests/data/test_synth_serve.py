@@ -11,18 +11,17 @@ that does pass shows why the judge and the real-row floor exist.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import yaml
 
-from slmkit.cli.main import main
 from slmkit.config import load_config
 from slmkit.data import open_dataset, run_data_build
 from slmkit.registry import Registry
 from slmkit.serve import start_server
 from tests.conftest import read_jsonl, write_project
 from tests.serve.conftest import make_adapter, release_adapter
+from tests.test_cli import run_cli as cli
 
 WRITER_SCHEMA = {
     "type": "object",
@@ -33,15 +32,7 @@ WRITER_SCHEMA = {
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
-    old, sys.argv = sys.argv, ["slmkit", *args]
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
+    code, out, err = cli(capsys, *args)
     return code, out + err
 
 

@@ -190,15 +190,18 @@ def estimate_lines(
         ),
         f"before: {len(cached)} already in the journal (free), {len(new)} new calls (budget {budget})"
         + (f", {left} left for a later run" if left else ""),
-        f"new calls send ~{chars // CHARS_PER_TOKEN:,} prompt tokens (estimated at {CHARS_PER_TOKEN} characters a "
-        f"token) and receive at most {most:,} completion tokens"
-        + (
-            f"; at the journal's pace ({pace:.2f}s a call, {concurrency} at once) about "
-            f"{len(new) * pace / concurrency:.0f}s"
-            if pace and new
-            else ""
-        ),
     ]
+    if new:
+        lines.append(
+            f"new calls send ~{chars // CHARS_PER_TOKEN:,} prompt tokens (estimated at {CHARS_PER_TOKEN} characters "
+            f"a token) and receive at most {most:,} completion tokens"
+            + (
+                f"; at the journal's pace ({pace:.2f}s a call, {concurrency} at once) about "
+                f"{len(new) * pace / concurrency:.0f}s"
+                if pace
+                else ""
+            )
+        )
     return lines
 
 
