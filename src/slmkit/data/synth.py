@@ -120,9 +120,7 @@ def run_synth(
         )
     journal = Journal(config.state_dir / JOURNAL)
     budget = max_calls if max_calls is not None else synth.max_calls
-    for line in estimate_lines(
-        planned, journal, synth.teacher.model, budget, synth.teacher.concurrency, parent.version
-    ):
+    for line in estimate_lines(planned, journal, budget, synth.teacher.concurrency, parent.version):
         log(line)
     result = SynthResult(parent=parent.version, planned=len(planned))
     if dry_run:
@@ -168,7 +166,7 @@ def run_synth(
 
 
 def estimate_lines(
-    planned: Sequence[Planned], journal: Journal, model: str, budget: int, concurrency: int, parent: str
+    planned: Sequence[Planned], journal: Journal, budget: int, concurrency: int, parent: str
 ) -> list[str]:
     """What the run will ask and may cost, printed before any call."""
     kinds = Counter(p.kind for p in planned)
@@ -178,7 +176,7 @@ def estimate_lines(
     labels = list(dict.fromkeys(p.label for p in planned if p.label is not None and p.kind != "out_of_scope"))
     chars = sum(p.request.prompt_chars() for p in new)
     most = sum(p.request.max_tokens for p in new)
-    pace = journal.mean_seconds(model)
+    pace = journal.mean_seconds()
     lines = [
         f"plan from {parent}: {len(planned)} teacher requests ("
         + ", ".join(f"{kind} {n}" for kind, n in kinds.items())

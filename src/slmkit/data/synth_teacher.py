@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -204,10 +204,9 @@ class Journal:
                 os.fsync(fh.fileno())
             self.replies[reply.key] = reply
 
-    def mean_seconds(self, model: str, keys: Iterable[str] | None = None) -> float | None:
-        """Average seconds per call in the journal (over `keys` when given), for the estimate before a run."""
-        chosen = [self.replies[k] for k in keys if k in self.replies] if keys is not None else self.replies.values()
-        seconds = [r.seconds for r in chosen if r.seconds > 0]
+    def mean_seconds(self) -> float | None:
+        """Average seconds per call in the journal, for the time estimate before a run."""
+        seconds = [r.seconds for r in self.replies.values() if r.seconds > 0]
         return sum(seconds) / len(seconds) if seconds else None
 
 
