@@ -9,7 +9,7 @@ VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_PY    := $(VLLM_VENV)/bin/python
 
-.PHONY: setup vllm demo test test-fast lint format bench clean
+.PHONY: setup vllm demo demo-policy test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ $(VLLM_STAMP):
 
 demo: setup
 	$(VENV)/bin/slmkit demo
+
+# The retrieval example: policy answers with citations, access groups per API key, a live document update.
+demo-policy: setup
+	$(PY) examples/policy-qa/demo.py
 
 test: setup vllm
 	SLMKIT_VLLM_PYTHON=$(CURDIR)/$(VLLM_PY) $(PY) -m pytest -q

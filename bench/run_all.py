@@ -17,6 +17,8 @@ for script in (
     "serve_load.py",
     "data_build.py",
     "pii_presidio.py",
+    "retrieval_index.py",
+    "retrieval_answers.py",
 ):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)

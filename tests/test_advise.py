@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from slmkit.advise import Evidence, decide
 from slmkit.advise.starter import retrieval_section
 from slmkit.cli.main import app
-from slmkit.config import ProjectConfig, load_config, validate_config
+from slmkit.config import RetrievalSettings, load_config, validate_config
 from slmkit.data import run_data_build
 from tests.conftest import write_project
 from tests.test_cli import run_cli as cli
@@ -116,21 +116,20 @@ def test_starter_sections_validate_in_the_project(tmp_path, tiny_model_dir):
         assert config.advise.bounded is (situation in ("fine-tune", "both"))
 
 
-def test_the_retrieval_section_comes_from_the_config_once_it_has_one():
-    commented = retrieval_section({"access_groups": True})
-    if "retrieval" not in ProjectConfig.model_fields:
-        assert all(line.startswith("#") for line in commented) and any("access_field" in line for line in commented)
+def test_the_retrieval_section_comes_from_the_config_and_a_commented_block_without_it():
+    section = retrieval_section({})
+    assert yaml.safe_load("\n".join(section)) == {"task": {"retrieval": RetrievalSettings().model_dump(mode="json")}}
+    described = RetrievalSettings.model_fields["top_k"].description
+    assert f"    # {described}" in section  # each setting carries its help text
 
-    class Retrieval(BaseModel):
-        top_k: int = Field(4, description="Passages placed in the prompt.")
-        hybrid: bool = Field(True, description="BM25 and dense scores together.")
+    class OlderTask(BaseModel):
+        name: str = Field("t", description="A task without retrieval settings.")
 
-    class WithRetrieval(ProjectConfig):
-        retrieval: Retrieval = Field(default_factory=Retrieval, description="Retrieval of corpus chunks.")
+    class OlderConfig(BaseModel):
+        task: OlderTask = Field(default_factory=OlderTask)
 
-    section = retrieval_section({}, WithRetrieval)
-    assert yaml.safe_load("\n".join(section)) == {"retrieval": {"top_k": 4, "hybrid": True}}
-    assert "  # Passages placed in the prompt." in section
+    commented = retrieval_section({"citations": True}, OlderConfig)
+    assert all(line.startswith("#") for line in commented) and any("citations" in line for line in commented)
 
 
 def test_advise_reads_the_projects_evidence_and_measures_the_base_model(tmp_path, tiny_model_dir, capsys):

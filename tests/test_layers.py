@@ -21,6 +21,7 @@ RANK = {
     "data": 3,
     "models": 3,
     "registry": 3,
+    "retrieval": 3,
     "eval": 4,
     "monitor": 4,
     "serve": 4,

@@ -83,6 +83,43 @@ class EscalationRule(_Section):
     )
 
 
+class RetrievalSettings(_Section):
+    top_k: int = Field(3, ge=1, le=20, description="Chunks put into the prompt, best first.")
+    fusion: Literal["rrf", "weighted"] = Field(
+        "rrf",
+        description="How BM25 and dense rankings are combined: rrf (reciprocal rank fusion) or weighted (a blend "
+        "of min-max normalised scores, `dense_weight` on the dense side).",
+    )
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="weighted fusion: the dense score's share.")
+    min_similarity: float = Field(
+        0.3,
+        ge=-1.0,
+        le=1.0,
+        description="Best cosine similarity (all-MiniLM-L6-v2) a chunk must reach; below it nothing counts as "
+        "retrieved and the task's refusal is the answer, without asking the model.",
+    )
+    citations_field: str = Field(
+        "citations", description="Output field added to the schema: the ids of the chunks the answer used."
+    )
+    answer_field: str | None = Field(
+        None,
+        description="Output field whose text the answer-holding chunk contains (e.g. answer): `data build` finds "
+        "that chunk for each training row. Without it, the best-ranked chunk is taken as the answer's.",
+    )
+    oracle_share: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="Share of answerable training rows whose context holds the answer's chunk (plus distractors); "
+        "the rest get distractors only and the refusal as the answer (RAFT).",
+    )
+    training_groups: list[str] = Field(
+        default_factory=list,
+        description="Access groups whose documents may appear in training rows (besides public ones). Facts a "
+        "model trains on can come out for any caller, so restricted documents stay out by default.",
+    )
+
+
 class TaskConfig(_Section):
     name: str = Field(
         description="Task and release name, e.g. support-tickets (lowercase, digits, - _ .).",
@@ -113,6 +150,11 @@ class TaskConfig(_Section):
     escalation: EscalationRule | None = Field(None, description="Which answers are handed to a human.")
     describe_output_in_prompt: bool = Field(
         True, description="Append a compact description of the output format to the system prompt."
+    )
+    retrieval: RetrievalSettings | None = Field(
+        None,
+        description="Answer from retrieved document chunks (`slmkit index build`): the top chunks go into the "
+        "prompt with short ids, the answer cites them, and with nothing relevant the refusal is the answer.",
     )
 
 
@@ -151,12 +193,31 @@ class SourceConfig(_Section):
     chat: ChatSettings = Field(default_factory=ChatSettings, description="How chat logs (format: chat) are read.")
 
 
+class AccessRule(_Section):
+    paths: list[str] = Field(
+        description="Document ids (paths relative to slmkit.yaml) or glob patterns, e.g. docs/internal/*.", min_length=1
+    )
+    groups: list[str] = Field(description="Access groups these documents get, e.g. [staff].", min_length=1)
+
+
 class DocumentsConfig(_Section):
     paths: list[str] = Field(
         default_factory=list,
-        description="Files or glob patterns (txt, md, html) kept as a corpus for grounding and retrieval.",
+        description="Files or glob patterns (txt, md, html, pdf) kept as a corpus for grounding and retrieval "
+        "(`slmkit index build`).",
     )
     chunk_chars: int = Field(1200, ge=200, description="Target size of a corpus chunk in characters.")
+    overlap_chars: int = Field(
+        150,
+        ge=0,
+        description="Characters a chunk repeats from the end of the one before it in the same section, so a fact "
+        "cut at a boundary is whole in one of them.",
+    )
+    access: list[AccessRule] = Field(
+        default_factory=list,
+        description="Access groups by path: a document matching a rule gets its groups (besides those in its "
+        "front matter or its <file>.meta.yaml sidecar). A document with no group is public.",
+    )
 
 
 class SplitConfig(_Section):
@@ -1116,6 +1177,8 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
             errors = _schema_errors(schema, task.refusal.output)
             if errors:
                 add(("task", "refusal", "output"), f"does not match the output schema: {errors[0]}")
+        if task.retrieval is not None:
+            _check_retrieval(task, properties, add)
         if task.escalation is not None:
             for field in task.escalation.when_output:
                 if field not in properties:
@@ -1164,6 +1227,29 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
         if not config.resolve_path(source.path).exists():
             add(("data", "sources", i, "path"), f"file not found: {config.resolve_path(source.path)}")
     return problems
+
+
+def _check_retrieval(task: TaskConfig, properties: dict[str, Any], add: Any) -> None:
+    settings = task.retrieval
+    assert settings is not None
+    if task.refusal is None:
+        add(
+            ("task", "retrieval"),
+            "needs task.refusal: it is the answer when nothing relevant is retrieved (e.g. output: "
+            "{answer: not in the documents})",
+        )
+    if settings.citations_field in properties:
+        add(
+            ("task", "retrieval", "citations_field"),
+            f"'{settings.citations_field}' is already a property of the output schema; retrieval adds it itself "
+            "(remove it from the schema, or name another field)",
+        )
+    if settings.answer_field is not None:
+        spec = properties.get(settings.answer_field)
+        if spec is None:
+            add(("task", "retrieval", "answer_field"), f"'{settings.answer_field}' is not an output schema property")
+        elif "string" not in (spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]):
+            add(("task", "retrieval", "answer_field"), f"'{settings.answer_field}' must be a string field")
 
 
 def _check_gates(config: ProjectConfig, properties: dict[str, Any], add: Any) -> None:

@@ -52,6 +52,10 @@ class Task:
     def __post_init__(self) -> None:
         import jsonschema
 
+        if self.cfg.retrieval is not None:
+            settings = self.cfg.retrieval
+            self.schema = with_citations(self.schema, settings.citations_field, None, settings.top_k)
+
         self._validator = jsonschema.Draft202012Validator(
             self.schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
         )
@@ -79,7 +83,12 @@ class Task:
 
     @property
     def refusal_output(self) -> dict[str, Any] | None:
-        return self.canonical(self.cfg.refusal.output) if self.cfg.refusal else None
+        if self.cfg.refusal is None:
+            return None
+        output = dict(self.cfg.refusal.output)
+        if self.cfg.retrieval is not None:
+            output.setdefault(self.cfg.retrieval.citations_field, [])  # a refusal cites nothing
+        return self.canonical(output)
 
     def is_refusal(self, output: Any) -> bool:
         refusal = self.refusal_output
@@ -113,10 +122,15 @@ class Task:
 
     def system_message(self) -> str:
         parts = [self.cfg.system_prompt.strip()]
+        if self.cfg.retrieval is not None:
+            parts.append(
+                "Answer only from the documents given with the question, and list in "
+                f'"{self.cfg.retrieval.citations_field}" the ids of the documents the answer comes from.'
+            )
         if self.cfg.refusal is not None and self.cfg.refusal.when:
             parts.append(
                 f"{self.cfg.refusal.when.strip()} In that case answer exactly: "
-                f"{self.format_output(self.cfg.refusal.output)}"
+                f"{self.format_output(self.refusal_output or self.cfg.refusal.output)}"
             )
         if self.cfg.describe_output_in_prompt:
             parts.append(self.describe_output())
@@ -128,6 +142,38 @@ class Task:
         for name, spec in self.schema.get("properties", {}).items():
             items.append(f'"{name}": {_describe_type(spec)}')
         return "Reply with only a JSON object: {" + ", ".join(items) + "}"
+
+    # --- retrieval ----------------------------------------------------------------------
+
+    def model_input(self, input_text: str, context: Sequence[Mapping[str, Any]] | None) -> str:
+        """The user message the model sees: the input, after the retrieved chunks when the task retrieves.
+
+        `context` holds a row's or a request's chunks as {"ref": "d1", "heading": ..., "text": ...}
+        (as `slmkit.retrieval.context` records them); an empty context renders as such, so the
+        model learns what "nothing was found" looks like.
+        """
+        if self.cfg.retrieval is None or context is None:
+            return input_text
+        blocks = [f"[{c['ref']}] {c.get('heading') or ''}".rstrip() + "\n" + str(c["text"]).strip() for c in context]
+        documents = "\n\n".join(blocks) if blocks else "(no documents found)"
+        return f"Documents:\n{documents}\n\nQuestion: {input_text}"
+
+    def decoding_schema(self, context: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """The schema one answer is decoded under: with retrieval, its citations may only be the refs of
+        `context`, the chunks this very row or request was given (none when nothing was retrieved)."""
+        if self.cfg.retrieval is None:
+            return self.schema
+        refs = [str(c["ref"]) for c in context or ()]
+        return with_citations(self.schema, self.cfg.retrieval.citations_field, refs, self.cfg.retrieval.top_k)
+
+    def citation_problem(self, output: Any, context: Sequence[Mapping[str, Any]] | None) -> str | None:
+        """Why an answer's citations are not among the refs it was given, or None."""
+        if self.cfg.retrieval is None or not isinstance(output, dict):
+            return None
+        refs = {str(c["ref"]) for c in context or ()}
+        cited = output.get(self.cfg.retrieval.citations_field) or []
+        invented = [c for c in cited if c not in refs]
+        return f"cites {', '.join(map(str, invented))}, which it was not given" if invented else None
 
     def messages(
         self, input_text: str, output: Any = None, history: Sequence[Mapping[str, str]] = ()
@@ -227,6 +273,24 @@ class Task:
             return Parsed(text=text, errors=("not a JSON object",))
         errors = self.validate(value)
         return Parsed(text=text, value=value, errors=tuple(errors), is_json=True)
+
+
+def with_citations(schema: dict[str, Any], field_name: str, refs: list[str] | None, top_k: int) -> dict[str, Any]:
+    """`schema` plus a citations array: of short refs ("d1".."dk") in general, and required and limited to
+    exactly `refs` when they are given (one request's decoding schema)."""
+    properties = dict(schema.get("properties", {}))
+    if refs is None:
+        items: dict[str, Any] = {"type": "string", "pattern": "^d[0-9]{1,2}$"}
+        properties[field_name] = {"type": "array", "items": items, "maxItems": top_k}
+        return {**schema, "properties": properties}
+    spec: dict[str, Any] = {"type": "array", "maxItems": len(refs)}
+    if refs:
+        spec["items"] = {"type": "string", "enum": list(refs)}
+    else:
+        spec["items"] = {"type": "string", "enum": ["-"]}  # never written: maxItems 0
+    properties[field_name] = spec
+    required = [*schema.get("required", []), *([field_name] if field_name not in schema.get("required", []) else [])]
+    return {**schema, "properties": properties, "required": required}
 
 
 # Keywords that mean the same in draft-07 (what fastjsonschema compiles) and 2020-12 (what

@@ -286,3 +286,26 @@ def test_synth_settings_that_cannot_work_are_config_errors(tmp_path, tiny_model_
     assert "synth.kinds[1]: document rows are drawn from the corpus: list files in data.documents.paths" in text
     assert "synth.teacher.endpoint: must be an http(s) base URL" in text
     assert "synth.judge.threshold: must be on the scale 1-5 (got 9)" in text
+
+
+def test_a_retrieval_tasks_synthetic_rows_get_context_and_citations_as_built_rows_do(tmp_path, tiny_model_dir):
+    from tests.retrieval.conftest import REFUSAL, write_policy_project
+
+    config = write_policy_project(
+        tmp_path / "policy", tiny_model_dir, {"synth.semantic": False, "synth.min_real_share": 0.0, "synth.per_seed": 1}
+    )
+    run_data_build(config)
+    result = run_synth(config, teacher=TemplateTeacher(fields=("question",)), log=lambda line: None)
+    synthetic = [row for row in read_jsonl(result.path / "train.jsonl") if "synthetic" in row]
+    assert len(synthetic) == result.accepted > 10
+    cited = 0
+    for row in synthetic:
+        refs = [c["ref"] for c in row["context"]]
+        assert 1 <= len(refs) <= 2 and set(row["output"]["citations"]) <= set(refs)
+        if row["output"]["citations"]:
+            chunk = next(c for c in row["context"] if c["ref"] == row["output"]["citations"][0])
+            assert row["output"]["answer"] in chunk["text"]
+            cited += 1
+        else:
+            assert row["output"] == {**REFUSAL, "citations": []}
+    assert cited  # most answers are found again in the retrieved context

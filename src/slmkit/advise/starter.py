@@ -47,7 +47,10 @@ def starter_yaml(advice: Advice, answers: dict[str, Any], *, label_field: str | 
             lines.append("")
     if advice.choice in ("retrieve", "both"):
         lines.append("# Merge into your data section: the documents retrieval answers from.")
-        lines += ["data:", "  documents:", "    paths: [docs/**/*.md]", ""]
+        lines += ["data:", "  documents:", '    paths: ["docs/**/*.md"]']
+        if answers.get("access_groups"):  # each group sees public documents and its own
+            lines += ["    access:", '      - paths: ["docs/internal/*"]', "        groups: [staff]"]
+        lines.append("")
         lines += retrieval_section(answers)
         lines.append("")
     if advice.choice == "neither":
@@ -60,24 +63,23 @@ def starter_yaml(advice: Advice, answers: dict[str, Any], *, label_field: str | 
 
 
 def retrieval_section(answers: dict[str, Any], config_model: type[BaseModel] = ProjectConfig) -> list[str]:
-    """`retrieval:` from the config's model when it exists; a commented block until then."""
-    from slmkit.templates import render_section
+    """`task.retrieval` from the config's model when it has one; a commented block until then."""
+    from slmkit.templates import _section_model, render_section
 
-    if "retrieval" in config_model.model_fields:
-        model = config_model.model_fields["retrieval"].annotation
+    task_model = _section_model(config_model.model_fields["task"].annotation)
+    if task_model is not None and "retrieval" in task_model.model_fields:
+        settings = _section_model(task_model.model_fields["retrieval"].annotation)
         try:
-            values = model().model_dump(mode="json")  # type: ignore[misc, operator]
+            values = settings().model_dump(mode="json") if settings is not None else {}
         except Exception:  # required settings: each shown with its help text, for the user to fill in
             values = {}
-        return render_section("retrieval", values, config_model)
+        lines = ["# Merge into your task section (retrieval needs task.refusal: the answer when nothing is found)."]
+        return lines + render_section("task.retrieval", values, config_model)
     block = [
         "# retrieval: this slmkit has no retrieval stage yet; once it does, set it here:",
         "# retrieval:",
-        "#   corpus: data.documents      # the chunks `slmkit data build` writes to corpus.jsonl",
-        "#   top_k: 4                    # passages placed in the prompt",
+        "#   top_k: 3                    # passages placed in the prompt",
     ]
-    if answers.get("access_groups"):
-        block.append("#   access_field: group         # each chunk's user group; a query sees its own group's")
     if answers.get("citations"):
-        block.append("#   cite: true                  # answers name the chunk they used")
+        block.append("#   citations: true             # answers name the chunk they used")
     return block

@@ -9,7 +9,7 @@ import warnings
 
 import typer
 
-from slmkit.cli import export, merge, project, release, releases, review, serve, stages, synth
+from slmkit.cli import export, index, merge, project, release, releases, review, serve, stages, synth
 from slmkit.errors import SlmkitError
 
 app = typer.Typer(
@@ -29,6 +29,9 @@ serve_app = typer.Typer(
 )
 review_app = typer.Typer(
     help="Human review of gold items: export what needs a look, import the verdicts.", no_args_is_help=True
+)
+index_app = typer.Typer(
+    help="The retrieval index over data.documents: build, update, search, eval.", no_args_is_help=True
 )
 keys_app = typer.Typer(help="API keys: add (prints the token once), list, revoke.", no_args_is_help=True)
 
@@ -63,6 +66,11 @@ keys_app.command("list")(serve.keys_list)
 keys_app.command("revoke")(serve.keys_revoke)
 serve_app.add_typer(keys_app, name="keys")
 app.add_typer(serve_app, name="serve")
+index_app.command("build")(index.build)
+index_app.command("update")(index.update)
+index_app.command("search")(index.search)
+index_app.command("eval")(index.evaluate)
+app.add_typer(index_app, name="index")
 app.command("loadtest")(serve.loadtest)
 app.command("demo")(serve.demo)
 

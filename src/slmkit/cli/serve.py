@@ -42,12 +42,19 @@ def keys_add(
         list[str] | None,
         typer.Option(help="A model it may use (a task name allows all its versions; name@3 only that); repeat."),
     ] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(help="An access group whose documents its requests may retrieve (besides public ones); repeat."),
+    ] = None,
     project: SubProjectOption = None,
 ) -> None:
     """Create an API key and print its token once; only its sha256 is stored."""
     with _keys(ctx, project) as keys:
-        key, token = keys.add(name, model)
-    say(f"created key {key.name} for {', '.join(key.models) or 'every model'}")
+        key, token = keys.add(name, model, group)
+    say(
+        f"created key {key.name} for {', '.join(key.models) or 'every model'}; "
+        f"documents: public{''.join(', ' + g for g in key.groups)}"
+    )
     say(f"  token (shown only now; send it as 'Authorization: Bearer <token>'): {token}")
 
 
@@ -60,7 +67,11 @@ def keys_list(ctx: typer.Context, project: SubProjectOption = None) -> None:
         return
     for key in rows:
         state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
-        say(f"{key.name:<20} {key.hint}...  {', '.join(key.models) or 'every model':<30} {key.created_at}  {state}")
+        groups = ", ".join(key.groups) or "public only"
+        say(
+            f"{key.name:<20} {key.hint}...  {', '.join(key.models) or 'every model':<30} groups: {groups:<20} "
+            f"{key.created_at}  {state}"
+        )
 
 
 def keys_revoke(

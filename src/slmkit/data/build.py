@@ -20,6 +20,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,9 @@ def run_data_build(
             clock.lap("read + clean")
             deduplicate(build, clock.lap)
             parts = build.split(salt=lock.gold_hash if lock is not None and new_gold else "")
+            contexts = _training_contexts(config, task, build)
             build.write(out, parts, rejects)
-            clock.lap("split + write")
+            clock.lap("split + write" + (" + retrieved context" if contexts is not None else ""))
         documents = None
         if config.data.documents.paths:
             documents = write_corpus(config, build.cleaner.scrub_document, out / "corpus.jsonl")
@@ -88,6 +90,8 @@ def run_data_build(
         _require_rows(counts, rejects)
         report = report_json(counts, build.sources)
         report.update(build.report_sections(documents, gold_hash))
+        if contexts is not None:
+            report["retrieval"] = contexts.report()
         report.update({"task": task.name, "built_with": f"slmkit {__version__}"})
         _write_json(out / "report.json", report)
         from slmkit.data.card import write_card
@@ -128,6 +132,43 @@ def run_data_build(
         timings=clock.laps,
         report=report,
     )
+
+
+def _training_contexts(config: ProjectConfig, task: Task, build: BuildState) -> Any:
+    """For a task with retrieval: every row written gets a RAFT context (see `training_grounder`). None otherwise."""
+    grounder = training_grounder(config, task, build.cleaner.scrub_document)
+    if grounder is None:
+        return None
+    contexts, build.ground = grounder
+    return contexts
+
+
+def training_grounder(
+    config: ProjectConfig, task: Task, scrub: Callable[[dict[str, Any]], dict[str, Any]]
+) -> tuple[Any, Callable[[dict[str, Any]], dict[str, Any]]] | None:
+    """For a task with retrieval: index data.documents (an update: unchanged documents are not read
+    again) and return the contexts and the function that gives a row its RAFT context
+    (slmkit.retrieval.context). None for a task without retrieval. `slmkit synth` grounds its rows so too."""
+    if task.cfg.retrieval is None:
+        return None
+    from slmkit.retrieval import Retriever, open_index, run_index_update
+    from slmkit.retrieval.context import TrainingContexts
+
+    if not config.data.documents.paths:
+        raise StageError(
+            "task.retrieval is set but data.documents.paths names no documents to retrieve from",
+            hint="list the documents under data.documents.paths, or remove task.retrieval",
+        )
+    run_index_update(config)
+    contexts = TrainingContexts(task, Retriever(open_index(config)), seed=config.data.split.seed)
+
+    def ground(row: dict[str, Any]) -> dict[str, Any]:
+        grounded = contexts.attach(row)
+        # Document text enters the dataset here: it passes the same PII removal as the corpus.
+        grounded["context"] = [scrub(chunk) for chunk in grounded["context"]]
+        return grounded
+
+    return contexts, ground
 
 
 class _Clock:

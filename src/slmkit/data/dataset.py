@@ -31,6 +31,9 @@ class Example:
     the input when the prompt is rendered. Split files carry it only when it is not empty.
     `tags` are the row's labels from its source's `tags_field` (e.g. "edge-case"): `slmkit review
     export` lists tagged gold rows for a person to check. Also written only when not empty.
+    `context` is what a task with `retrieval` was shown with the input: chunks as
+    {"ref", "id", "document", "heading", "span", "text"} (see slmkit.retrieval.context); written
+    only when the task retrieves. `task.model_input(input, context)` renders them together.
     """
 
     id: str
@@ -41,6 +44,11 @@ class Example:
     label: Any
     history: tuple[dict[str, str], ...] = ()
     tags: tuple[str, ...] = ()
+    context: tuple[dict[str, Any], ...] | None = None
+
+    @property
+    def prompt_context(self) -> list[dict[str, Any]] | None:
+        return list(self.context) if self.context is not None else None
 
     def as_dict(self) -> dict[str, Any]:
         data = {
@@ -55,6 +63,8 @@ class Example:
             data["history"] = list(self.history)
         if self.tags:
             data["tags"] = list(self.tags)
+        if self.context is not None:
+            data["context"] = list(self.context)
         return data
 
     @property
@@ -113,6 +123,7 @@ def read_examples(path: Path) -> list[Example]:
                         data["label"],
                         tuple(data.get("history", ())),
                         tuple(data.get("tags", ())),
+                        tuple(data["context"]) if "context" in data else None,
                     )
                 )
     return examples

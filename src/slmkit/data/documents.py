@@ -1,4 +1,4 @@
-"""The documents corpus (`data.documents`): txt, md and html files cut into retrievable chunks.
+"""The documents corpus (`data.documents`): txt, md, html and pdf files cut into retrievable chunks.
 
 Documents are not training rows: they are what a served model can be grounded on (retrieval).
 Each file is read whole (documents are small next to row exports), one file at a time, and
@@ -15,7 +15,6 @@ a document is worse than a build that stops.
 
 from __future__ import annotations
 
-import glob
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -27,8 +26,8 @@ from typing import Any
 from slmkit.config import ProjectConfig
 from slmkit.errors import DataError
 
-DOCUMENT_TYPES = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
-_GLOB_CHARS = re.compile(r"[*?\[]")
+# One reading of data.documents.paths (which files, which types) for the corpus and the index.
+from slmkit.retrieval.documents import DOCUMENT_TYPES, document_files
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,17 @@ class DocChunk:
 
 
 def iter_documents(config: ProjectConfig) -> Iterator[DocChunk]:
-    """Every chunk of every document under data.documents.paths, in path order, file by file."""
+    """Every chunk of every document under data.documents.paths, in path order, file by file.
+
+    PDF files are read and cut by the retrieval index's reader (pypdf, one section per page), so
+    the corpus and the index hold the same text for them.
+    """
     settings = config.data.documents
     for shown, path in document_files(config):
         kind = DOCUMENT_TYPES[path.suffix.lower()]
+        if kind == "pdf":
+            yield from _pdf_chunks(config, shown, path)
+            continue
         text = _read_text(shown, path)
         if kind == "html":
             title, blocks = _html_blocks(text)
@@ -66,47 +72,12 @@ def iter_documents(config: ProjectConfig) -> Iterator[DocChunk]:
         yield from _chunks(shown, blocks, title or path.stem, settings.chunk_chars)
 
 
-def document_files(config: ProjectConfig) -> list[tuple[str, Path]]:
-    """(path as shown in provenance, file) for every file the patterns name, each once, in order."""
-    files: dict[Path, str] = {}
-    for pattern in config.data.documents.paths:
-        resolved = config.resolve_path(pattern)
-        if _GLOB_CHARS.search(pattern):
-            matches = sorted(Path(p) for p in glob.glob(str(resolved), recursive=True) if Path(p).is_file())
-            if not matches:
-                raise DataError(
-                    f"data.documents.paths: '{pattern}' matches no files ({resolved})",
-                    hint="fix the pattern (relative to slmkit.yaml; ** matches folders), or remove it",
-                )
-        elif resolved.is_dir():
-            raise DataError(
-                f"data.documents.paths: '{pattern}' is a folder, not a file",
-                hint=f"name the files, or use a pattern such as {pattern.rstrip('/')}/**/*.md",
-            )
-        elif not resolved.is_file():
-            raise DataError(
-                f"data.documents.paths: '{pattern}': file not found ({resolved})",
-                hint="fix the path (relative to slmkit.yaml), or remove it from data.documents.paths",
-            )
-        else:
-            matches = [resolved]
-        for path in matches:
-            shown = _shown(path, config.root)
-            if path.suffix.lower() not in DOCUMENT_TYPES:
-                raise DataError(
-                    f"{shown}: a '{path.suffix or '(no extension)'}' file; documents are .txt, .md or .html"
-                    + (f" (matched by '{pattern}')" if path != resolved else ""),
-                    hint="narrow the pattern in data.documents.paths, or convert the file to text, Markdown or HTML",
-                )
-            files.setdefault(path.resolve(), shown)
-    return [(shown, path) for path, shown in files.items()]
+def _pdf_chunks(config: ProjectConfig, shown: str, path: Path) -> Iterator[DocChunk]:
+    from slmkit.retrieval import chunk_document, read_document
 
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    settings = config.data.documents
+    for n, chunk in enumerate(chunk_document(read_document(config, shown, path), settings.chunk_chars, 0), 1):
+        yield DocChunk(f"{shown}#{n}", f"{shown}:{chunk.section}", chunk.title, chunk.text, 0)
 
 
 def _read_text(shown: str, path: Path) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -56,6 +56,8 @@ class BuildState:
     by_label: dict[str, dict[str, int]] = field(default_factory=dict)
     gold_from_sources: int = 0
     stages: list[dict[str, Any]] = field(default_factory=list)
+    # A task with retrieval: gives each row written to a split its context (slmkit.retrieval.context).
+    ground: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         from slmkit.data.clean import Cleaner
@@ -309,6 +311,8 @@ class BuildState:
                 if name == "gold":
                     self.gold_from_sources += 1
                 if name != "gold" or gold_fh is not None:
+                    if self.ground is not None:
+                        line = json.dumps(self.ground(json.loads(line)), ensure_ascii=False).encode()
                     (gold_fh if name == "gold" else files[name]).write(line + b"\n")  # type: ignore[union-attr]
                 self.written[name].append(row)
                 length_rows[name].append(row)

@@ -100,6 +100,7 @@ def run_synth(
     log: Callable[[str], None] = print,
 ) -> SynthResult:
     """Plan, ask, check and write; `teacher` / `judge` replace the configured endpoints (tests, scripts)."""
+    from slmkit.data.build import training_grounder
     from slmkit.data.clean import Cleaner
     from slmkit.data.synth_dedup import deduplicate
     from slmkit.data.synth_judge import judge_rows
@@ -161,7 +162,9 @@ def run_synth(
     section = _report_section(
         config, teacher, result, candidates, planned, dedup_stats, cleaner, len(seeds), len(train)
     )
-    _write_version(config, registry, parent, teacher, candidates, section, result, cleaner.scrub_value)
+    grounder = training_grounder(config, task, cleaner.scrub_document)
+    ground = grounder[1] if grounder is not None else None
+    _write_version(config, registry, parent, teacher, candidates, section, result, cleaner.scrub_value, ground)
     return result
 
 
@@ -332,6 +335,7 @@ def _write_version(
     section: dict[str, Any],
     result: SynthResult,
     scrub: Callable[[Any], Any],
+    ground: Callable[[dict[str, Any]], dict[str, Any]] | None,
 ) -> None:
     from slmkit.data.card import write_card
 
@@ -348,6 +352,8 @@ def _write_version(
             for c in candidates:
                 if c.alive and c.example is not None:
                     record = {**c.example.as_dict(), "synthetic": c.provenance(teacher)}
+                    if ground is not None:  # a retrieval task: retrieved context and citations, as the build gives
+                        record = ground(record)
                     fh.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
         with (out / "synthetic_rejects.jsonl").open("w", encoding="utf-8") as fh:
             for c in candidates:

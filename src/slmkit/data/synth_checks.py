@@ -23,7 +23,7 @@ from slmkit.data.clean import Cleaner
 from slmkit.data.dataset import Example
 from slmkit.data.ingest import RawRow
 from slmkit.data.rows import REJECT_KINDS, Reject
-from slmkit.data.synth_plan import Planned, free_values
+from slmkit.data.synth_plan import Planned, free_values, is_refusal
 from slmkit.data.synth_teacher import Reply, Teacher
 from slmkit.data.validate import check_record
 from slmkit.task import Task
@@ -191,7 +191,7 @@ def read_reply(task: Task, planned: Planned, text: str) -> tuple[dict[str, Any] 
 
 def rule_problem(task: Task, planned: Planned, example: Example) -> str | None:
     """The task's refusal and escalation rules, as they apply to a synthetic row."""
-    if planned.kind == "document" and task.is_refusal(example.output):
+    if planned.kind == "document" and is_refusal(task, example.output):
         return "a document row must answer from its passage, not refuse"
     reason = task.escalation_reason(example.input, example.output)
     if reason is not None and not planned.escalates:

@@ -29,7 +29,9 @@ from slmkit.data.dataset import Example
 from slmkit.data.dedup import FollowsInput, answer_hash
 from slmkit.data.normalize import dedup_key
 from slmkit.data.synth_checks import Candidate
+from slmkit.data.synth_plan import answer_of
 from slmkit.errors import DataError
+from slmkit.task import Task
 
 
 def deduplicate(
@@ -116,8 +118,10 @@ class _Judge:
     def __init__(self, config: ProjectConfig, alive: Sequence[Candidate], existing: Sequence[Example]) -> None:
         self.alive = alive
         self.existing = existing
+        self.task = Task.from_config(config)
         self.answers = [answer_hash(c.example.output) for c in alive]  # type: ignore[union-attr]
-        self.rows = [c.example.as_dict() for c in alive] + [e.as_dict() for e in existing]  # type: ignore[union-attr]
+        self.rows = [c.example.as_dict() for c in alive]  # type: ignore[union-attr]
+        self.rows += [{**e.as_dict(), "output": answer_of(self.task, e.output)} for e in existing]
         self.follows = FollowsInput(config.output_schema(), lambda i: self.rows[i])
         self.counts: dict[str, int] = {}
 
@@ -134,7 +138,7 @@ class _Judge:
         if not self.alive[i].alive:
             return
         row = self.existing[j]
-        same = self.answers[i] == answer_hash(row.output) or self.follows(i, len(self.alive) + j)
+        same = self.answers[i] == answer_hash(answer_of(self.task, row.output)) or self.follows(i, len(self.alive) + j)
         if same:
             self._reject(i, kind, f"{how} real row {row.id}")
         else:

@@ -51,6 +51,20 @@ def label_name(label: Any) -> str | None:
     return label if isinstance(label, str) else json.dumps(label)
 
 
+def answer_of(task: Task, output: dict[str, Any]) -> dict[str, Any]:
+    """An answer without its citations: a retrieval task's rows are cited when their context is attached."""
+    if task.cfg.retrieval is None:
+        return output
+    return {k: v for k, v in output.items() if k != task.cfg.retrieval.citations_field}
+
+
+def is_refusal(task: Task, output: dict[str, Any]) -> bool:
+    """Whether an answer (citations or not) is the refusal rule's."""
+    if task.cfg.retrieval is None:
+        return task.is_refusal(output)
+    return task.is_refusal({**output, task.cfg.retrieval.citations_field: []})
+
+
 def label_fields(task: Task) -> set[str]:
     """Output fields whose schema lists their values (enum, const): labels, never copied from the input."""
     properties = task.schema.get("properties") or {}
@@ -101,9 +115,14 @@ class Prompts:
             "additionalProperties": False,
         }
         self.shape = "{" + ", ".join(f'"{name}": "<...>"' for name in fields) + "}"
+        answer_schema = dict(task.schema)
+        if task.cfg.retrieval is not None:  # citations come with the context, at the end
+            properties = task.schema.get("properties") or {}
+            cited = task.cfg.retrieval.citations_field
+            answer_schema["properties"] = {k: v for k, v in properties.items() if k != cited}
         self.document_schema = {
             "type": "object",
-            "properties": {"input": self.input_schema, "output": task.schema},
+            "properties": {"input": self.input_schema, "output": answer_schema},
             "required": ["input", "output"],
             "additionalProperties": False,
         }
@@ -114,7 +133,7 @@ class Prompts:
         return json.dumps({name: example.fields.get(name, "") for name in self.fields}, ensure_ascii=False)
 
     def answer(self, output: dict[str, Any]) -> str:
-        return self.task.format_output(output)
+        return self.task.format_output(answer_of(self.task, output))
 
     def _keep(self, keep: Sequence[str]) -> str:
         if not keep:
@@ -198,10 +217,11 @@ def plan_requests(
         group: list[Planned] = []
         for sample in range(synth.per_seed):
             for seed in by_label[label]:
+                answer = answer_of(task, seed.output)
                 # Values the seed's own input spells out; a normalized one (an order id written
                 # without its prefix) cannot be asked of the variant word for word.
-                keep = tuple(v for v in free_values(task, seed.output) if v.casefold() in seed.input.casefold())
-                escalates = task.escalation_reason(seed.input, seed.output) is not None
+                keep = tuple(v for v in free_values(task, answer) if v.casefold() in seed.input.casefold())
+                escalates = task.escalation_reason(seed.input, answer) is not None
                 for kind in kinds:
                     ids: tuple[str, ...] = (seed.id,)
                     if kind == "paraphrase":
@@ -216,15 +236,15 @@ def plan_requests(
                         ids = (seed.id, partner.id)
                         user = prompts.near_miss(seed, partner, keep)
                     ask = request(kind, "|".join(ids), sample, user, prompts.input_schema)
-                    group.append(Planned(kind, label, ids, seed.output, keep, escalates, None, ask))
+                    group.append(Planned(kind, label, ids, answer, keep, escalates, None, ask))
         if synth.per_label is not None:
             group = group[: max(0, synth.per_label - real[label])]
         groups.append(group)
     if "out_of_scope" in synth.kinds and task.refusal_output is not None and seeds:
-        refusal = task.refusal_output
+        refusal = answer_of(task, task.refusal_output)
         label = label_name(refusal.get(task.cfg.label_field)) if task.cfg.label_field else None
         rng = random.Random(f"{synth.seed}:out_of_scope")
-        in_scope = [s for s in seeds if not task.is_refusal(s.output)] or list(seeds)
+        in_scope = [s for s in seeds if not is_refusal(task, s.output)] or list(seeds)
         group = []
         for number in range(synth.out_of_scope):
             shown = rng.sample(in_scope, min(2, len(in_scope)))

@@ -136,14 +136,20 @@ def _answer_again(
     model = load_model(
         base, adapter=registry.store.path(release.adapter_digest), merge=recorded["merge"], dtype=recorded["dtype"]
     )
-    prompts = [task.prompt_text(tokenizer, row.input, row.history) for row, _ in sample]
+    prompts = [
+        task.prompt_text(tokenizer, task.model_input(row.input, row.prompt_context), row.history) for row, _ in sample
+    ]
     outputs = generate(
         model,
         tokenizer,
         prompts,
         max_new_tokens=recorded["max_new_tokens"],
         batch_size=recorded["batch_size"],
-        schema=task.schema if recorded["constrained"] else None,
+        schema=(
+            ([task.decoding_schema(row.prompt_context) for row, _ in sample] if task.cfg.retrieval else task.schema)
+            if recorded["constrained"]
+            else None
+        ),
     )
     matched = identical = 0
     differed = []

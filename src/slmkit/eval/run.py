@@ -109,7 +109,13 @@ def run_eval(
             f"the prompt rendered for evaluation differs from the one run {run.run_id} trained with",
             hint="the base model's chat template changed since training; retrain on the current base model",
         )
-    prompts = [task.prompt_text(tokenizer, row.input, row.history) for row in gold_rows]
+    prompts = [
+        task.prompt_text(tokenizer, task.model_input(row.input, row.prompt_context), row.history) for row in gold_rows
+    ]
+    # Each row decodes under its own schema: a retrieval task's citations only of that row's chunks.
+    row_schemas: Any = (
+        [task.decoding_schema(row.prompt_context) for row in gold_rows] if task.cfg.retrieval else task.schema
+    )
     gold = [row.output for row in gold_rows]
     if run.adapter_digest is None:
         raise StageError(f"run {run.run_id} recorded no adapter", hint="train again")
@@ -150,7 +156,7 @@ def run_eval(
             prompts,
             max_new_tokens=adapter_tokens if adapter is not None else config.eval.max_new_tokens,
             batch_size=config.eval.batch_size,
-            schema=task.schema if constrained else None,
+            schema=row_schemas if constrained else None,
             logprobs=True,
         )
         seconds = time.perf_counter() - began

@@ -39,14 +39,24 @@ class SchemaConstraint:
         self.stop_ids = tuple(stop_ids)
 
     def processor(self) -> Any:
-        return _MaskingProcessor(self)
+        return _MaskingProcessor([self])
+
+
+def rows_processor(constraints: Sequence[SchemaConstraint]) -> Any:
+    """A logits processor decoding row i of a batch under constraints[i] (one request's own schema each,
+    e.g. citations limited to the chunks that request retrieved). All must share one tokenizer."""
+    return _MaskingProcessor(list(constraints))
 
 
 class _MaskingProcessor:
-    """A transformers logits processor: one matcher per row, fed each row's last chosen token."""
+    """A transformers logits processor: one matcher per row, fed each row's last chosen token.
 
-    def __init__(self, constraint: SchemaConstraint) -> None:
-        self.constraint = constraint
+    One constraint for every row, or one per row (`rows_processor`).
+    """
+
+    def __init__(self, constraints: list[SchemaConstraint]) -> None:
+        self.constraints = constraints
+        self.constraint = constraints[0]  # the tokenizer, vocabulary and stop ids all rows share
         self.matchers: list[Any] = []
         self.bitmask: Any = None
         self.shifts: Any = None
@@ -58,9 +68,8 @@ class _MaskingProcessor:
 
         rows = input_ids.shape[0]
         if not self.matchers:  # the first step: nothing generated yet
-            self.matchers = [
-                llguidance.LLMatcher(self.constraint.tokenizer, self.constraint.grammar) for _ in range(rows)
-            ]
+            per_row = self.constraints if len(self.constraints) == rows else [self.constraint] * rows
+            self.matchers = [llguidance.LLMatcher(c.tokenizer, c.grammar) for c in per_row]
             self.bitmask = llt.allocate_token_bitmask(rows, self.constraint.tokenizer.vocab_size)
             self.shifts = torch.arange(32, dtype=torch.int32)
         else:

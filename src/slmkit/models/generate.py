@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ def generate(
     temperature: float = 0.0,
     seed: int | None = None,
     prefix: SharedPrefix | None = None,
-    schema: dict[str, Any] | None = None,
+    schema: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     logprobs: bool = False,
 ) -> list[Generation]:
     """Completions for fully rendered prompts, in input order; greedy unless temperature > 0.
@@ -100,7 +101,8 @@ def generate(
     position and the prefix's keys/values are reused. `prefix` is that cache when the caller
     keeps one (a server, per loaded model); without it, one is computed for this call when the
     prompts share at least MIN_SHARED_TOKENS tokens. With `schema`, decoding is constrained to
-    JSON valid under it (slmkit.models.constrain); callers check `schema_constraint` first.
+    JSON valid under it (slmkit.models.constrain); callers check `schema_constraint` first. A list
+    gives each prompt its own schema (a retrieval task's citations: only that prompt's chunk refs).
     With `logprobs`, each Generation carries its tokens' log-probabilities (eval's confidence).
     """
     import torch
@@ -108,7 +110,18 @@ def generate(
     if not prompts:
         return []
     stop_ids = _stop_token_ids(model, tokenizer)
-    constraint = schema_constraint(model, tokenizer, schema) if schema is not None else None
+    constraint = schema_constraint(model, tokenizer, schema) if isinstance(schema, dict) else None
+    row_constraints = None
+    if schema is not None and not isinstance(schema, dict):
+        if len(schema) != len(prompts):
+            raise ValueError(f"{len(schema)} schemas for {len(prompts)} prompts")
+        compiled: dict[str, Any] = {}  # prompts with the same schema share one compiled constraint
+        row_constraints = []
+        for row_schema in schema:
+            key = json.dumps(row_schema, sort_keys=True)
+            if key not in compiled:
+                compiled[key] = schema_constraint(model, tokenizer, row_schema)
+            row_constraints.append(compiled[key])
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     if prefix is None or not prefix.fits(encoded):
         shared = common_prefix(encoded) if len(prompts) > 1 else []
@@ -144,6 +157,10 @@ def generate(
         processors: list[Any] = [recorder.observe] if recorder is not None else []  # first: it sees the raw logits
         if constraint is not None:
             processors.append(constraint.processor())  # fresh matchers for each batch
+        elif row_constraints is not None:
+            from slmkit.models.constrain import rows_processor
+
+            processors.append(rows_processor([row_constraints[i] for i in rows]))
         if processors:
             sampling["logits_processor"] = processors
         with torch.inference_mode():

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
+from typing import Any
 
 from slmkit.errors import ServeError, SlmkitError
 from slmkit.monitor import RequestRecord
@@ -27,6 +28,7 @@ from slmkit.registry import Release
 from slmkit.serve.guard import GuardResult, acceptable, judge
 from slmkit.serve.processes import EngineUnavailable
 from slmkit.serve.releases import LoadedRelease, ModelCache
+from slmkit.task import Task
 
 log = logging.getLogger("slmkit.serve")
 
@@ -66,6 +68,9 @@ class Job:
     received: float = field(default_factory=time.perf_counter)
     ts: str = field(default_factory=now)  # arrival time, for the request log
     api_key: str | None = None  # the name of the key that sent it, for the request log
+    # A retrieval task: the chunks retrieved for this request, as slmkit.retrieval.context records
+    # (None: the task does not retrieve; empty: nothing relevant, so the refusal answers).
+    context: list[dict[str, Any]] | None = None
     future: Future[Outcome] = field(default_factory=Future)
 
 
@@ -206,8 +211,18 @@ class Engine:
     def _answer(self, loaded: LoadedRelease, jobs: list[Job]) -> list[Outcome]:
         """Greedy first (as evaluated); each retry round samples, batched over the still-invalid."""
         task, tokenizer = loaded.task, loaded.tokenizer
-        schema = task.schema if self._constrained else None
-        prompts = [task.prompt_text(tokenizer, job.input_text, job.history) for job in jobs]
+        if task.cfg.retrieval is not None and any(job.context == [] for job in jobs):
+            # Nothing relevant was retrieved: the refusal is the answer, and the model is not asked.
+            asked = [job for job in jobs if job.context != []]
+            answered = dict(zip(map(id, asked), self._answer(loaded, asked) if asked else [], strict=True))
+            return [answered.get(id(job)) or _refusal(job, task) for job in jobs]
+        # A retrieval task decodes each request under its own schema: citations only of its own chunks.
+        schema: Any = None
+        if self._constrained:
+            schema = [task.decoding_schema(job.context) for job in jobs] if task.cfg.retrieval else task.schema
+        prompts = [
+            task.prompt_text(tokenizer, task.model_input(job.input_text, job.context), job.history) for job in jobs
+        ]
         texts: list[list[str]] = [[] for _ in jobs]
         finished: list[list[bool]] = [[] for _ in jobs]
         prompt_tokens = [0] * len(jobs)
@@ -222,7 +237,7 @@ class Engine:
                 max_new_tokens=jobs[0].max_new_tokens,
                 temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE,
                 seed=attempt,  # retries are reproducible for the same batch
-                schema=schema,
+                schema=[schema[i] for i in pending] if isinstance(schema, list) else schema,
             )
             for i, generation in zip(pending, generations, strict=True):
                 texts[i].append(generation.text)
@@ -230,11 +245,11 @@ class Engine:
                 prompt_tokens[i] += generation.prompt_tokens
                 completion_tokens[i] += generation.completion_tokens
                 token_times[i].append(generation.token_times)
-            pending = [i for i in pending if not acceptable(task, texts[i][-1])]
+            pending = [i for i in pending if not acceptable(task, texts[i][-1], _cited_within(task, jobs[i]))]
 
         outcomes = []
         for i, job in enumerate(jobs):
-            guard = judge(task, texts[i])
+            guard = judge(task, texts[i], _cited_within(task, job))
             # "length" only when the answer returned is one the model cut off mid-way.
             cut = guard.chosen is not None and not finished[i][guard.chosen]
             escalation = task.escalation_reason(job.input_text, guard.output) if guard.output is not None else None
@@ -254,6 +269,31 @@ class Engine:
                 )
             )
         return outcomes
+
+
+def _cited_within(task: Task, job: Job) -> Callable[[Any], str | None] | None:
+    """For a retrieval task: the guard's extra check that an answer cites only this request's chunks
+    (constrained decoding already makes anything else impossible; an engine that cannot enforce the
+    schema still never returns an invented citation)."""
+    if task.cfg.retrieval is None:
+        return None
+    return lambda output: task.citation_problem(output, job.context)
+
+
+def _refusal(job: Job, task: Task) -> Outcome:
+    """The answer when retrieval found nothing relevant: the task's refusal, without a model call."""
+    output = task.refusal_output
+    guard = GuardResult(
+        output=output,
+        content=task.format_output(output) if output is not None else None,
+        chosen=None,
+        valid_first=True,
+        replaced=False,
+        refused=output is not None,
+        attempts=0,
+        reason="nothing relevant was retrieved",
+    )
+    return Outcome(job.release, guard, None, 0, 0, "stop")
 
 
 def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None) -> RequestRecord:

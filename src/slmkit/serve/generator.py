@@ -26,6 +26,10 @@ log = logging.getLogger("slmkit.serve")
 HTTP_TIMEOUT_S = 600.0  # the gateway's own serve.timeout_s answers the client long before this
 
 
+# One schema for every prompt, or one per prompt (a retrieval task: each request's own citation refs).
+Schemas = dict[str, Any] | list[dict[str, Any]] | None
+
+
 class Generator(Protocol):
     """Decodes for one release version; `schema`, when given, constrains the answer (engines that can)."""
 
@@ -36,7 +40,7 @@ class Generator(Protocol):
         max_new_tokens: int,
         temperature: float,
         seed: int | None,
-        schema: dict[str, Any] | None,
+        schema: Schemas,
     ) -> list[Generation]: ...
 
     def close(self) -> None: ...
@@ -70,14 +74,15 @@ class TransformersGenerator:
         max_new_tokens: int,
         temperature: float,
         seed: int | None,
-        schema: dict[str, Any] | None,
+        schema: Schemas,
     ) -> list[Generation]:
         from slmkit.models.constrain import ConstraintUnsupported
         from slmkit.models.generate import generate, schema_constraint
 
         if schema is not None and self.unconstrained is None:
             try:  # compiled once per schema and tokenizer, then cached
-                schema_constraint(self.model, self.tokenizer, schema)
+                for one in [schema] if isinstance(schema, dict) else schema:
+                    schema_constraint(self.model, self.tokenizer, one)
             except ConstraintUnsupported as exc:
                 self.unconstrained = str(exc) or "unsupported schema"
                 log.warning("the task's schema cannot be enforced while decoding (%s); the guard alone checks it", exc)
@@ -130,7 +135,7 @@ class CompletionsGenerator:
         max_new_tokens: int,
         temperature: float,
         seed: int | None,
-        schema: dict[str, Any] | None,
+        schema: Schemas,
     ) -> list[Generation]:
         if not prompts:
             return []
@@ -143,9 +148,17 @@ class CompletionsGenerator:
             "temperature": temperature,
             "top_p": 1.0,
             **self.extra,
-            **(self.structured(schema) if schema is not None else {}),
         }
-        bodies = [{**body, "prompt": ids, **({"seed": seed} if seed is not None else {})} for ids in encoded]
+        per_prompt = [schema] * len(prompts) if schema is None or isinstance(schema, dict) else schema
+        bodies = [
+            {
+                **body,
+                **(self.structured(one) if one is not None else {}),
+                "prompt": ids,
+                **({"seed": seed} if seed is not None else {}),
+            }
+            for ids, one in zip(encoded, per_prompt, strict=True)
+        ]
         with ThreadPoolExecutor(max_workers=min(len(bodies), 64)) as pool:
             choices = list(pool.map(self._complete, bodies))
         seconds = time.perf_counter() - began

@@ -6,7 +6,7 @@ decides when to regenerate, the guard decides what may be returned.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +25,17 @@ class GuardResult:
     reason: str | None  # why the first attempt was rejected; None when it was valid
 
 
-def acceptable(task: Task, text: str) -> bool:
+# An extra check an answer must pass (e.g. a retrieval task's citations): the problem, or None.
+Check = Callable[[Any], str | None]
+
+
+def acceptable(task: Task, text: str, check: Check | None = None) -> bool:
     """Whether this text would pass the guard as it is (stop regenerating)."""
-    return task.parse(text).valid
+    parsed = task.parse(text)
+    return parsed.valid and (check is None or check(parsed.value) is None)
 
 
-def judge(task: Task, attempts: Sequence[str]) -> GuardResult:
+def judge(task: Task, attempts: Sequence[str], check: Check | None = None) -> GuardResult:
     """The first attempt that parses and validates; else the task's refusal output; else None.
 
     The content is always re-serialised from the parsed value, so a fenced or padded answer
@@ -39,7 +44,8 @@ def judge(task: Task, attempts: Sequence[str]) -> GuardResult:
     reason = None
     for i, text in enumerate(attempts):
         parsed = task.parse(text)
-        if parsed.valid:
+        problem = check(parsed.value) if parsed.valid and check is not None else None
+        if parsed.valid and problem is None:
             output = task.canonical(parsed.value)
             return GuardResult(
                 output=output,
@@ -52,7 +58,7 @@ def judge(task: Task, attempts: Sequence[str]) -> GuardResult:
                 reason=reason,
             )
         if reason is None:
-            reason = "; ".join(parsed.errors[:3])
+            reason = problem or "; ".join(parsed.errors[:3])
     refusal = task.refusal_output
     return GuardResult(
         output=refusal,

@@ -41,6 +41,8 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE UNIQUE INDEX keys_active_name ON keys(name) WHERE revoked_at IS NULL",
         ],
     ),
+    # Access groups: the documents a key's requests may retrieve from (besides public ones).
+    ("0002_key_groups", ["ALTER TABLE keys ADD COLUMN groups TEXT NOT NULL DEFAULT '[]'"]),
 ]
 
 
@@ -51,6 +53,7 @@ class ApiKey:
     hint: str  # the token's first characters, to tell keys apart; never enough to use one
     created_at: str
     revoked_at: str | None = None
+    groups: tuple[str, ...] = ()  # access groups for retrieval; empty: public documents only
 
     def allows(self, model_ref: str) -> bool:
         """Whether this key may call `model_ref` (a task name, name@version or name@alias)."""
@@ -79,21 +82,23 @@ class KeyStore:
         with self._lock:
             apply_migrations(self._conn, MIGRATIONS)
 
-    def add(self, name: str, models: list[str] | None = None) -> tuple[ApiKey, str]:
+    def add(self, name: str, models: list[str] | None = None, groups: list[str] | None = None) -> tuple[ApiKey, str]:
         """A new key and its token: the only time the token exists outside the client."""
         if not _NAME.match(name):
             raise ServeError(
                 f"invalid key name '{name}'", hint="use 1-64 letters, digits, '.', '_' or '-', e.g. support-app"
             )
         allowed = tuple(dict.fromkeys(m.strip() for m in models or [] if m.strip()))
+        member_of = tuple(dict.fromkeys(g.strip() for g in groups or [] if g.strip()))
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
-        key = ApiKey(name, allowed, hint=token[: len(TOKEN_PREFIX) + 4], created_at=now())
+        key = ApiKey(name, allowed, hint=token[: len(TOKEN_PREFIX) + 4], created_at=now(), groups=member_of)
         try:
             with self._lock:
                 self._conn.execute(
-                    "INSERT INTO keys (name, token_sha256, hint, models, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (name, token_hash(token), key.hint, json.dumps(list(allowed)), key.created_at),
-                )
+                    "INSERT INTO keys (name, token_sha256, hint, models, created_at, groups) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, token_hash(token), key.hint, json.dumps(list(allowed)), key.created_at,
+                     json.dumps(list(member_of))),
+                )  # fmt: skip
         except sqlite3.IntegrityError:
             raise ServeError(
                 f"an active key named '{name}' already exists",
@@ -140,5 +145,5 @@ class KeyStore:
 
 
 def _key(row: tuple) -> ApiKey:
-    _, name, _, hint, models, created_at, revoked_at = row
-    return ApiKey(name, tuple(json.loads(models)), hint, created_at, revoked_at)
+    _, name, _, hint, models, created_at, revoked_at, groups = row
+    return ApiKey(name, tuple(json.loads(models)), hint, created_at, revoked_at, tuple(json.loads(groups)))

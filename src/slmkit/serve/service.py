@@ -37,6 +37,9 @@ class Answer:
     request_id: str
     request: ChatCompletionRequest
     outcome: Outcome
+    # A retrieval task: what the request was given, and the output field its citations are in.
+    context: list[dict[str, Any]] | None = None
+    citations_field: str | None = None
 
     @property
     def model(self) -> str:
@@ -58,7 +61,18 @@ class Answer:
             "guard": {"replaced": guard.replaced, "attempts": guard.attempts, "reason": guard.reason},
             "escalate": self.outcome.escalation is not None,
             "escalation_reason": self.outcome.escalation,
+            **self._retrieval(),
         }
+
+    def _retrieval(self) -> dict[str, Any]:
+        """`citations`: what each cited ref is (document, title, section, span), only ever chunks this
+        request was given, so only documents its key may see; `retrieved`: how many it was given."""
+        if self.context is None or self.citations_field is None:
+            return {}
+        from slmkit.retrieval.context import citations
+
+        cited = citations(self.outcome.guard.output, self.context, self.citations_field)
+        return {"citations": cited, "retrieved": len(self.context)}
 
 
 class ChatService:
@@ -84,6 +98,7 @@ class ChatService:
         )
         self._specs: dict[ModelKey, ReleaseSpec] = {}
         self.keys = KeyStore(config.state_dir / "keys.db")
+        self._retriever: Any = None  # opened on the first request of a task that retrieves
         self.in_flight = 0  # chat requests admitted and not answered; only the event loop changes it
         self.metrics = ServeMetrics(queue_depth=lambda: self.engine.stats()["queued"], in_flight=lambda: self.in_flight)
 
@@ -146,8 +161,10 @@ class ChatService:
     def warm(self, model_ref: str) -> Release:
         """Resolve and load a release before traffic arrives (refuses a changed base model)."""
         release = self.resolve(model_ref)
-        self.spec(release)
+        spec = self.spec(release)
         self.cache.get(release)
+        if spec.task.cfg.retrieval is not None:  # the embedding model loads now, not on the first request
+            self._retriever_now().search("warm up", groups=[], k=1)
         return release
 
     def model_cards(self, key: ApiKey | None = None) -> list[dict[str, Any]]:
@@ -207,6 +224,7 @@ class ChatService:
                     param="messages",
                     code="input_too_long",
                 )
+            context = await self._retrieve(spec.task, input_text, key) if spec.task.cfg.retrieval else None
             limit = self.config.serve.max_new_tokens
             job = Job(
                 request_id=request_id,
@@ -217,6 +235,7 @@ class ChatService:
                 max_new_tokens=min(request.max_completion_tokens or request.max_tokens or limit, limit),
                 received=received,
                 api_key=key_name,
+                context=context,
             )
             try:
                 future = self.engine.submit(job)
@@ -247,7 +266,27 @@ class ChatService:
             )
             error.release = release.ref
             raise error
-        return Answer(request_id, request, outcome)
+        settings = spec.task.cfg.retrieval
+        return Answer(request_id, request, outcome, job.context, settings.citations_field if settings else None)
+
+    async def _retrieve(self, task: Task, input_text: str, key: ApiKey | None) -> list[dict[str, Any]]:
+        """The chunks for this request, among the documents its key's groups may see (public ones only
+        without a key): the filter is applied before anything is ranked."""
+        from slmkit.retrieval.context import request_context
+
+        settings = task.cfg.retrieval
+        assert settings is not None
+        groups = key.groups if key is not None else ()
+        context, _ = await asyncio.to_thread(request_context, self._retriever_now(), settings, input_text, groups)
+        return context
+
+    def _retriever_now(self) -> Any:
+        """The project's index (read live: `slmkit index update` reaches the next request)."""
+        if self._retriever is None:
+            from slmkit.retrieval import Retriever, open_index
+
+            self._retriever = Retriever(open_index(self.config))
+        return self._retriever
 
     async def _wait(self, future: Any, job: Job) -> Outcome:
         try:
@@ -300,6 +339,8 @@ class ChatService:
         )
 
     def close(self) -> None:
+        if self._retriever is not None:
+            self._retriever.store.close()
         self.engine.close()
         self.cache.close()  # stops engine processes
         self.recorder.close()

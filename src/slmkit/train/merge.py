@@ -273,7 +273,7 @@ def gold_prompts(
             hint="the base model's chat template changed since training; retrain on the current base model",
         )
     rows = dataset.examples("gold")[: limit or config.eval.max_items]
-    inputs = [(row.input, list(row.history)) for row in rows]
+    inputs = [(task.model_input(row.input, row.prompt_context), list(row.history)) for row in rows]
     prompts = [task.prompt_text(tokenizer, text, history) for text, history in inputs]
     return GoldPrompts(
         run_id, task, base, adapter_dir, [str(r.id) for r in rows], inputs, prompts, tokenizer,

@@ -117,7 +117,16 @@ def run_train(
 
     def encode(rows: list[Any]) -> list[Encoded]:
         return [
-            encode_example(task, tokenizer, r.input, r.output, cfg.max_seq_len, r.history, cfg.loss_on) for r in rows
+            encode_example(
+                task,
+                tokenizer,
+                task.model_input(r.input, r.prompt_context),
+                r.output,
+                cfg.max_seq_len,
+                r.history,
+                cfg.loss_on,
+            )
+            for r in rows
         ]
 
     train_set = encode(train_rows)
