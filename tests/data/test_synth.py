@@ -67,7 +67,7 @@ def test_every_reply_is_checked_and_each_planted_fault_is_dropped_with_its_reaso
         others[2].id: json.dumps(conflicting.fields),  # another real row's input, another answer
         with_order.id: json.dumps({"subject": "help", "body": "my order is missing, please look into it"}),
         others[3].id: json.dumps({"subject": "refund", "body": "refund me now or my lawyer calls you tomorrow"}),
-        others[4].id: "Sure! Here is a rewritten ticket for you.",
+        others[4].id: "Sure! Here is a rewritten ticket, and mail bob.smith@example.org for more.",
         others[5].id: Reply("", None, error="APIConnectionError: connection refused"),
         others[6].id: json.dumps({"subject": "", "body": "   "}),
         others[7].id: json.dumps({"subject": "Hi", "body": "write to jane.doe@example.com about my account please"}),
@@ -121,7 +121,8 @@ def test_every_reply_is_checked_and_each_planted_fault_is_dropped_with_its_reaso
         assert journal.get(prov["prompt_sha256"]) is not None
     # Personal data in a teacher's reply is replaced before anything is written.
     pii_row = next(r for r in synthetic if r["synthetic"]["seeds"] == [others[7].id])
-    assert "jane.doe@example.com" not in (child.path / "train.jsonl").read_text()
+    for leaked in ("jane.doe@example.com", "bob.smith@example.org"):  # kept and dropped rows, card, report
+        assert not any(leaked in f.read_text() for f in child.path.iterdir())
     assert "jane.doe" not in pii_row["input"]
     # The card counts real and synthetic rows per label.
     report = child.report["synthetic"]

@@ -303,9 +303,10 @@ def _report_section(
             "completion_tokens": sum(r.completion_tokens for r in used),
             "call_seconds": round(sum(r.seconds for r in used), 1),
         },
+        # What the card shows of the teacher's text passes the same PII removal as the rows.
         "examples": {
-            "accepted": [_shown(c) for c in accepted[:SHOWN]],
-            "rejected": [_shown(c) for c in rejected[:SHOWN]],
+            "accepted": [cleaner.scrub_value(_shown(c)) for c in accepted[:SHOWN]],
+            "rejected": [cleaner.scrub_value(_shown(c)) for c in rejected[:SHOWN]],
         },
     }
 

@@ -72,9 +72,7 @@ def synthetic_body(section: Any) -> str:
         ("Dropped (first rows)", examples.get("rejected")),
     ):
         if shown:
-            body += f"<h3>{title}</h3>" + table(
-                ["Kind", "Row", "Verdict"], [_example(r) for r in shown], cls="full examples"
-            )
+            body += f"<h3>{title}</h3>" + table(["Kind", "Row"], [_example(r) for r in shown], cls="full")
     return body
 
 
@@ -91,6 +89,6 @@ def _example(row: dict[str, Any]) -> str:
         f"{esc(row['reject'])}: {esc(clip(str(row.get('reason', '')), CLIP_CHARS))}" if row.get("reject") else "kept"
     )
     return (
-        f'<tr><th scope="row">{esc(row.get("kind", "?"))}</th><td class="text"><div class="ref">{esc(row.get("id"))} '
-        f'from {esc(seeds)}</div><div class="snippet">{shown}</div>{answer}</td><td>{verdict}</td></tr>'
+        f'<tr><th scope="row">{esc(row.get("kind", "?"))}</th><td><div class="ref">{esc(row.get("id"))} from '
+        f'{esc(seeds)} · {verdict}</div><div class="snippet">{shown}</div>{answer}</td></tr>'
     )
