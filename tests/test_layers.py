@@ -29,6 +29,7 @@ RANK = {
     "train": 4,
     "pipeline": 5,
     "provenance": 5,
+    "advise": 5,
     "cli": 6,
     "ui": 6,
     "__main__": 7,

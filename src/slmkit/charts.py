@@ -25,6 +25,9 @@ COLOURS = {
     "gold": "#009E73",
     "kept": "#0072B2",
     "rejected": "#D55E00",
+    # training rows by origin (the data card's synthetic section)
+    "real": "#0072B2",
+    "synthetic": "#E69F00",
     # eval report sides
     "base": "#999999",
     "adapter": "#0072B2",

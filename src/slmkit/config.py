@@ -1064,6 +1064,131 @@ class ServeConfig(_Section):
     )
 
 
+# --- synthetic data and the advisor -----------------------------------------------------
+
+SynthKind = Literal["paraphrase", "same_label", "near_miss", "out_of_scope", "document"]
+
+DEFAULT_SYNTH_RUBRIC = (
+    "Score whether this is a correct, realistic training example for the task on a 1-5 scale.\n"
+    "Criteria: the request reads like one a real user would send; the answer is right for it under the task's "
+    "instructions; nothing in the answer is invented beyond the request (or the passage, when one is shown).\n"
+    "5 = a correct, natural example; 4 = correct with small flaws; 3 = doubtful; 2 = mostly wrong; 1 = wrong or "
+    "nonsense."
+)
+
+
+class TeacherConfig(_Section):
+    endpoint: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible server whose model writes synthetic rows, e.g. "
+        "http://127.0.0.1:8001/v1 (vLLM, llama.cpp, Ollama, a hosted model, or `slmkit serve`). Unset: "
+        "`slmkit synth` does not run; slmkit never picks a cloud endpoint for you.",
+    )
+    model: str = Field("teacher", description="Model name sent to the teacher endpoint.")
+    api_key_env: str | None = Field(
+        None,
+        description="NAME of the environment variable holding the teacher's API key (never the key itself).",
+    )
+    temperature: float = Field(
+        0.8, ge=0.0, le=2.0, description="Sampling temperature: above 0, each request's seed makes its sample."
+    )
+    max_tokens: int = Field(192, gt=0, description="Longest reply per teacher call, in the teacher's tokens.")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds one call may take before it is retried.")
+    max_retries: int = Field(2, ge=0, description="Retries of a call that failed in transport (never of a bad reply).")
+    concurrency: int = Field(2, gt=0, le=64, description="Teacher calls in flight at once.")
+    allow_plain_http: bool = Field(
+        False,
+        description="Allow an http:// (not https) teacher or synth judge on another machine: its key, the seeds "
+        "and the documents would cross the network unencrypted.",
+    )
+    structured: bool = Field(
+        True,
+        description="Ask for the reply's JSON shape with response_format (json_schema); a server that refuses "
+        "it is asked again without, and its reply read tolerantly.",
+    )
+
+
+class SynthJudgeConfig(_Section):
+    enabled: bool = Field(False, description="Score every synthetic row with a judge model; keep it only at threshold.")
+    endpoint: str | None = Field(None, description="OpenAI-compatible base URL of the judge (default: the teacher's).")
+    model: str | None = Field(None, description="Model name sent to the judge (default: the teacher's).")
+    rubric: str = Field(DEFAULT_SYNTH_RUBRIC, description="What the judge scores, and what each point means.")
+    scale: tuple[int, int] = Field((1, 5), description="Lowest and highest score the rubric allows.")
+    threshold: int = Field(4, description="Lowest score a row may have and still train.")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_ordered(cls, scale: tuple[int, int]) -> tuple[int, int]:
+        if scale[0] >= scale[1]:
+            raise ValueError(f"needs lowest < highest (got {list(scale)})")
+        return scale
+
+
+class SynthConfig(_Section):
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="The model that writes the rows.")
+    kinds: list[SynthKind] = Field(
+        default_factory=lambda: list[SynthKind](["paraphrase"]),
+        description="What to write: paraphrase (a seed in other words, same answer), same_label (another request "
+        "with the seed's answer), near_miss (a seed's answer, worded like a seed of another label), out_of_scope "
+        "(requests the refusal rule answers), document (a request and its answer drawn from a corpus chunk).",
+        min_length=1,
+    )
+    per_seed: int = Field(2, ge=0, description="Teacher requests per seed row and kind (the seeds: the train split).")
+    per_label: int | None = Field(
+        None,
+        gt=0,
+        description="Top each label up to this many training rows, real + synthetic, rarest labels first (each "
+        "seed still asks at most per_seed per kind). Unset: every seed asks per_seed per kind.",
+    )
+    per_document: int = Field(2, ge=0, description="Grounded requests per document (kind document), over its chunks.")
+    out_of_scope: int = Field(10, ge=0, description="Out-of-scope requests to write (kind out_of_scope).")
+    max_calls: int = Field(
+        1000, gt=0, description="New teacher and judge calls one run may make; calls in the journal are free."
+    )
+    min_real_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Floor for the share of real rows in training: synthetic rows past it are dropped, "
+        "the most common labels' first.",
+    )
+    semantic: bool = Field(
+        True,
+        description="Also compare synthetic rows with the data and the gold set by meaning (MiniLM, at "
+        "data.dedup.semantic.threshold), whatever data.dedup.semantic.enabled says.",
+    )
+    judge: SynthJudgeConfig = Field(default_factory=SynthJudgeConfig, description="Optional judge score.")
+    seed: int = Field(13, description="Seed for the teacher's samples and the choice of partners and examples.")
+
+
+class AdviseConfig(_Section):
+    bounded: bool | None = Field(
+        None, description="Is the task bounded: a fixed label set or output format, not open-ended writing?"
+    )
+    repetitive: bool | None = Field(None, description="Does the same kind of request arrive again and again?")
+    measurable: bool | None = Field(
+        None, description="Can a right answer be checked against a gold set (labels, fields, exact values)?"
+    )
+    format_sensitive: bool | None = Field(
+        None,
+        description="Does it depend on an exact format, tone or routing decision that prompting keeps getting wrong?",
+    )
+    changing_facts: bool | None = Field(
+        None, description="Do answers depend on facts that change faster than you would retrain (prices, policies)?"
+    )
+    citations: bool | None = Field(None, description="Must answers cite the document they come from?")
+    access_groups: bool | None = Field(
+        None, description="May different user groups see different documents (per-group access)?"
+    )
+    latency_ms: int | None = Field(None, gt=0, description="Latency budget per answer in milliseconds.")
+    target: float = Field(
+        0.9,
+        gt=0.0,
+        le=1.0,
+        description="The gold-set score the task needs: a base model already at it needs no fine-tuning.",
+    )
+
+
 # --- the project ------------------------------------------------------------------------
 
 
@@ -1079,6 +1204,10 @@ class ProjectConfig(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    synth: SynthConfig = Field(default_factory=SynthConfig, description="Synthetic rows from a teacher model.")
+    advise: AdviseConfig = Field(
+        default_factory=AdviseConfig, description="Answers to `slmkit advise`'s questions (fine-tune, retrieve?)."
+    )
 
     # Set by load_config: the directory holding slmkit.yaml; relative paths resolve against it.
     _root: Path = PrivateAttr(default_factory=Path.cwd)
@@ -1334,6 +1463,7 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
         _check_gates(config, properties, add)
         _check_judge(config, properties, add)
         _check_alerts(config, properties, add)
+        _check_synth(config, properties, add)
         for name in config.eval.normalize:
             if name not in properties:
                 guess = difflib.get_close_matches(name, list(properties), n=1)
@@ -1552,6 +1682,46 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _check_synth(config: ProjectConfig, properties: dict[str, Any], add: Any) -> None:
+    synth, task = config.synth, config.task
+    for i, kind in enumerate(synth.kinds):
+        where = ("synth", "kinds", i)
+        if kind == "out_of_scope" and task.refusal is None:
+            add(where, "out_of_scope rows are answered by the refusal rule: set task.refusal, or drop the kind")
+        if kind == "near_miss" and task.label_field is None:
+            add(where, "near_miss borrows the wording of another label's seed: it needs task.label_field")
+        if kind == "document":
+            if not config.data.documents.paths:
+                add(where, "document rows are drawn from the corpus: list files in data.documents.paths")
+            free = [
+                name
+                for name, spec in properties.items()
+                if isinstance(spec, dict) and not {"enum", "const"} & set(spec)
+            ]
+            if not free:
+                add(
+                    where,
+                    "a document row's answer must be found in its passage, but every output field is a label "
+                    "(enum or const); drop the kind",
+                )
+    for loc, url in (
+        (("synth", "teacher", "endpoint"), synth.teacher.endpoint),
+        (("synth", "judge", "endpoint"), synth.judge.endpoint),
+    ):
+        if url is not None and not url.startswith(("http://", "https://")):
+            add(loc, f"must be an http(s) base URL such as http://127.0.0.1:8001/v1 (got {url!r})")
+        elif url is not None and plain_http_off_host(url) and not synth.teacher.allow_plain_http:
+            add(
+                loc,
+                f"{url} is plain http to another machine: its key, the seeds and the documents would cross the "
+                "network unencrypted; use https://, or set synth.teacher.allow_plain_http: true if that network "
+                "is trusted",
+            )
+    low, high = synth.judge.scale
+    if not low <= synth.judge.threshold <= high:
+        add(("synth", "judge", "threshold"), f"must be on the scale {low}-{high} (got {synth.judge.threshold})")
 
 
 def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:

@@ -179,6 +179,39 @@ def render_config(values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_section(path: str, values: dict[str, Any], config_model: type[BaseModel] = ProjectConfig) -> list[str]:
+    """A section of slmkit.yaml at a dotted path (`train`, `task.retrieval`), commented like `render_config`."""
+    *parents, name = path.split(".")
+    lines: list[str] = []
+    model: type[BaseModel] | None = config_model
+    for depth, parent in enumerate(parents):
+        assert model is not None
+        lines.append(f"{' ' * 2 * depth}{parent}:")
+        model = _section_model(model.model_fields[parent].annotation)
+    assert model is not None
+    pad = " " * 2 * len(parents)
+    field = model.model_fields[name]
+    if field.description:
+        lines.append(f"{pad}# {field.description}")
+    nested = _section_model(field.annotation)
+    if nested is None:
+        return lines + [pad + line for line in _dump_key(name, values)]
+    lines.append(f"{pad}{name}:")
+    _render_model(nested, values, lines, indent=len(pad) + 2)
+    return lines
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings model of a field: `X` or `X | None`."""
+    import typing
+
+    for candidate in (annotation, *typing.get_args(annotation)):
+        nested = _nested_model(candidate)
+        if nested is not None:
+            return nested
+    return None
+
+
 def _render_model(model: type[BaseModel], values: dict[str, Any], lines: list[str], indent: int) -> None:
     pad = " " * indent
     for name, field in model.model_fields.items():

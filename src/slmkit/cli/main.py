@@ -9,7 +9,7 @@ import warnings
 
 import typer
 
-from slmkit.cli import export, index, merge, monitor, project, release, releases, review, serve, stages, ui
+from slmkit.cli import export, index, merge, monitor, project, release, releases, review, serve, stages, synth, ui
 from slmkit.errors import SlmkitError
 
 app = typer.Typer(
@@ -46,6 +46,8 @@ app.command("init")(project.init)
 app.command("validate")(project.validate)
 data_app.command("build")(stages.data_build)
 app.add_typer(data_app, name="data")
+app.command("synth")(synth.synth)
+app.command("advise")(synth.advise)
 app.command("train")(stages.train)
 app.command("eval")(stages.evaluate)
 app.command("merge")(merge.merge)
