@@ -50,8 +50,8 @@ demo: setup
 drill: setup
 	$(PY) bench/drift_drill.py
 
-# docs/img/console-*.png: two short releases of SmolLM2, real traffic through `slmkit serve`, the
-# console in headless chromium (about 5 minutes on 2 cores; docs/console.md).
+# docs/img/console-*.png: two short releases of the tiny test model, real traffic through `slmkit
+# serve`, the console in headless chromium (about 2 minutes on 2 cores; docs/console.md).
 screenshots: setup
 	$(PY) bench/console_screenshots.py
 

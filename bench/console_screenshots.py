@@ -1,16 +1,23 @@
 """The console's screenshots in docs/img, taken from a real project: two releases, real traffic, a real browser.
 
 It copies the example project into a temporary folder (semantic dedup and input embeddings off, so
-it stays short), and runs the chain through the command line twice on the real SmolLM2 (or
-`--base-model`): `slmkit data build`, a short `slmkit train` (`--steps`), `slmkit eval` on the
-first `--gold` items of the locked gold set, `slmkit release`; the second run trains at another
-learning rate and its release moves `production` (rehearsing a rollback to the first). Then
-`slmkit serve` runs as its own process, with the example's alert rules judged every 2 s, and
-`--requests` tickets of examples/support-tickets/traffic/unshifted.jsonl go through it with the
-official `openai` client. Last, `slmkit ui` serves the project read-only and Debian's chromium
-(headless, driven by Playwright) photographs the overview, the production release's page and the
-monitoring page over the last hour. Each PNG keeps the top of its page (down to the monitoring
-page's plots) and is stored with a 256-colour palette (the pages are flat colours), under 150 KB.
+it stays short) and runs the chain through the command line twice: `slmkit data build`, a short
+`slmkit train` (`--steps`), `slmkit eval` on the first `--gold` items of the locked gold set,
+`slmkit release`; the second run trains at another learning rate and its release moves
+`production` (after rehearsing a rollback to the first). Then `slmkit serve` runs as its own
+process, with the example's alert rules judged every 2 s, and `--requests` tickets of
+examples/support-tickets/traffic/unshifted.jsonl go through it with the official `openai` client.
+Last, `slmkit ui` serves the project read-only and Debian's chromium (headless, driven by
+Playwright) photographs the overview, the production release's page and the monitoring page over
+the last hour. Each PNG keeps the top of its page (down to the monitoring page's plots) and is
+stored with a 256-colour palette (the pages are flat colours), under 150 KB.
+
+The base model is the tests' tiny random one (2 layers, SmolLM2's tokenizer; about 2 minutes in
+all): its answers are valid under the schema but refusals, so the pages show a release that
+learned nothing and the refusal alert firing. `--base-model smollm2-135m-instruct` uses the real
+model (over 8 minutes); with 6 training steps its second release was refused by the rollback
+rehearsal (12 of 16 answers of the first release matched its eval, under the 0.9 agreement), so
+it needs more `--steps` than a short run affords.
 
     .venv/bin/python bench/console_screenshots.py            # or: make screenshots
 """
@@ -48,8 +55,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
     parser.add_argument(
         "--base-model",
-        default="smollm2-135m-instruct",
-        help="a model slmkit knows, a folder, or `tiny`: the tests' 2-layer random model (seconds, not minutes)",
+        default="tiny",
+        help="`tiny` (the tests' 2-layer random model), a model slmkit knows, or a folder",
     )
     parser.add_argument("--steps", type=int, default=6, help="training steps of each run")
     # 32: the label and confidence drift tests need 30 eval answers, or the checklist fails their rules.
