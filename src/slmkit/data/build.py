@@ -135,11 +135,11 @@ def run_data_build(
 
 def _training_contexts(config: ProjectConfig, task: Task, build: BuildState) -> Any:
     """For a task with retrieval: index data.documents (an update: unchanged documents are not read
-    again), then give every row written a RAFT context (slmkit.retrieval.context). None otherwise."""
+    again), then give every row written a context (slmkit.retrieval.training). None otherwise."""
     if task.cfg.retrieval is None:
         return None
     from slmkit.retrieval import Retriever, open_index, run_index_update
-    from slmkit.retrieval.context import TrainingContexts
+    from slmkit.retrieval.training import TrainingContexts
 
     if not config.data.documents.paths:
         raise StageError(
@@ -147,16 +147,11 @@ def _training_contexts(config: ProjectConfig, task: Task, build: BuildState) -> 
             hint="list the documents under data.documents.paths, or remove task.retrieval",
         )
     run_index_update(config)
-    contexts = TrainingContexts(task, Retriever(open_index(config)), seed=config.data.split.seed)
-    scrub = build.cleaner.scrub_document
-
-    def ground(row: dict[str, Any]) -> dict[str, Any]:
-        grounded = contexts.attach(row)
-        # Document text enters the dataset here: it passes the same PII removal as the corpus.
-        grounded["context"] = [scrub(chunk) for chunk in grounded["context"]]
-        return grounded
-
-    build.ground = ground
+    # Document text enters the dataset here: it passes the same PII removal as the corpus.
+    contexts = TrainingContexts(
+        task, Retriever(open_index(config)), seed=config.data.split.seed, scrub=build.cleaner.scrub_document
+    )
+    build.ground = contexts.attach_many
     return contexts
 
 
