@@ -67,6 +67,12 @@ def test_data_build_attaches_the_answer_chunk_or_distractors_and_only_public_doc
     assert 0.5 <= grounded / answerable <= 0.9  # about oracle_share
     counts = result.report["retrieval"]
     assert counts["answerable rows whose answer is in no document (refusal)"] == 4  # the staff-only fact
+    # One chunker: corpus.jsonl holds the index's chunks, the same ids, spans, text and groups.
+    corpus = [json.loads(line) for line in (result.path / "corpus.jsonl").read_text().splitlines()]
+    with open_index(config) as store:
+        indexed = store.conn.execute("SELECT chunk_id, doc_id, start, end, text FROM chunks ORDER BY chunk_id")
+        assert sorted((c["id"], c["document"], *c["span"], c["text"]) for c in corpus) == [tuple(r) for r in indexed]
+    assert {c["document"]: c["groups"] for c in corpus}["docs/internal/staff-pricing.md"] == ["staff"]
     # A row gets the same context and answer in every build (the seed and the row decide).
     again = run_data_build(config).version
     first = {r.input: (r.output, r.context) for r in _rows(config)}
