@@ -84,8 +84,8 @@ def _located(document: Document, chunk: Chunk, raw: str | None) -> DocChunk:
         return DocChunk(chunk, f"{document.id}:{line}", line)
     if document.kind == "pdf":
         return DocChunk(chunk, f"{document.id}:{chunk.section}", None)
-    line = _line_in_page(raw or "", chunk.text)
-    return DocChunk(chunk, f"{document.id}:{line}" if line else document.id, line)
+    found = _line_in_page(raw or "", chunk.text)
+    return DocChunk(chunk, f"{document.id}:{found}" if found else document.id, found)
 
 
 def _raw_text(path: Path) -> str:
