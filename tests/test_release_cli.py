@@ -122,10 +122,11 @@ def test_the_second_release_rehearses_a_rollback_to_the_first(released: Released
         )
         assert detail["differed"] == [] and detail["seconds"] > 0
         report = json.loads(registry.store.path(first.eval_report_digest).read_text())
-        # Reloaded as its eval generated: the recorded dtype, merge, answer length and batch size.
-        assert detail["decoding"] == {
-            k: report["decoding"][k] for k in ("dtype", "max_new_tokens", "merge", "batch_size", "constrained")
-        }
+        # Reloaded as its eval generated: the recorded dtype, merge, answer length, batch size, label
+        # scoring and refusal threshold.
+        keys = ("dtype", "max_new_tokens", "merge", "batch_size", "constrained", "label_scoring", "refusal_threshold")
+        assert detail["decoding"] == {k: report["decoding"][k] for k in keys}
+        assert detail["decoding"]["label_scoring"] is True
         assert first.latest_evidence("rehearsal").status == "n/a"
         assert [e.action for e in registry.audit_log(TASK, limit=3)] == ["alias", "evidence", "release"]
 
@@ -317,8 +318,9 @@ def test_a_previous_release_that_no_longer_answers_as_recorded_blocks_the_releas
         # Release 3 claims an eval whose recorded answers for two items differ from what its adapter
         # says: a report edited after the fact, stored and recorded as such under a new digest.
         report = json.loads(registry.store.path(serving.eval_report_digest).read_text())
-        edited = [item["id"] for item in report["predictions"][:2]]
-        for item in report["predictions"][:2]:
+        wrong = [item for item in report["predictions"] if not item["adapter"]["exact"]][:2]  # edited to differ
+        edited = [item["id"] for item in wrong]
+        for item in wrong:
             item["adapter"]["text"] = json.dumps(item["gold"])
         path = tmp_path / "edited-report.json"
         path.write_text(json.dumps(report))

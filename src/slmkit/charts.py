@@ -42,9 +42,14 @@ NEUTRAL = "#56B4E9"  # any series without a colour of its own
 def bar_chart(
     name: str, title: str, rows: Sequence[tuple[str, Sequence[tuple[str, int]], str]], *, top: int = 0
 ) -> str:
-    """Horizontal bars, one row per label; a row's (series, value) segments stack left to right."""
-    width, label_w, value_w, row_h, bar_h = 760, 170, 170, 26, 16
-    area = width - label_w - value_w
+    """Horizontal bars, one row per label; a row's (series, value) segments stack left to right.
+
+    The label column is as wide as the longest label needs (names are never cut: a label that
+    differs from another only at its end must stay readable), the bar area stays 420 wide.
+    """
+    label_w = max(170, text_width(max((label for label, _, _ in rows), key=len, default="")) + 16)
+    value_w, row_h, bar_h, area = 170, 26, 16, 420
+    width = label_w + area + value_w
     top = max(top, *(sum(v for _, v in segs) for _, segs, _ in rows), 1)
     height = row_h * len(rows) + 8
     parts = [
@@ -56,7 +61,7 @@ def bar_chart(
         y = 4 + i * row_h
         mid = y + row_h / 2
         parts.append(
-            f'<text x="{label_w - 10}" y="{mid:.1f}" dy="0.35em" text-anchor="end" class="label">{esc(clip(label, 24))}'
+            f'<text x="{label_w - 10}" y="{mid:.1f}" dy="0.35em" text-anchor="end" class="label">{esc(label)}'
             f"<title>{esc(label)}</title></text>"
         )
         x = float(label_w)
@@ -268,6 +273,12 @@ def compact(value: Any) -> str:
     return fmt_num(value)
 
 
+def text_width(text: str, size: float = 12.0) -> int:
+    """Pixels `text` takes at most in the charts' sans-serif font of `size` px (0.6 em a character:
+    wider than the average, so a reserved column holds the text without measuring it)."""
+    return math.ceil(len(text) * size * 0.6)
+
+
 def clip(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, the last one an ellipsis when it was cut."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -276,7 +287,7 @@ def clip(text: str, limit: int) -> str:
 # The rules the charts and legends need; a page includes it in its <style>.
 CHART_CSS = """\
 figure{margin:12px 0}
-figure.wide svg{width:100%;max-width:760px;height:auto}
+figure.wide svg{max-width:100%;height:auto}
 svg.chart text{font:12px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;fill:var(--ink)}
 svg.chart .value,svg.chart .tick{fill:var(--muted);font-variant-numeric:tabular-nums}
 svg.chart .tick{font-size:11px}

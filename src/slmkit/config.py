@@ -83,6 +83,19 @@ class EscalationRule(_Section):
     )
 
 
+OutputDescription = Literal["auto", "full", "short", "none"]
+AUTO_FULL_MAX_ENUM = 16  # auto lists every enum value while no enum is longer than this
+SHORT_MAX_ENUM = 8  # short lists an enum's values only up to this many
+
+
+def output_description(schema: dict[str, Any], setting: OutputDescription) -> OutputDescription:
+    """The description `setting` stands for with this output schema: auto resolved to full or short."""
+    if setting != "auto":
+        return setting
+    enums = [spec.get("enum") or [] for spec in (schema.get("properties") or {}).values() if isinstance(spec, dict)]
+    return "full" if all(len(values) <= AUTO_FULL_MAX_ENUM for values in enums) else "short"
+
+
 class RetrievalSettings(_Section):
     top_k: int = Field(3, ge=1, le=20, description="Chunks put into the prompt, best first.")
     fusion: Literal["rrf", "weighted"] = Field(
@@ -171,14 +184,25 @@ class TaskConfig(_Section):
     )
     refusal: RefusalRule | None = Field(None, description="What to answer when out of scope or unsure.")
     escalation: EscalationRule | None = Field(None, description="Which answers are handed to a human.")
-    describe_output_in_prompt: bool = Field(
-        True, description="Append a compact description of the output format to the system prompt."
+    describe_output_in_prompt: OutputDescription = Field(
+        "auto",
+        description="What the system prompt says about the output: full (every field, enums with all their "
+        "values), short (every field; an enum of more than 8 values as 'one of N labels'), none; auto: full "
+        "while every enum has at most 16 values, else short (docs/quality.md). true / false mean full / "
+        "none. Decoding enforces the schema either way.",
     )
     retrieval: RetrievalSettings | None = Field(
         None,
         description="Answer from retrieved document chunks (`slmkit index build`): the top chunks go into the "
         "prompt with short ids, the answer cites them, and with nothing relevant the refusal is the answer.",
     )
+
+    @field_validator("describe_output_in_prompt", mode="before")
+    @classmethod
+    def _description_from_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # the setting's earlier form
+            return "full" if value else "none"
+        return value
 
 
 # --- data -------------------------------------------------------------------------------
@@ -194,12 +218,23 @@ class ChatSettings(_Section):
 
 class SourceConfig(_Section):
     path: str = Field(description="Input file (JSONL, CSV/TSV or Parquet), relative to slmkit.yaml.")
+    role: Literal["train", "gold"] = Field(
+        "train",
+        description="train: rows are split into train / validation (and gold, unless a source is gold). gold: this "
+        "file is the gold set, as it is (an existing benchmark): locked at the first build, its copies (exact, near, "
+        "semantic) removed from the training side and reported; no gold is drawn from the other sources.",
+    )
     format: Literal["auto", "jsonl", "csv", "tsv", "parquet", "chat"] = Field(
         "auto",
         description="File format; auto picks it from the extension. chat: JSONL rows holding a list of "
         "messages; the assistant turns are the answers.",
     )
     output_field: str = Field("output", description="Column holding the target answer (a JSON object or JSON text).")
+    output_columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Output field -> the column holding its value, for files whose answer is spread over plain "
+        "columns (e.g. {intent: label}); instead of output_field. An empty cell is null.",
+    )
     id_field: str | None = Field(
         None, description="Column with a record id, kept as provenance (file and line always are)."
     )
@@ -390,10 +425,25 @@ class TrainConfig(_Section):
         "last_turn",
         description="Chat examples with history: loss on the final assistant turn only, or on every assistant turn.",
     )
-    early_stopping_patience: int | None = Field(
-        3,
-        ge=1,
-        description="Stop after this many validations in a row without a better validation loss (null: never).",
+    early_stopping_patience: int | Literal["auto"] | None = Field(
+        "auto",
+        description="auto: stop once half an epoch of examples (or patience_examples) has passed without a better "
+        "validation loss, never before min_epochs_before_stopping; N: after N validations in a row without one; "
+        "null: never stop early. The best step's adapter is kept either way.",
+    )
+    patience_examples: int | None = Field(
+        None, gt=0, description="With early_stopping_patience: auto, the patience in training examples."
+    )
+
+    @field_validator("early_stopping_patience")
+    @classmethod
+    def _patience_positive(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"must be >= 1, auto or null (got {value})")
+        return value
+
+    min_epochs_before_stopping: float = Field(
+        1.0, ge=0.0, description="With early_stopping_patience: auto, epochs always trained before a run may stop."
     )
     replay: ReplaySettings = Field(default_factory=ReplaySettings, description="Forgetting control by self-replay.")
     loggers: list[Logger] = Field(
@@ -418,8 +468,15 @@ class TrainConfig(_Section):
     max_seq_len: int = Field(
         1024, ge=16, description="Longer examples lose the end of their input (never the system prompt or answer)."
     )
-    eval_every: int = Field(20, gt=0, description="Compute validation loss every N optimizer steps.")
-    max_validation_rows: int = Field(64, gt=0, description="Validation rows used for the loss.")
+    eval_every: int | None = Field(
+        None, gt=0, description="Compute validation loss every N optimizer steps (default: 8 times per epoch)."
+    )
+    max_validation_rows: int | None = Field(
+        None,
+        gt=0,
+        description="Validation rows used for the loss (default: the whole validation split up to 1,000 rows, a "
+        "seeded sample stratified by label beyond that).",
+    )
     seed: int = Field(13, description="Seed for adapter init, shuffling and dropout.")
     threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: all cores).")
     device: Literal["auto", "cpu", "cuda"] = Field(
@@ -592,7 +649,26 @@ class EvalConfig(_Section):
         "both: also the other way, reported side by side as adapter_free / adapter_constrained. Gates read the "
         "as-served side; the base model always decodes freely.",
     )
-    max_items: int | None = Field(None, gt=0, description="Evaluate only the first N gold items (smoke runs).")
+    max_items: int | None = Field(
+        None,
+        gt=0,
+        description="Evaluate a seeded sample of N gold items, stratified by label (smoke runs); the eval "
+        "says how many labels it covers.",
+    )
+    refusal_precision: float = Field(
+        0.8,
+        gt=0.0,
+        le=1.0,
+        description="With label scoring and a task.refusal: refuse answers whose label probability is under the "
+        "largest threshold at which at least this share of the refused answers would have been wrong, chosen "
+        "on validation rows (never gold) and reported with its coverage / accuracy curve.",
+    )
+    calibration_items: int = Field(
+        500,
+        ge=0,
+        description="Validation rows (a seeded sample, stratified by label) the adapter answers with label "
+        "scoring to choose the refusal threshold; 0: no threshold, never refuse for low confidence.",
+    )
     normalize: dict[str, list[EvalNormalizer]] = Field(
         default_factory=dict,
         description="Output field -> how its values are compared in the field metrics, e.g. "
@@ -807,6 +883,12 @@ class ServeConfig(_Section):
         "and vLLM, a GBNF grammar in llama.cpp): only schema-valid JSON can be written, labels only from their "
         "enum. The guard still validates every answer.",
     )
+    label_scoring: bool = Field(
+        True,
+        description="For a task.label_field, choose the label by scoring every allowed value's tokens given the "
+        "prompt (one batched pass) instead of decoding it; its probability among the labels is the answer's "
+        "confidence. The other fields are decoded after it. transformers engine; eval decodes as served.",
+    )
     timeout_s: float = Field(120.0, gt=0, description="Longest a request may wait for its answer (then 504).")
     max_request_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused (413).")
     max_messages: int = Field(32, gt=0, description="Most messages one request may carry (more: 400).")
@@ -881,6 +963,10 @@ class ProjectConfig(_Section):
         data = self.model_dump(mode="json")
         data["task"]["output_schema"] = self.output_schema()
         data["task"]["output_schema_file"] = None
+        # Recorded as decided, so a later change to what auto means cannot change a trained prompt.
+        data["task"]["describe_output_in_prompt"] = output_description(
+            data["task"]["output_schema"], self.task.describe_output_in_prompt
+        )
         return data
 
 

@@ -165,6 +165,63 @@ def mirror_if_configured(config: ProjectConfig, registry: Registry, log: Log = p
     log(f"mirrored to MLflow: {', '.join(f'{a} -> v{v}' for a, v in sorted(result.aliases.items())) or 'no aliases'}")
 
 
+def rollback_alias(
+    config: ProjectConfig,
+    *,
+    to: int | None = None,
+    alias: str | None = None,
+    reason: str = "",
+    actor: str | None = None,
+    log: Log = print,
+) -> tuple[int, int]:
+    """Move release.alias (or `alias`) back to the previous release, or to version `to`; audited, mirrored.
+
+    `slmkit rollback` and the console both call this; a running server follows on its next request.
+    """
+    registry = Registry(config.state_dir)
+    try:
+        moved = registry.rollback(
+            config.task.name, alias=alias or config.release.alias, to=to, reason=reason, actor=actor
+        )
+        mirror_if_configured(config, registry, log=log)
+    finally:
+        registry.close()
+    return moved
+
+
+def promote_alias(
+    config: ProjectConfig,
+    version: int,
+    *,
+    alias: str | None = None,
+    reason: str = "",
+    actor: str | None = None,
+    log: Log = print,
+) -> tuple[int | None, int]:
+    """Point release.alias (or `alias`) at an existing release, forward or back; audited, mirrored.
+
+    Refused (ReleaseBlocked) when a blocking item of that release's production checklist is not
+    met, as `slmkit release` refuses a new one. Returns (from version or None, to version).
+    """
+    from slmkit.registry.checklist import release_checklist
+
+    alias = alias or config.release.alias
+    name = config.task.name
+    registry = Registry(config.state_dir)
+    try:
+        target = registry.get_release(name, version)
+        checklist = release_checklist(
+            registry, target, alerts=[rule.text for rule in config.monitor.alerts], blocking=config.release.blocking
+        )
+        checklist.refuse_blockers(f"{target.ref} cannot move {name}@{alias}")
+        before = registry.aliases(name).get(alias)
+        registry.set_alias(name, alias, version, reason=reason or "promote", actor=actor)
+        mirror_if_configured(config, registry, log=log)
+    finally:
+        registry.close()
+    return before, version
+
+
 def run_demo(example: Path, workdir: Path, *, log: Log = print) -> PipelineResult:
     """Copy the example project into `workdir`, run the pipeline, serve the release, ask it."""
     began = time.perf_counter()

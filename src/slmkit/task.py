@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from slmkit.config import ProjectConfig, TaskConfig
+from slmkit.config import SHORT_MAX_ENUM, ProjectConfig, TaskConfig, output_description
 from slmkit.errors import ModelError
 
 
@@ -132,15 +132,20 @@ class Task:
                 f"{self.cfg.refusal.when.strip()} In that case answer exactly: "
                 f"{self.format_output(self.refusal_output or self.cfg.refusal.output)}"
             )
-        if self.cfg.describe_output_in_prompt:
-            parts.append(self.describe_output())
+        mode = output_description(self.schema, self.cfg.describe_output_in_prompt)
+        if mode != "none":
+            parts.append(self.describe_output(short=mode == "short"))
         return "\n".join(p for p in parts if p)
 
-    def describe_output(self) -> str:
-        """A compact, model-readable description of the output object."""
+    def describe_output(self, *, short: bool = False) -> str:
+        """A compact, model-readable description of the output object; `short` names the size of a
+        long enum instead of listing it (a 77-label list costs ~800 tokens in every prompt)."""
         items = []
         for name, spec in self.schema.get("properties", {}).items():
-            items.append(f'"{name}": {_describe_type(spec)}')
+            if short and len(spec.get("enum") or []) > SHORT_MAX_ENUM:
+                items.append(f'"{name}": one of {len(spec["enum"])} labels')
+            else:
+                items.append(f'"{name}": {_describe_type(spec)}')
         return "Reply with only a JSON object: {" + ", ".join(items) + "}"
 
     # --- retrieval ----------------------------------------------------------------------

@@ -183,7 +183,9 @@ def test_review_of_a_real_release_signs_off_and_check_reads_it(tmp_path: Path, t
     assert "6 of 6 gold items to review (support-tickets@1)" in out, out  # a random model: all wrong, unsure
     path = tmp_path / "review" / "review.csv"
     rows = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
-    assert all("disagreement" in r["reasons"] and "low_confidence" in r["reasons"] for r in rows)
+    assert all("low_confidence" in r["reasons"] for r in rows), [(r["reasons"], r["confidence"]) for r in rows]
+    # The stratified sample includes an out-of-scope item, which a model that always refuses gets right.
+    assert sum("disagreement" in r["reasons"] for r in rows) >= 5
 
     code, _, err = cli("check", "-p", p)
     assert code == 9 and "human review of edge cases signed off: missing" in err

@@ -56,6 +56,7 @@ def release_adapter(
     base_model: dict[str, Any] | None = None,
     dataset: Any = None,
     name: str | None = None,
+    eval_report_digest: str = "0" * 64,
 ) -> Release:
     """Store the adapter and record a release of it, as `slmkit release` would after a passing eval."""
     registry = Registry(config.state_dir)
@@ -68,7 +69,7 @@ def release_adapter(
             base_model=base_model or resolve_base_model(str(base_dir)).record(),
             dataset_version=dataset.version if dataset else "ds-test",
             gold_hash=dataset.gold_hash if dataset else "0" * 64,
-            eval_report_digest="0" * 64,
+            eval_report_digest=eval_report_digest,
             config=recorded_config or config.resolved(),
             note="test release",
             alias=alias,

@@ -41,7 +41,9 @@ def test_early_stopping_keeps_the_best_adapter_and_plots_the_run(tiny_project, c
     val = {r["step"]: r["val_loss"] for r in records if "val_loss" in r}
     assert min(val.values()) == pytest.approx(m["best_val_loss"], abs=1e-5) and val[m["best_step"]] == min(val.values())
     stop_line = next(line for line in lines if line.startswith("early stopping"))
-    assert f"at step {m['steps']} of 30" in stop_line and f"keeping the adapter from step {m['best_step']}" in stop_line
+    assert f"at step {m['steps']} (" in stop_line and f"keeping the adapter of step {m['best_step']}" in stop_line
+    assert "(paired over the rows) from the best" in stop_line  # the evidence: the latest against the best
+    assert m["early_stopping"]["decision"] == stop_line
 
     # The saved adapter holds the best step's weights, not the last step's.
     adapter = load_file(str(result.adapter_dir / "adapter_model.safetensors"))

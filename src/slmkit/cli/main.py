@@ -9,7 +9,7 @@ import warnings
 
 import typer
 
-from slmkit.cli import export, index, merge, project, release, releases, review, serve, stages
+from slmkit.cli import export, index, merge, project, release, releases, review, serve, stages, ui
 from slmkit.errors import SlmkitError
 
 app = typer.Typer(
@@ -28,7 +28,9 @@ serve_app = typer.Typer(
     help="Serve releases behind an OpenAI-compatible API. Alone: serve.", invoke_without_command=True
 )
 review_app = typer.Typer(
-    help="Human review of gold items: export what needs a look, import the verdicts.", no_args_is_help=True
+    help="Human review of gold items: export what needs a look and import the verdicts, or answer item by item "
+    "(queue, answer, signoff).",
+    no_args_is_help=True,
 )
 index_app = typer.Typer(
     help="The retrieval index over data.documents: build, update, search, eval.", no_args_is_help=True
@@ -45,9 +47,13 @@ app.command("merge")(merge.merge)
 app.command("export")(export.export)
 app.command("release")(release.release)
 app.command("rollback")(release.rollback)
+app.command("promote")(release.promote)
 app.command("check")(release.check)
 review_app.command("export")(review.export)
 review_app.command("import")(review.import_)
+review_app.command("queue")(review.queue)
+review_app.command("answer")(review.answer)
+review_app.command("signoff")(review.signoff)
 app.add_typer(review_app, name="review")
 releases_app.callback()(releases.releases_main)
 releases_app.command("list")(releases.list_releases)
@@ -70,6 +76,7 @@ index_app.command("search")(index.search)
 index_app.command("eval")(index.evaluate)
 app.add_typer(index_app, name="index")
 app.command("loadtest")(serve.loadtest)
+app.command("ui")(ui.ui)
 app.command("demo")(serve.demo)
 
 

@@ -42,16 +42,28 @@ def rollback(
     reason: Annotated[str, typer.Option("--reason", "-m", help="Why; kept in the audit log.")] = "",
 ) -> None:
     """Move the production alias back to the previous (or a given) release."""
-    from slmkit.registry import Registry
+    from slmkit.pipeline import rollback_alias
 
     config = load(project, check_files=False)
-    alias = alias or config.release.alias
-    from slmkit.pipeline import mirror_if_configured
+    before, after = rollback_alias(config, to=to, alias=alias, reason=reason, log=say)
+    say(f"{config.task.name}@{alias or config.release.alias}: {before} -> {after}")
 
-    registry = Registry(config.state_dir)
-    before, after = registry.rollback(config.task.name, alias=alias, to=to, reason=reason)
-    say(f"{config.task.name}@{alias}: {before} -> {after}")
-    mirror_if_configured(config, registry, log=say)
+
+def promote(
+    version: Annotated[int, typer.Argument(help="The release version the alias moves to.")],
+    project: ProjectOption = Path("."),
+    alias: Annotated[str | None, typer.Option("--alias", help="Alias to move (default: release.alias).")] = None,
+    reason: Annotated[str, typer.Option("--reason", "-m", help="Why; kept in the audit log.")] = "",
+) -> None:
+    """Point the production alias (or --alias) at an existing release, e.g. forward again after a rollback.
+
+    Refused when a blocking item of that release's production checklist is not met.
+    """
+    from slmkit.pipeline import promote_alias
+
+    config = load(project, check_files=False)
+    before, after = promote_alias(config, version, alias=alias, reason=reason, log=say)
+    say(f"{config.task.name}@{alias or config.release.alias}: {before if before is not None else 'unset'} -> {after}")
 
 
 def check(

@@ -46,14 +46,21 @@ def keys_add(
         list[str] | None,
         typer.Option(help="An access group whose documents its requests may retrieve (besides public ones); repeat."),
     ] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A console role: reviewer (answer and sign off reviews), releaser (promote, roll back); repeat."
+        ),
+    ] = None,
     project: SubProjectOption = None,
 ) -> None:
     """Create an API key and print its token once; only its sha256 is stored."""
     with _keys(ctx, project) as keys:
-        key, token = keys.add(name, model, group)
+        key, token = keys.add(name, model, group, roles=role)
+    roles = f"; console roles: {', '.join(key.roles)}" if key.roles else ""
     say(
         f"created key {key.name} for {', '.join(key.models) or 'every model'}; "
-        f"documents: public{''.join(', ' + g for g in key.groups)}"
+        f"documents: public{''.join(', ' + g for g in key.groups)}{roles}"
     )
     say(f"  token (shown only now; send it as 'Authorization: Bearer <token>'): {token}")
 
@@ -68,8 +75,10 @@ def keys_list(ctx: typer.Context, project: SubProjectOption = None) -> None:
     for key in rows:
         state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
         groups = ", ".join(key.groups) or "public only"
+        roles = ",".join(key.roles) or "-"
         say(
             f"{key.name:<20} {key.hint}...  {', '.join(key.models) or 'every model':<30} groups: {groups:<20} "
+            f"roles: {roles:<18} "
             f"{key.created_at}  {state}"
         )
 

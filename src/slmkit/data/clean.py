@@ -39,6 +39,7 @@ class Cleaned:
     label: str | None
     group: str | None
     output: dict[str, Any]
+    gold_source: bool = False  # read from a source with role: gold
 
 
 @dataclass
@@ -56,7 +57,7 @@ def clean_chunk(cleaner: Cleaner, chunk: list[tuple[int, RawRow | Reject]]) -> C
     config, task = cleaner.config, cleaner.task
     before_counts, before_rows = Counter(cleaner.pii_counts), cleaner.rows_with_pii
     slots: list[Cleaned | tuple[Reject, str] | None] = []
-    pending: list[tuple[int, Row, str | None]] = []
+    pending: list[tuple[int, Row, str | None, bool]] = []
     for source_index, item in chunk:
         if isinstance(item, Reject):
             slots.append((item, "read"))
@@ -71,13 +72,13 @@ def clean_chunk(cleaner: Cleaner, chunk: list[tuple[int, RawRow | Reject]]) -> C
         if isinstance(cleaned, Reject):
             slots.append((cleaned, "pii"))
             continue
-        pending.append((len(slots), cleaned, cleaner.group_of(item)))
+        pending.append((len(slots), cleaned, cleaner.group_of(item), config.data.sources[source_index].role == "gold"))
         slots.append(None)
     kept_inputs: list[str] = []
     if pending:
-        counts = cleaner.count_tokens([row.example for _, row, _ in pending], [row.key for _, row, _ in pending])
+        counts = cleaner.count_tokens([p[1].example for p in pending], [p[1].key for p in pending])
         label_field = task.cfg.label_field
-        for (slot, row, group), n_tokens in zip(pending, counts, strict=True):
+        for (slot, row, group, gold_source), n_tokens in zip(pending, counts, strict=True):
             problem = cleaner.token_problem(n_tokens)
             if problem:
                 slots[slot] = (row.reject("too_long", problem, "validate"), "token length")
@@ -95,6 +96,7 @@ def clean_chunk(cleaner: Cleaner, chunk: list[tuple[int, RawRow | Reject]]) -> C
                 label=_label_name(example.label) if label_field else None,
                 group=group,
                 output=example.output,
+                gold_source=gold_source,
             )
             kept_inputs.append(example.dedup_text)
     signatures = cleaner.signatures(kept_inputs) if kept_inputs and config.data.dedup.near.enabled else None

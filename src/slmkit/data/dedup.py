@@ -66,7 +66,10 @@ def deduplicate(state: BuildState, lap: Callable[[str], None]) -> None:
     for row in state.verdicts.rejected:
         alive[row] = False
     follows_input = FollowsInput(state.task.schema, state.describe)
-    exact(keys, answers, alive, state.describe, state.verdicts, follows_input)
+    gold_sourced = np.zeros(n, dtype=bool)
+    if state.gold_source_rows:
+        gold_sourced[np.fromiter(state.gold_source_rows, dtype=np.int64)] = True
+    exact(keys, answers, alive, state.describe, state.verdicts, follows_input, gold_sourced)
     after = state.alive()
     # Rows matching the locked gold set with another answer were marked while reading.
     state.stages.append({"stage": "exact dedup", "in": n, "out": int(after.sum()), "rejected": n - int(after.sum())})
@@ -80,7 +83,7 @@ def deduplicate(state: BuildState, lap: Callable[[str], None]) -> None:
     all_answers = np.concatenate([answers, gold_answers])
     pinned = np.zeros(n + len(gold_inputs), dtype=bool)
     pinned[n:] = True
-    for row in state.gold_marked:
+    for row in [*state.gold_marked, *state.gold_source_rows]:
         pinned[row] = True
     # Locked gold rows stand for themselves only when the sources no longer hold them.
     in_sources = set(state.gold_marked.values())
@@ -152,8 +155,14 @@ def exact(
     describe: Describe,
     out: Verdicts,
     follows_input: Callable[[int, int], bool] = lambda i, j: False,
+    gold: np.ndarray | None = None,
 ) -> None:
-    """Rows with equal dedup keys: the first stays, copies go; differing answers reject them all."""
+    """Rows with equal dedup keys: the first stays, copies go; differing answers reject them all.
+
+    A cluster holding a `gold` row (from a source with role: gold) keeps its first gold row
+    instead: the other rows are gold leaks (same answer) or gold overlaps (another answer; the
+    gold answer stands), so the training side never holds a gold input.
+    """
     rows = np.flatnonzero(alive)
     if rows.size == 0:
         out.stats["exact"] = {"clusters": 0, "removed": 0}
@@ -165,6 +174,10 @@ def exact(
     clusters = removed = 0
     for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
         group = sorted(order[start : start + size].tolist())
+        gold_rows = [row for row in group if gold is not None and gold[row]]
+        if gold_rows and gold is not None:
+            _keep_gold(gold_rows[0], group, gold, answers, describe, out)
+            continue
         differing = [row for row in group[1:] if answers[row] != answers[group[0]]]
         if differing and not all(follows_input(group[0], row) for row in differing):
             _reject_conflict(group, "the same input", describe, out, kind="exact")
@@ -178,6 +191,32 @@ def exact(
             removed += 1
         _example(out, "exact", group[0], [(r, 1.0) for r in removed_rows], describe)
     out.stats["exact"] = {"clusters": clusters, "removed": removed}
+
+
+def _keep_gold(
+    kept: int, group: list[int], gold: np.ndarray, answers: np.ndarray, describe: Describe, out: Verdicts
+) -> None:
+    """Exact copies of a gold-source row: the gold row stays, every other row of the cluster goes."""
+    shown = describe(kept)["source"]
+    for row in group:
+        if row == kept:
+            continue
+        if answers[row] != answers[kept]:
+            differing = answer_difference(describe(row)["output"], describe(kept)["output"], "in gold")
+            out.reject(
+                row,
+                "gold_overlap",
+                f"the same input as gold row {shown} with another answer ({differing}); the gold answer stands",
+            )
+        elif gold[row]:
+            out.reject(row, "duplicate", f"exact duplicate of gold row {shown}")
+        else:
+            out.reject(
+                row,
+                "gold_leak",
+                f"exact copy of gold row {shown}; kept out of training so the gold set measures inputs the model "
+                "has not seen",
+            )
 
 
 def resolve_pairs(

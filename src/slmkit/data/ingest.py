@@ -149,18 +149,27 @@ def _check_columns_setting(source: SourceConfig, input_fields: list[str], fmt: s
         check_chat_source(source, input_fields)
 
 
-def _mapped(record: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
-    """The record keyed by task input field names: field <- its column, every other column as it is."""
-    if not columns:
+def _mapped(record: dict[str, Any], source: SourceConfig) -> dict[str, Any]:
+    """The record with its columns renamed to task input fields (data.sources[].columns), and its
+    answer assembled from data.sources[].output_columns when the file spreads it over columns."""
+    columns = source.columns
+    if not columns and not source.output_columns:
         return record
     out = {key: value for key, value in record.items() if key not in columns}
     out.update({field: record[column] for field, column in columns.items() if column in record})
+    if source.output_columns:
+        out[source.output_field] = {
+            field: None if record.get(column) in ("", None) else record[column]
+            for field, column in source.output_columns.items()
+        }
     return out
 
 
 def _required_columns(source: SourceConfig, input_fields: list[str]) -> list[tuple[str, str | None]]:
     """(column in the file, task input field it feeds or None for the output), in field order."""
     needed: list[tuple[str, str | None]] = [(source.columns.get(f, f), f) for f in input_fields]
+    if source.output_columns:
+        return [*needed, *((column, None) for column in source.output_columns.values())]
     return [*needed, (source.output_field, None)]
 
 
@@ -248,7 +257,7 @@ def _read_jsonl(path: Path, source: SourceConfig, stats: SourceStats, digest: An
             yield item
         else:
             where, _, value = item
-            yield RawRow(where, _mapped(value, source.columns))
+            yield RawRow(where, _mapped(value, source))
 
 
 def _read_chat(
@@ -320,7 +329,7 @@ def _read_csv(
                     row_id,
                 )
             else:
-                yield RawRow(where, _mapped(dict(zip(header, cells, strict=True)), source.columns))
+                yield RawRow(where, _mapped(dict(zip(header, cells, strict=True)), source))
     except csv.Error as exc:
         raise DataError(
             f"{source.path}: line {reader.line_num}: cannot read the {stats.format.upper()} ({exc})",
@@ -383,7 +392,7 @@ def _read_parquet(
                         shown_id,
                     )
                 else:
-                    yield RawRow(where, _mapped(record, source.columns))
+                    yield RawRow(where, _mapped(record, source))
     except (pa.ArrowException, OSError) as exc:
         raise DataError(
             f"{source.path}: cannot read the Parquet file after row {number} ({exc})",

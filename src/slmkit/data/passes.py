@@ -77,6 +77,7 @@ class BuildState:
         self.groups: list[str | None] = []
         self.signatures: list[np.ndarray] = []
         self.gold_marked: dict[int, int] = {}  # spool row -> locked gold row it is
+        self.gold_source_rows: set[int] = set()  # spool rows read from a role: gold source, drawing a new gold set
         self._dropped: Counter[str] = Counter()  # rows rejected per cleaning stage
         self.canaries_checked = 0
         self._gold_keys: dict[int, int] = {}
@@ -170,6 +171,15 @@ class BuildState:
             gold_row = self._gold_keys.get(item.key)
             if gold_row is not None:
                 self._match_gold(index, gold_row, item.output)
+            elif item.gold_source and self.locked is not None:
+                self.verdicts.reject(
+                    index,
+                    "gold_unlocked",
+                    "in a gold source (role: gold) but not in the locked gold set: the gold file changed since it "
+                    "was locked; kept out of training. Rebuild with --new-gold to lock the file as it is now",
+                )
+            elif item.gold_source:
+                self.gold_source_rows.add(index)
 
     def _match_gold(self, index: int, gold_row: int, output: dict[str, Any]) -> None:
         """A row with a locked gold row's input: that gold row (same answer) or a gold overlap."""
@@ -234,8 +244,11 @@ class BuildState:
         rows = np.flatnonzero(alive).tolist()
         keys = self.keys.numpy()
         items = [_SplitRow(f"{int(keys[r]):016x}", self.labels[r], self.groups[r]) for r in rows]
+        pinned = self.gold_marked.keys() | self.gold_source_rows
         locked_positions = (
-            {position for position, row in enumerate(rows) if row in self.gold_marked} if self.locked else None
+            {position for position, row in enumerate(rows) if row in pinned}
+            if self.locked is not None or self.gold_source_rows
+            else None
         )
         parts = split_rows(
             items,
@@ -292,6 +305,7 @@ class BuildState:
             "gold_leak": "gold",
             "gold_overlap": "gold",
             "gold_group": "gold",
+            "gold_unlocked": "gold",
         }
         try:
             for row, line in enumerate(self.spool.lines()):
@@ -380,6 +394,7 @@ class BuildState:
                 "stratify": split.stratify and split.group_by is None,
                 "group_by": split.group_by,
                 "gold_hash": gold_hash,
+                "gold_sources": [s.path for s in self.config.data.sources if s.role == "gold"],
             },
         }
         if documents is not None:

@@ -49,7 +49,16 @@ class DataBuildResult:
             if c["gold"] > c["gold_from_sources"]:
                 gold += f"; {c['gold'] - c['gold_from_sources']} of its rows are no longer in the sources"
         else:
-            gold = f"gold set sha256:{self.gold_hash[:12]} drawn and locked: later builds keep it"
+            sources = (self.report.get("splits") or {}).get("gold_sources") or []
+            drawn = f"from {', '.join(sources)} (role: gold)" if sources else "drawn"
+            gold = f"gold set sha256:{self.gold_hash[:12]} {drawn} and locked: later builds keep it"
+        leaks = {k: c["rejected_by_reason"].get(k, 0) for k in ("gold_leak", "gold_overlap", "gold_unlocked")}
+        if any(leaks.values()):
+            gold += (
+                f"; {sum(leaks.values())} rows kept out of training as copies of gold rows ("
+                + ", ".join(f"{n} {k}" for k, n in leaks.items() if n)
+                + ")"
+            )
         lines.append(gold)
         if c["rejected"]:
             lines.append(f"rejected rows with their line and reason: {self.path / 'rejects.jsonl'}")

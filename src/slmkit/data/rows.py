@@ -34,8 +34,9 @@ REJECT_KINDS: dict[str, str] = {
     "semantic_duplicate": "the same meaning (MiniLM embeddings) and the same answer as an earlier row",
     "conflict": "the same or nearly the same input as another row with a different answer (all are rejected)",
     "gold_overlap": "the same input as a row of the locked gold set, with a different answer",
-    "gold_leak": "a near or semantic copy of a gold row: removed from the training side",
+    "gold_leak": "an exact, near or semantic copy of a gold row: removed from the training side",
     "gold_group": "its split.group_by group is in the locked gold set: kept out of training",
+    "gold_unlocked": "a row of a gold source (role: gold) that is not in the locked gold set (the file changed)",
 }
 
 

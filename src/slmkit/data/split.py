@@ -139,3 +139,31 @@ def _share(n: int, fraction: float) -> int:
 
 def _rank(purpose: str, seed: int, salt: str, key: str) -> str:
     return hashlib.sha256(f"{purpose}:{seed}:{salt}:{key}".encode()).hexdigest()
+
+
+def stratified_sample(keys: Sequence[str], labels: Sequence[Any], n: int, *, seed: int) -> list[int]:
+    """`n` of the rows (indices, ascending), seeded: one of each label first, then each label in
+    proportion to its size, so a sample covers as many labels as it can and keeps their shares.
+
+    Within a label, rows are taken in sha256(seed, key) order, as the split draws them.
+    """
+    groups: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(json.dumps(label, sort_keys=True, default=str), []).append(index)
+    ranked: list[tuple[bool, float, str, int]] = []
+    for members in groups.values():
+        ordered = sorted(members, key=lambda i: _rank("sample", seed, "", keys[i]))
+        for position, index in enumerate(ordered):
+            share = (position + 0.5) / len(ordered)
+            ranked.append((position > 0, share, _rank("sample", seed, "", keys[index]), index))
+    return sorted(index for *_, index in sorted(ranked)[:n])
+
+
+def sample_rows(rows: Sequence[Any], n: int | None, label_field: str | None, *, seed: int) -> list[Any]:
+    """`n` examples stratified by their label field (all of them when n is None or not smaller), in their order."""
+    rows = list(rows)
+    if n is None or n >= len(rows):
+        return rows
+    labels = [row.output.get(label_field) if label_field and isinstance(row.output, dict) else None for row in rows]
+    keys = [f"{row.id}\x00{row.input}" for row in rows]
+    return [rows[i] for i in stratified_sample(keys, labels, n, seed=seed)]

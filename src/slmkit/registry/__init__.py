@@ -16,6 +16,7 @@ from slmkit.registry.records import (
     GoldLock,
     NewEvidence,
     Release,
+    ReviewVerdict,
     RunRecord,
 )
 from slmkit.registry.registry import Registry
@@ -32,6 +33,7 @@ __all__ = [
     "ObjectStore",
     "Registry",
     "Release",
+    "ReviewVerdict",
     "RunRecord",
     "connect",
     "hash_dir",

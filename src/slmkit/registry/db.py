@@ -84,6 +84,25 @@ MIGRATIONS: list[tuple[str, str]] = [
             BEGIN SELECT RAISE(ABORT, 'evidence is append-only; record a newer row instead'); END;
         """,
     ),
+    (
+        # A reviewer's verdict on one item of a release's review queue (accept, correct with the
+        # right answer, reject), from the console or `slmkit review answer`. Append-only: a
+        # newer row for the same item is the reviewer's current verdict, the older ones its history.
+        "0004_review_verdicts",
+        """
+        CREATE TABLE review_verdicts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, version INTEGER NOT NULL,
+            item_id TEXT NOT NULL, verdict TEXT NOT NULL CHECK (verdict IN ('accept', 'correct', 'reject')),
+            correction TEXT, note TEXT NOT NULL DEFAULT '', report_digest TEXT NOT NULL,
+            created_at TEXT NOT NULL, created_by TEXT NOT NULL,
+            FOREIGN KEY (name, version) REFERENCES releases(name, version));
+        CREATE INDEX review_verdicts_release ON review_verdicts(name, version, item_id, id);
+        CREATE TRIGGER review_verdicts_no_update BEFORE UPDATE ON review_verdicts
+            BEGIN SELECT RAISE(ABORT, 'verdicts are append-only; record a newer one instead'); END;
+        CREATE TRIGGER review_verdicts_no_delete BEFORE DELETE ON review_verdicts
+            BEGIN SELECT RAISE(ABORT, 'verdicts are append-only; record a newer one instead'); END;
+        """,
+    ),
 ]
 
 

@@ -113,7 +113,7 @@ def diff_lines(registry: Registry, a: Release, b: Release) -> list[str]:
 
 def audit_lines(entries: list[AuditEntry]) -> list[str]:
     """Audit entries, one line each: when, who, what, and why."""
-    return [f"{e.ts[:19].replace('T', ' ')}  {e.actor:<24}{e.action:<10}{_audit_detail(e)}" for e in entries]
+    return [f"{e.ts[:19].replace('T', ' ')}  {e.actor:<24}{e.action:<10}{audit_detail(e)}" for e in entries]
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -299,7 +299,8 @@ def _metrics(registry: Registry, release: Release) -> dict[str, dict[str, float 
     }
 
 
-def _audit_detail(entry: AuditEntry) -> str:
+def audit_detail(entry: AuditEntry) -> str:
+    """What an audit entry did and why, in one line (without when and who)."""
     d = entry.detail
     name = entry.name or "-"
     if entry.action == "release":

@@ -136,6 +136,22 @@ def evidence_status(passed: bool | None) -> str:
 
 
 @dataclass(frozen=True)
+class ReviewVerdict:
+    """A reviewer's current verdict on one review item of a release (the newest row for the item)."""
+
+    id: int
+    name: str
+    version: int
+    item_id: str
+    verdict: str  # accept / correct / reject
+    correction: Any  # the right answer (parsed JSON) when verdict is "correct", else None
+    note: str
+    report_digest: str  # the eval report the item was drawn from
+    created_at: str
+    created_by: str
+
+
+@dataclass(frozen=True)
 class ExportRecord:
     """An exported file or directory (peft, merged, gguf) of a release, and how its check went."""
 
@@ -221,6 +237,11 @@ def evidence_from_row(row: sqlite3.Row) -> Evidence:
     d = dict(row)
     passed = None if d["passed"] is None else bool(d["passed"])
     return Evidence(**{**d, "passed": passed, "detail": json.loads(d["detail"])})
+
+
+def verdict_from_row(row: sqlite3.Row) -> ReviewVerdict:
+    d = dict(row)
+    return ReviewVerdict(**{**d, "correction": None if d["correction"] is None else json.loads(d["correction"])})
 
 
 def audit_from_row(row: sqlite3.Row) -> AuditEntry:

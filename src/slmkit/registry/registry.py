@@ -23,6 +23,7 @@ from slmkit.registry.records import (
     GoldLock,
     NewEvidence,
     Release,
+    ReviewVerdict,
     RunRecord,
     audit_from_row,
     dataset_from_row,
@@ -31,6 +32,7 @@ from slmkit.registry.records import (
     run_from_row,
     to_json,
     to_json_ordered,
+    verdict_from_row,
 )
 from slmkit.registry.store import ObjectStore
 
@@ -316,6 +318,29 @@ class Registry:
         rows = self.conn.execute("SELECT * FROM runs WHERE task = ? ORDER BY created_at, rowid", (task,))
         return [run_from_row(r) for r in rows]
 
+    def runs_page(self, task: str, limit: int, offset: int = 0) -> list[RunRecord]:
+        """One page of the task's runs, newest first (the console lists a thousand runs this way)."""
+        rows = self.conn.execute(
+            "SELECT * FROM runs WHERE task = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (task, limit, offset),
+        )
+        return [run_from_row(r) for r in rows]
+
+    def find_run(self, run_id: str) -> RunRecord | None:
+        """A run by id whatever its status (running, failed, completed), or None."""
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return run_from_row(row) if row else None
+
+    def counts(self, task: str) -> dict[str, int]:
+        """How many dataset versions, runs, evaluations and releases the task has."""
+        queries = {
+            "datasets": "SELECT COUNT(*) FROM datasets WHERE task = ?",
+            "runs": "SELECT COUNT(*) FROM runs WHERE task = ?",
+            "evals": "SELECT COUNT(*) FROM eval_reports WHERE task = ?",
+            "releases": "SELECT COUNT(*) FROM releases WHERE name = ?",
+        }
+        return {what: int(self.conn.execute(sql, (task,)).fetchone()[0]) for what, sql in queries.items()}
+
     def record_eval(
         self, task: str, run_id: str | None, digest: str, gold_hash: str, passed: bool, summary: dict[str, Any]
     ) -> EvalRecord:
@@ -436,27 +461,76 @@ class Registry:
         """
         return releases.resolve(self.conn, ref, default_alias)
 
-    def set_alias(self, name: str, alias: str, version: int, reason: str = "") -> None:
-        """Point `alias` at an existing version of `name` (audited)."""
+    def set_alias(self, name: str, alias: str, version: int, reason: str = "", actor: str | None = None) -> None:
+        """Point `alias` at an existing version of `name` (audited; `actor` defaults to user@host)."""
         releases.check_alias(alias)
         with self._write() as conn:
             releases.get_release(conn, name, version)  # must exist
-            releases.move_alias(conn, name, alias, version, reason=reason or "set_alias", actor=default_actor())
+            releases.move_alias(
+                conn, name, alias, version, reason=reason or "set_alias", actor=actor or default_actor()
+            )
 
     def rollback(
-        self, name: str, alias: str = "production", to: int | None = None, reason: str = ""
+        self, name: str, alias: str = "production", to: int | None = None, reason: str = "", actor: str | None = None
     ) -> tuple[int, int]:
         """Move `alias` back to the parent of the release it points at (or to version `to`).
 
         Returns (from_version, to_version). Repeated rollbacks walk the chain: v3 -> v2 -> v1;
         past the first release it raises "nothing to roll back to".
         """
-        actor = default_actor()
+        actor = actor or default_actor()
         with self._write() as conn:
             current, target = releases.rollback_target(conn, name, alias, to)
             audit(conn, "rollback", name, {"alias": alias, "from": current, "to": target, "reason": reason}, actor)
             releases.move_alias(conn, name, alias, target, reason=reason or "rollback", actor=actor)
         return current, target
+
+    def record_verdict(
+        self,
+        name: str,
+        version: int,
+        item_id: str,
+        verdict: str,
+        *,
+        correction: Any = None,
+        note: str = "",
+        report_digest: str,
+        actor: str | None = None,
+    ) -> ReviewVerdict:
+        """Record a reviewer's verdict on one review item of `name@version` (audited, append-only).
+
+        The caller (slmkit.eval.verdicts) checks the item and the correction; this only stores them.
+        """
+        actor = actor or default_actor()
+        with self._write() as conn:
+            releases.get_release(conn, name, version)  # must exist
+            cur = conn.execute(
+                "INSERT INTO review_verdicts (name, version, item_id, verdict, correction, note, report_digest,"
+                " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    version,
+                    item_id,
+                    verdict,
+                    None if correction is None else to_json_ordered(correction),
+                    note,
+                    report_digest,
+                    now(),
+                    actor,
+                ),
+            )
+            audit(conn, "verdict", name, {"version": version, "item": item_id, "verdict": verdict}, actor)
+            row = conn.execute("SELECT * FROM review_verdicts WHERE id = ?", (cur.lastrowid,)).fetchone()
+        return verdict_from_row(row)
+
+    def review_verdicts(self, name: str, version: int) -> dict[str, ReviewVerdict]:
+        """item id -> the current (newest) verdict on it, for every answered item of `name@version`."""
+        rows = self.conn.execute(
+            "SELECT * FROM review_verdicts WHERE id IN (SELECT MAX(id) FROM review_verdicts "
+            "WHERE name = ? AND version = ? GROUP BY item_id) ORDER BY id",
+            (name, version),
+        )
+        return {r["item_id"]: verdict_from_row(r) for r in rows}
 
     def audit_log(
         self, name: str | None = None, limit: int = 100, actions: Sequence[str] | None = None

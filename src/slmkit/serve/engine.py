@@ -22,6 +22,8 @@ from itertools import pairwise
 from typing import Any
 
 from slmkit.errors import ServeError, SlmkitError
+from slmkit.eval.answer import refuse_low_confidence
+from slmkit.models.labels import LabelField
 from slmkit.monitor import RequestRecord
 from slmkit.monitor.requests import now
 from slmkit.registry import Release
@@ -55,6 +57,7 @@ class Outcome:
     first_token_at: float | None = None
     inter_token_s: tuple[float, ...] = ()
     constrained: bool = False  # decoded under the task's JSON schema
+    label_probability: float | None = None  # label scoring: the label's probability among the allowed ones
 
 
 @dataclass
@@ -87,9 +90,11 @@ class Engine:
         max_queue: int = 256,
         batch_wait_s: float = 0.005,
         constrained: bool = True,
+        label_scoring: bool = True,
     ) -> None:
         self.cache = cache
         self._constrained = constrained  # pass the task's schema to engines that constrain decoding
+        self._label_scoring = label_scoring  # engines that can (transformers) score the label field
         self._record = record
         self._max_batch = max_batch_size
         self._max_retries = max_retries
@@ -229,16 +234,28 @@ class Engine:
         completion_tokens = [0] * len(jobs)
         token_times: list[list[tuple[float, ...]]] = [[] for _ in jobs]
         pending = list(range(len(jobs)))
+        scorer = getattr(loaded.generator, "answer_labels", None)
+        scored = self._label_scoring and scorer is not None and LabelField.of(task) is not None
+        label_probability: list[float | None] = [None] * len(jobs)
         for attempt in range(1 + self._max_retries):
             if not pending:
                 break
-            generations = loaded.generator.generate(
-                [prompts[i] for i in pending],
-                max_new_tokens=jobs[0].max_new_tokens,
-                temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE,
-                seed=attempt,  # retries are reproducible for the same batch
-                schema=[schema[i] for i in pending] if isinstance(schema, list) else schema,
-            )
+            schemas = [schema[i] for i in pending] if isinstance(schema, list) else schema
+            if attempt == 0 and scored and scorer is not None:  # as eval answered: scored, refused under its threshold
+                generations = scorer(
+                    task, [prompts[i] for i in pending], max_new_tokens=jobs[0].max_new_tokens, schema=schemas
+                )
+                refuse_low_confidence(task, generations, loaded.refusal_threshold)
+                for i, generation in zip(pending, generations, strict=True):
+                    label_probability[i] = generation.label.probability
+            else:
+                generations = loaded.generator.generate(
+                    [prompts[i] for i in pending],
+                    max_new_tokens=jobs[0].max_new_tokens,
+                    temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE,
+                    seed=attempt,  # retries are reproducible for the same batch
+                    schema=schemas,
+                )
             for i, generation in zip(pending, generations, strict=True):
                 texts[i].append(generation.text)
                 finished[i].append(generation.finished)
@@ -266,6 +283,7 @@ class Engine:
                     first_token_at=first[0] if first else None,
                     inter_token_s=gaps,
                     constrained=schema is not None and not getattr(loaded.generator, "unconstrained", None),
+                    label_probability=label_probability[i],
                 )
             )
         return outcomes

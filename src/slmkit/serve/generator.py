@@ -20,6 +20,7 @@ from slmkit.serve.processes import EngineProcess, EngineUnavailable, http_json
 
 if TYPE_CHECKING:
     from slmkit.serve.releases import CheckedRelease
+    from slmkit.task import Task
 
 log = logging.getLogger("slmkit.serve")
 
@@ -76,16 +77,9 @@ class TransformersGenerator:
         seed: int | None,
         schema: Schemas,
     ) -> list[Generation]:
-        from slmkit.models.constrain import ConstraintUnsupported
-        from slmkit.models.generate import generate, schema_constraint
+        from slmkit.models.generate import generate
 
-        if schema is not None and self.unconstrained is None:
-            try:  # compiled once per schema and tokenizer, then cached
-                for one in [schema] if isinstance(schema, dict) else schema:
-                    schema_constraint(self.model, self.tokenizer, one)
-            except ConstraintUnsupported as exc:
-                self.unconstrained = str(exc) or "unsupported schema"
-                log.warning("the task's schema cannot be enforced while decoding (%s); the guard alone checks it", exc)
+        self._check_schema(schema)
         return generate(
             self.model,
             self.tokenizer,
@@ -97,6 +91,38 @@ class TransformersGenerator:
             prefix=self.prefix,
             schema=None if self.unconstrained else schema,
         )
+
+    def answer_labels(
+        self, task: Task, prompts: list[str], *, max_new_tokens: int, schema: Schemas
+    ) -> list[Generation]:
+        """Greedy answers whose label is chosen by label scoring (slmkit.models.labels), the rest
+        decoded after it (under `schema` when given and enforceable), as eval answered."""
+        from slmkit.models.labels import answer_with_labels
+
+        self._check_schema(schema)
+        return answer_with_labels(
+            self.model,
+            self.tokenizer,
+            task,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            batch_size=len(prompts),
+            prefix=self.prefix,
+            constrained=schema is not None and not self.unconstrained,
+            schema=schema,
+        )
+
+    def _check_schema(self, schema: Schemas) -> None:
+        from slmkit.models.constrain import ConstraintUnsupported
+        from slmkit.models.generate import schema_constraint
+
+        if schema is not None and self.unconstrained is None:
+            try:  # compiled once per schema and tokenizer, then cached
+                for one in [schema] if isinstance(schema, dict) else schema:
+                    schema_constraint(self.model, self.tokenizer, one)
+            except ConstraintUnsupported as exc:
+                self.unconstrained = str(exc) or "unsupported schema"
+                log.warning("the task's schema cannot be enforced while decoding (%s); the guard alone checks it", exc)
 
     def close(self) -> None:
         pass

@@ -4,6 +4,10 @@ A key may be limited to some models: `support-tickets` allows every ref of that 
 (`support-tickets@3`, `support-tickets@staging`); `support-tickets@3` allows exactly that ref.
 Keys are enforced as soon as one has ever been created: revoking the last key locks every
 client out, it never turns an authenticated server back into an open one.
+
+A key may also hold roles for the web console (`slmkit ui`): `reviewer` answers review items and
+signs a review off, `releaser` promotes and rolls back aliases. A key without roles (every key
+made before roles existed) reads the console like a visitor and calls the API as before.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from slmkit.errors import ServeError
 from slmkit.monitor.requests import apply_migrations, now
 
 TOKEN_PREFIX = "slmkit-"
+ROLES = {
+    "reviewer": "answer review items and sign a release's review off in the console",
+    "releaser": "promote or roll back an alias in the console",
+}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # Ordered, named migrations; a schema change is a new entry, never an edit of an applied one.
@@ -43,6 +51,8 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ),
     # Access groups: the documents a key's requests may retrieve from (besides public ones).
     ("0002_key_groups", ["ALTER TABLE keys ADD COLUMN groups TEXT NOT NULL DEFAULT '[]'"]),
+    # Console roles; keys made before this hold none and keep working for the API.
+    ("0003_roles", ["ALTER TABLE keys ADD COLUMN roles TEXT NOT NULL DEFAULT '[]'"]),
 ]
 
 
@@ -54,6 +64,11 @@ class ApiKey:
     created_at: str
     revoked_at: str | None = None
     groups: tuple[str, ...] = ()  # access groups for retrieval; empty: public documents only
+    roles: tuple[str, ...] = ()  # console roles (ROLES); empty: read-only in the console
+
+    def has_role(self, role: str) -> bool:
+        """Whether this key, while active, may act as `role` in the console."""
+        return self.revoked_at is None and role in self.roles
 
     def allows(self, model_ref: str) -> bool:
         """Whether this key may call `model_ref` (a task name, name@version or name@alias)."""
@@ -82,7 +97,14 @@ class KeyStore:
         with self._lock:
             apply_migrations(self._conn, MIGRATIONS)
 
-    def add(self, name: str, models: list[str] | None = None, groups: list[str] | None = None) -> tuple[ApiKey, str]:
+    def add(
+        self,
+        name: str,
+        models: list[str] | None = None,
+        groups: list[str] | None = None,
+        *,
+        roles: list[str] | None = None,
+    ) -> tuple[ApiKey, str]:
         """A new key and its token: the only time the token exists outside the client."""
         if not _NAME.match(name):
             raise ServeError(
@@ -90,14 +112,22 @@ class KeyStore:
             )
         allowed = tuple(dict.fromkeys(m.strip() for m in models or [] if m.strip()))
         member_of = tuple(dict.fromkeys(g.strip() for g in groups or [] if g.strip()))
+        held = tuple(dict.fromkeys(r.strip() for r in roles or [] if r.strip()))
+        unknown = [r for r in held if r not in ROLES]
+        if unknown:
+            raise ServeError(
+                f"unknown role(s) {', '.join(unknown)} for key '{name}'",
+                hint="roles: " + "; ".join(f"{r} ({what})" for r, what in ROLES.items()),
+            )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
-        key = ApiKey(name, allowed, hint=token[: len(TOKEN_PREFIX) + 4], created_at=now(), groups=member_of)
+        key = ApiKey(name, allowed, hint=token[: len(TOKEN_PREFIX) + 4], created_at=now(), groups=member_of, roles=held)
         try:
             with self._lock:
                 self._conn.execute(
-                    "INSERT INTO keys (name, token_sha256, hint, models, created_at, groups) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO keys (name, token_sha256, hint, models, created_at, groups, roles)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (name, token_hash(token), key.hint, json.dumps(list(allowed)), key.created_at,
-                     json.dumps(list(member_of))),
+                     json.dumps(list(member_of)), json.dumps(held)),
                 )  # fmt: skip
         except sqlite3.IntegrityError:
             raise ServeError(
@@ -110,7 +140,8 @@ class KeyStore:
         """Revoke the active key called `name`; requests with it fail (401) from the next one on."""
         with self._lock:
             row = self._conn.execute(
-                "UPDATE keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING *", (now(), name)
+                f"UPDATE keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING {_COLUMNS}",
+                (now(), name),
             ).fetchone()
         if row is None:
             raise ServeError(f"no active key named '{name}'", hint="`slmkit serve keys list` shows the keys")
@@ -119,13 +150,17 @@ class KeyStore:
     def list(self) -> list[ApiKey]:
         """Every key ever created, oldest first (revoked ones have `revoked_at`)."""
         with self._lock:
-            rows = self._conn.execute("SELECT * FROM keys ORDER BY id").fetchall()
+            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM keys ORDER BY id").fetchall()
         return [_key(row) for row in rows]
 
     def authenticate(self, token: str) -> ApiKey | None:
         """The key this token belongs to (revoked or not), or None for a token never issued."""
+        return self.by_token_hash(token_hash(token))
+
+    def by_token_hash(self, digest: str) -> ApiKey | None:
+        """The key whose token hashes to `digest` (revoked or not); the console's session keeps only this."""
         with self._lock:
-            row = self._conn.execute("SELECT * FROM keys WHERE token_sha256 = ?", (token_hash(token),)).fetchone()
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM keys WHERE token_sha256 = ?", (digest,)).fetchone()
         return None if row is None else _key(row)
 
     def enforced(self) -> bool:
@@ -144,6 +179,17 @@ class KeyStore:
         self.close()
 
 
+_COLUMNS = "name, hint, models, created_at, revoked_at, groups, roles"
+
+
 def _key(row: tuple) -> ApiKey:
-    _, name, _, hint, models, created_at, revoked_at, groups = row
-    return ApiKey(name, tuple(json.loads(models)), hint, created_at, revoked_at, tuple(json.loads(groups)))
+    name, hint, models, created_at, revoked_at, groups, roles = row
+    return ApiKey(
+        name,
+        tuple(json.loads(models)),
+        hint,
+        created_at,
+        revoked_at,
+        tuple(json.loads(groups)),
+        tuple(json.loads(roles)),
+    )

@@ -58,6 +58,7 @@ class CheckedRelease:
     base: BaseModelRef
     adapter_dir: Path  # the stored copy, verified unchanged since release
     tokenizer: Any
+    refusal_threshold: float = 0.0  # label probability under which its eval refused (label scoring)
 
     @property
     def release(self) -> Release:
@@ -69,6 +70,7 @@ class LoadedRelease:
     spec: ReleaseSpec
     tokenizer: Any  # renders the prompt, whatever engine decodes it
     generator: Generator
+    refusal_threshold: float = 0.0  # as its eval chose and applied it (0: never refuse for low confidence)
 
     @property
     def task(self) -> Task:
@@ -98,6 +100,7 @@ def check_release(release: Release, *, state_dir: Path, root: Path) -> CheckedRe
             )
         adapter = registry.store.path(release.adapter_digest)
         expected = _trained_prompt_fingerprint(registry, release)
+        threshold = _recorded_refusal_threshold(registry, release)
     finally:
         registry.close()
     if expected and spec.task.prompt_fingerprint(tokenizer) != expected:
@@ -105,7 +108,7 @@ def check_release(release: Release, *, state_dir: Path, root: Path) -> CheckedRe
             f"{release.ref}: the prompt rendered now differs from the one it was trained with",
             hint="the base model's chat template or slmkit's prompt format changed; retrain and release again",
         )
-    return CheckedRelease(spec, base, adapter, tokenizer)
+    return CheckedRelease(spec, base, adapter, tokenizer, threshold)
 
 
 class TransformersBackend:
@@ -196,6 +199,10 @@ class AdapterGenerator(TransformersGenerator):
         self.model.set_adapter(self.name)
         return super().generate(prompts, **kwargs)
 
+    def answer_labels(self, task: Task, prompts: list[str], **kwargs: Any) -> list[Any]:
+        self.model.set_adapter(self.name)
+        return super().answer_labels(task, prompts, **kwargs)
+
     def close(self) -> None:
         """Drop this adapter from the shared base (the base stays for the others)."""
         if self.name in self.model.peft_config and len(self.model.peft_config) > 1:
@@ -218,6 +225,17 @@ def _trained_prompt_fingerprint(registry: Registry, release: Release) -> str | N
         return registry.get_run(release.run_id).metrics.get("prompt_sha256")
     except RegistryError:
         return None  # a release recorded without its run (imported, or built by hand) has nothing to compare
+
+
+def _recorded_refusal_threshold(registry: Registry, release: Release) -> float:
+    """The refusal threshold the release's eval chose on validation and applied to its answers."""
+    import json
+
+    try:
+        report = json.loads(registry.store.path(release.eval_report_digest).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RegistryError):
+        return 0.0  # no readable report: answer without the threshold, as before label scoring
+    return float((report.get("decoding") or {}).get("refusal_threshold") or 0.0)
 
 
 def open_backend(serve: ServeConfig, state_dir: Path) -> Backend:
@@ -253,7 +271,9 @@ class ModelCache:
                     self._models.move_to_end(key)
                     return self._models[key]
             checked = check_release(release, state_dir=self.state_dir, root=self.root)
-            loaded = LoadedRelease(checked.spec, checked.tokenizer, self.backend.open(checked))
+            loaded = LoadedRelease(
+                checked.spec, checked.tokenizer, self.backend.open(checked), checked.refusal_threshold
+            )
             evicted = []
             with self._lock:
                 self._models[key] = loaded

@@ -95,6 +95,7 @@ class ChatService:
             max_batch_size=config.serve.max_batch_size,
             max_retries=config.serve.max_retries,
             constrained=config.serve.constrained,
+            label_scoring=config.serve.label_scoring,
         )
         self._specs: dict[ModelKey, ReleaseSpec] = {}
         self.keys = KeyStore(config.state_dir / "keys.db")

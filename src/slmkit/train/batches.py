@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from slmkit.models.tokens import IGNORE, Encoded
@@ -181,3 +182,42 @@ def iterate_steps(batches: list[list[int]], grad_accum: int) -> Iterator[list[li
     """Group micro-batches into optimizer steps."""
     for start in range(0, len(batches) - grad_accum + 1, grad_accum):
         yield batches[start : start + grad_accum]
+
+
+@dataclass(frozen=True)
+class PromptCost:
+    """What one training row costs in tokens, printed before training."""
+
+    rows: int
+    shared: int  # tokens every row starts with (the system prompt), computed once per batch
+    own_prompt: float  # mean prompt tokens of a row after the shared start (input, template)
+    answer: float  # mean answer tokens (the loss is on these)
+    batch_size: int
+
+    @property
+    def per_row(self) -> float:
+        return self.shared / self.batch_size + self.own_prompt + self.answer
+
+    def line(self) -> str:
+        return (
+            f"prompt: {self.shared} tokens every row starts with (system prompt, computed once per batch of "
+            f"{self.batch_size}) + {self.own_prompt:.1f} of its own + {self.answer:.1f} answer tokens = "
+            f"{self.per_row:.1f} tokens computed per row; an epoch of {self.rows:,} rows is "
+            f"{self.per_row * self.rows:,.0f} tokens"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "shared_tokens": self.shared,
+            "own_prompt_tokens": round(self.own_prompt, 2),
+            "answer_tokens": round(self.answer, 2),
+            "tokens_per_row": round(self.per_row, 2),
+            "epoch_tokens": round(self.per_row * self.rows),
+        }
+
+
+def prompt_cost(examples: Sequence[Encoded], shared: int, batch_size: int) -> PromptCost:
+    n = max(len(examples), 1)
+    answer = sum(e.answer_tokens for e in examples) / n
+    own = sum(len(e.input_ids) for e in examples) / n - shared - answer
+    return PromptCost(len(examples), shared, own, answer, batch_size)

@@ -45,6 +45,7 @@ class Best:
     val_loss: float
     step: int
     state: dict[str, Any]
+    rows: list[float] = field(default_factory=list)  # each validation row's mean loss then (paired comparisons)
 
 
 @dataclass
@@ -67,22 +68,29 @@ class LoopState:
     checkpoint_seconds: float = 0.0
     metrics_bytes: int = 0  # length of metrics.jsonl when the checkpoint was written
     resumed_at: list[int] = field(default_factory=list)  # the steps this run was resumed at
+    decision: str = ""  # why the run stopped early, with its evidence
 
     def validated(
-        self, val: float, weights: Callable[[], dict[str, Any]], patience: int | None, has_rows: bool
+        self,
+        val: float,
+        weights: Callable[[], dict[str, Any]],
+        should_stop: Callable[[int, int], bool],
+        has_rows: bool,
+        rows: list[float] | None = None,
     ) -> None:
-        """Note a validation: a new best keeps its weights; `patience` validations in a row without one stop the run.
+        """Note a validation: a new best keeps its weights (and per-row losses); otherwise
+        `should_stop(step, best_step)` decides whether the run stops.
 
         With no validation rows there is no loss to compare: the latest weights count as the best,
         and nothing stops early. A NaN loss from a diverged run never counts as a best.
         """
         self.history.append((self.running, val))
         if not has_rows or val < self.best.val_loss:
-            self.best = Best(val, self.step, weights())
+            self.best = Best(val, self.step, weights(), list(rows or []))
             self.stale = 0
         else:
             self.stale += 1
-            self.stopped_early = patience is not None and self.stale >= patience
+            self.stopped_early = should_stop(self.step, self.best.step)
 
 
 @dataclass
@@ -132,7 +140,7 @@ def save_checkpoint(
         )
         # Not dataclasses.asdict: it would deep-copy the best weights only to drop them.
         meta = {f.name: getattr(state, f.name) for f in fields(state)}
-        meta["best"] = {"val_loss": state.best.val_loss, "step": state.best.step}
+        meta["best"] = {"val_loss": state.best.val_loss, "step": state.best.step, "rows": state.best.rows}
         record = {
             "format": FORMAT,
             "state": meta,
@@ -175,7 +183,7 @@ def load_checkpoint(run_dir: Path) -> Checkpoint | None:
     weights = load_file(str(folder / "weights.safetensors"))
     best_file = folder / "best.safetensors"
     best_weights = load_file(str(best_file)) if best_file.exists() else {k: v.clone() for k, v in weights.items()}
-    best = Best(meta["best"]["val_loss"], meta["best"]["step"], best_weights)
+    best = Best(meta["best"]["val_loss"], meta["best"]["step"], best_weights, meta["best"].get("rows", []))
     state = LoopState(**{**meta, "best": best, "history": [tuple(h) for h in meta["history"]]})
     saved = torch.load(folder / "optimizer.pt", weights_only=True)
     rng = {**record["rng"], "torch": saved["torch_rng"], "cuda": saved["cuda_rng"]}

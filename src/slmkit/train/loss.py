@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from slmkit.models.generate import cache_argument
+from slmkit.models.labels import causal_lm_parts
 from slmkit.train.batches import IGNORE
 
 
-def answer_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
-    """(summed cross-entropy over answer tokens, number of answer tokens).
+def answer_loss(model: Any, batch: dict[str, Any], *, per_row: bool = False) -> tuple[Any, ...]:
+    """(summed cross-entropy over answer tokens, number of answer tokens); with `per_row`, also
+    each row's summed loss and answer tokens (validation's paired comparison needs them).
 
     Two savings, both exact:
     - The vocabulary projection is the largest matmul of a small model (49k x 576 for
@@ -24,8 +26,7 @@ def answer_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     import torch
     import torch.nn.functional as F
 
-    causal_lm = _causal_lm(model)
-    decoder = causal_lm.model
+    decoder, lm_head = causal_lm_parts(model)
     input_ids, attention = batch["input_ids"], batch["attention_mask"]
     if "prefix_ids" in batch:
         prefix = batch["prefix_ids"]
@@ -47,14 +48,14 @@ def answer_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
         hidden = decoder(input_ids=input_ids, attention_mask=attention, use_cache=False).last_hidden_state
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
-    logits = causal_lm.lm_head(hidden[:, :-1][keep])
-    loss = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
-    return loss, int(keep.sum())
-
-
-def _causal_lm(model: Any) -> Any:
-    """The *ForCausalLM module inside a PEFT wrapper (LoRA layers stay in place inside it)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if not (hasattr(inner, "lm_head") and hasattr(inner, "model")):
-        raise TypeError(f"cannot find the decoder and lm_head inside {type(model).__name__}")
-    return inner
+    logits = lm_head(hidden[:, :-1][keep])
+    softcap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
+    if softcap:  # Gemma-style logit soft-capping, as the model's own forward applies it
+        logits = torch.tanh(logits / softcap) * softcap
+    if not per_row:
+        loss = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+        return loss, int(keep.sum())
+    token_losses = F.cross_entropy(logits.float(), targets[keep], reduction="none")
+    row_of = torch.arange(keep.shape[0], device=keep.device)[:, None].expand(keep.shape)[keep]
+    row_losses = torch.zeros(keep.shape[0], device=keep.device).index_add_(0, row_of, token_losses.detach())
+    return token_losses.sum(), int(keep.sum()), row_losses, keep.sum(dim=1)

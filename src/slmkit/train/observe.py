@@ -85,26 +85,31 @@ class MetricsLog:
 
 def write_loss_plot(run_dir: Path, best_step: int) -> Path:
     """`loss.svg`: training loss per step, validation loss per validation, the best step marked."""
-    train: list[tuple[float, float]] = []
-    val: list[tuple[float, float]] = []
-    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if "loss" in record:
-            train.append((record["step"], record["loss"]))
-        if "val_loss" in record:
-            val.append((record["step"], record["val_loss"]))
-    svg = line_chart(
-        "loss",
-        f"Loss per optimizer step, run {run_dir.name}",
-        [("train", train), ("validation", val)],
-        marks=[(best_step, f"best: step {best_step}")],
-        x_label="optimizer step",
-    )
+    svg = loss_chart(run_dir / "metrics.jsonl", run_dir.name, best_step)
     path = run_dir / "loss.svg"
     tmp = path.with_suffix(".svg.tmp")
     tmp.write_text(svg + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def loss_chart(metrics_path: Path, run_id: str, best_step: int | None) -> str:
+    """The loss curve of a run's metrics.jsonl as inline SVG (the run's loss.svg; the console draws it too)."""
+    train: list[tuple[float, float]] = []
+    val: list[tuple[float, float]] = []
+    for line in metrics_path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "loss" in record:
+            train.append((record["step"], record["loss"]))
+        if "val_loss" in record:
+            val.append((record["step"], record["val_loss"]))
+    return line_chart(
+        "loss",
+        f"Loss per optimizer step, run {run_id}",
+        [("train", train), ("validation", val)],
+        marks=[(best_step, f"best: step {best_step}")] if best_step is not None else [],
+        x_label="optimizer step",
+    )
 
 
 def flat_params(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

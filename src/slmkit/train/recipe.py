@@ -22,6 +22,7 @@ from typing import Any
 
 from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
+from slmkit.data.split import sample_rows
 from slmkit.errors import StageError
 from slmkit.models import load_tokenizer, resolve_base_model
 from slmkit.models.precision import autocast, resolve_precision
@@ -34,6 +35,7 @@ from slmkit.train.batches import (
     epoch_batches,
     iterate_steps,
     padding_share,
+    prompt_cost,
     shared_prefix_length,
 )
 from slmkit.train.checkpoint import (
@@ -55,6 +57,7 @@ from slmkit.train.observe import MetricsLog, check_loggers, flat_params, write_l
 from slmkit.train.replay import prepare_replay
 from slmkit.train.resume import find_resumable_run, reopen_run, run_lock
 from slmkit.train.sharded import Sharding, shard
+from slmkit.train.stopping import AUTO_VALIDATION_ROWS, StoppingRule, paired_difference
 
 
 @dataclass
@@ -130,7 +133,10 @@ def run_train(
         ]
 
     train_set = encode(train_rows)
-    val_set = encode(dataset.examples("validation")[: cfg.max_validation_rows])
+    validation_rows = dataset.examples("validation")
+    val_limit = cfg.max_validation_rows or AUTO_VALIDATION_ROWS
+    val_set = encode(sample_rows(validation_rows, val_limit, task.cfg.label_field, seed=cfg.seed))
+    validation_available = len(validation_rows)
     truncated = sum(e.truncated for e in train_set)
     if truncated:
         log(
@@ -168,7 +174,9 @@ def run_train(
         sharding = shard(model, world, cfg.method) if world.sharded else None
         if sharding is not None:
             log(f"FSDP: every weight sharded across {world.size} processes (each decoder layer its own unit)")
-        metrics = _train_loop(model, tokenizer, train_set, val_set, config, run_dir, progress, log, world, sharding)
+        metrics = _train_loop(
+            model, tokenizer, train_set, val_set, config, run_dir, progress, log, world, sharding, validation_available
+        )
         if sharding is not None:
             # The loop left the kept weights in the shards; the main process checks drift and
             # saves from an ordinary copy of the model that holds them whole.
@@ -235,8 +243,10 @@ def _train_loop(
     log: Callable[[str], None],
     world: World | None = None,
     sharding: Sharding | None = None,
+    validation_available: int | None = None,
 ) -> dict[str, Any]:
-    """Train, validating and checkpointing every `eval_every` steps; stop early when validation stalls.
+    """Train, validating and checkpointing every `eval_every` steps; stop early when validation stalls
+    (slmkit.train.stopping).
 
     A run folder that holds a checkpoint is resumed from it: model, optimizer, schedule, random
     generators and counters come back as they were, so the run goes on as if never stopped.
@@ -255,6 +265,17 @@ def _train_loop(
     prefix_len = shared_prefix_length(train_set)
     steps_per_epoch = max(1, len(train_set) // (cfg.batch_size * cfg.grad_accum))
     total_steps = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    rule = StoppingRule.from_config(
+        cfg,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        validation_rows=len(val_set),
+        validation_available=len(val_set) if validation_available is None else validation_available,
+    )
+    cost = prompt_cost(train_set, prefix_len, cfg.batch_size)
+    if world.is_main:
+        log(cost.line())
+        log(rule.describe())
     params = [p for p in model.parameters() if p.requires_grad]
     if sharding is None:
         world.same_weights(params)  # (sharding did it before cutting the weights up)
@@ -273,7 +294,7 @@ def _train_loop(
 
     paused = {"validation": 0.0, "checkpoint": 0.0}  # kept out of tokens/s: it measures training speed
 
-    def validation_loss() -> float:
+    def validation_loss() -> tuple[float, list[float]]:
         began_val = time.perf_counter()
         with autocast(precision, device):
             value = _validation_loss(model, val_set, cfg.batch_size, pad_id, world, loss_of)
@@ -282,8 +303,8 @@ def _train_loop(
 
     checkpoint = load_checkpoint(run_dir)  # only a resumed run's folder holds one
     if checkpoint is None:
-        initial_val = validation_loss()
-        state = LoopState(initial_val, Best(initial_val, 0, kept_weights()))
+        initial_val, initial_rows = validation_loss()
+        state = LoopState(initial_val, Best(initial_val, 0, kept_weights(), initial_rows))
     else:
         state = resume_training(
             checkpoint,
@@ -380,11 +401,16 @@ def _train_loop(
                     "tokens_per_s": round(state.tokens / elapsed, 1),
                     "elapsed_s": round(elapsed, 2),
                 }
-                validating = state.step % cfg.eval_every == 0 or state.step == total_steps
+                validating = state.step % rule.eval_every == 0 or state.step == total_steps
                 if validating:
-                    val = validation_loss()
+                    val, row_losses = validation_loss()
                     record["val_loss"] = round(val, 5)
-                    state.validated(val, kept_weights, cfg.early_stopping_patience, bool(val_set))
+                    paired = paired_difference(row_losses, state.best.rows)
+                    if paired is not None:
+                        record["val_vs_best"], record["val_vs_best_se"] = round(paired[0], 5), round(paired[1], 5)
+                    state.validated(val, kept_weights, rule.should_stop, bool(val_set), row_losses)
+                    if state.stopped_early:
+                        state.decision = rule.decision(state.step, state.best.step, state.best.val_loss, val, paired)
                     if not state.warned and _diverging(state.history):
                         state.warned = True
                         log(
@@ -427,12 +453,8 @@ def _train_loop(
                 state.epoch += 1
                 state.epoch_step = 0
     bar.close()
-    if state.stopped_early:
-        log(
-            f"early stopping at step {state.step} of {total_steps}: validation loss has not improved on "
-            f"{state.best.val_loss:.4f} (step {state.best.step}) for {state.stale} validations in a row; "
-            f"keeping the adapter from step {state.best.step}"
-        )
+    if state.stopped_early and world.is_main:
+        log(state.decision)
     if world.is_main:
         write_loss_plot(run_dir, state.best.step)
     seconds = train_seconds()
@@ -453,6 +475,8 @@ def _train_loop(
         "stopped_early": state.stopped_early,
         "final_train_loss": round(state.running, 5),
         "shared_prefix_tokens": prefix_len,
+        "prompt_cost": cost.as_dict(),
+        "early_stopping": {**rule.as_dict(), "decision": state.decision or None},
         "batching": cfg.batching,
         # Of the first epoch's batches (every epoch's are alike): what the batching costs in compute.
         "padding_share": round(
@@ -472,9 +496,11 @@ def _validation_loss(
     batch_size: int,
     pad_id: int,
     world: World,
-    loss_of: Callable[[dict[str, Any]], tuple[Any, int]] | None = None,
-) -> float:
-    """Mean loss per answer token over the validation rows (each process takes its share of each batch).
+    loss_of: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None,
+) -> tuple[float, list[float]]:
+    """Mean loss per answer token over the validation rows (each process takes its share of each
+    batch), and this process's rows' own mean losses in a fixed order (for the paired comparison
+    of two validations; empty under FSDP, whose loss does not split by row).
 
     Under FSDP every process must run every forward (they gather weights together): one without
     rows in a batch runs a row it does not count.
@@ -482,11 +508,11 @@ def _validation_loss(
     import torch
 
     sharded = loss_of is not None and world.sharded
-    loss_of = loss_of or (lambda batch: answer_loss(model, batch))
     if not val_set:
-        return float("nan")
+        return float("nan"), []
     model.eval()
     total, count = 0.0, 0
+    rows_mean: list[float] = []
     order = sorted(range(len(val_set)), key=lambda i: len(val_set[i].input_ids))
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
@@ -497,12 +523,17 @@ def _validation_loss(
             batch = collate(
                 [val_set[i] for i in mine or rows[:1]], pad_id, share_prefix=not sharded, device=world.device
             )
-            loss, n = loss_of(batch)
+            if sharded:
+                assert loss_of is not None
+                loss, n = loss_of(batch)
+            else:
+                loss, n, row_loss, row_tokens = answer_loss(model, batch, per_row=True)
+                rows_mean.extend((row_loss / row_tokens.clamp(min=1)).tolist())
             if mine:
                 total += float(loss)
                 count += n
     loss_sum, tokens = world.sum(total, count)
-    return loss_sum / max(tokens, 1.0)
+    return loss_sum / max(tokens, 1.0), rows_mean
 
 
 class _NoMetrics:
