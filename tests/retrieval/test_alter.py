@@ -93,3 +93,22 @@ def test_a_name_is_replaced_as_a_whole_word_only():
     assert alter.replace_name(text, "HaloCam 2K", "Lumen 27 Monitor") == (
         "The Lumen 27 Monitor ships today (Lumen 27 Monitor, black); HaloCam 2Ks and MyHaloCam 2K do not exist."
     )
+
+
+def test_dropping_a_name_drops_its_sentences_and_keeps_the_rest_as_it_was():
+    assert (
+        alter.drop_sentences(SHIPPING, "Germany") == "Standard delivery to the Netherlands takes 2 to 3\nworking days."
+    )
+    assert alter.drop_sentences(WARRANTY, "PulseBuds Lite") == WARRANTY.replace(
+        "The PulseBuds Lite comes with a warranty of 1 year from the date of purchase.\n\n", ""
+    )
+    assert alter.drop_sentences(RETURNS, "Lumen 27 Monitor") == RETURNS.split("\n\n")[0]
+
+
+def test_a_chunk_whose_heading_names_the_thing_is_all_about_it_and_goes_whole():
+    text = "It comes with a warranty of 18 months from the date of purchase."
+    assert alter.drop_name(text, "HaloCam 2K", "Warranty > HaloCam 2K") == ""
+    # Under a heading that names something else, only the sentences naming it go.
+    assert alter.drop_name(WARRANTY, "PulseBuds Lite", "Warranty periods") == alter.drop_sentences(
+        WARRANTY, "PulseBuds Lite"
+    )

@@ -19,13 +19,30 @@ from slmkit.task import Task
 from tests.retrieval.conftest import PREFIXES, QUESTIONS, REFUSAL, write_policy_project
 
 ANSWERS = {p + q: a for p in PREFIXES for q, a in QUESTIONS}
-WARRANTY = {"AeroBook 14": "2 years", "PulseBuds Pro": "1 year", "HaloCam 2K": "18 months", "VoltDock Hub": "3 years"}
+WARRANTY = {
+    "AeroBook 14": "2 years", "PulseBuds Pro": "1 year", "HaloCam 2K": "18 months", "VoltDock Hub": "3 years",
+    "Nimbus Speaker": "2 years", "Orbit Watch S2": "1 year", "Glide Mouse": "6 months", "Lumen 27 Monitor": "3 years",
+    "Kinetic Keyboard": "2 years",
+}  # fmt: skip
 WARRANTY_MD = "# Warranty\n\n## Warranty periods\n\n" + "".join(
     f"The {product} comes with a warranty of {period} from the date of purchase.\n\n"
     for product, period in WARRANTY.items()
 )
+# A section naming two products in one chunk: a swap finds every other name in the context already.
+REPAIRS = {"Aria Tablet": "12 days", "Zephyr Drone": "20 days"}
+REPAIRS_MD = "# Repairs\n\n## Repair times\n\n" + " ".join(
+    f"A repair of the {product} takes {time}." for product, time in REPAIRS.items()
+)
+# The sentence stating each product's value, up to the value.
+SENTENCE = {p: f"The {p} comes with a warranty of " for p in WARRANTY} | {
+    p: f"A repair of the {p} takes " for p in REPAIRS
+}
 NAMED = {
     f"{p}How long is the warranty on the {product}?": (product, v) for p in PREFIXES for product, v in WARRANTY.items()
+} | {
+    f"{p}How long does a repair of the {product} take?": (product, v)
+    for p in PREFIXES
+    for product, v in REPAIRS.items()
 }
 # Text only the staff and finance documents hold: it must never reach a training row.
 RESTRICTED = ("ZEBRAQUILL", "MARLINFOX", "800 euros", "2500 euros", "Staff pricing handbook", "docs/internal/")
@@ -85,6 +102,7 @@ def _named_project(root):
     shares = {"oracle_share": 0.5, "counterfactual_share": 0.6, "entity_swap_share": 0.4}
     write_policy_project(root, "smollm2-135m-instruct", {f"task.retrieval.{k}": v for k, v in shares.items()})
     (root / "docs" / "warranty.md").write_text(WARRANTY_MD)
+    (root / "docs" / "repairs.md").write_text(REPAIRS_MD)
     with (root / "data" / "questions.jsonl").open("a") as fh:
         for question, (_, period) in NAMED.items():
             fh.write(json.dumps({"question": question, "output": {"answer": period}}) + "\n")
@@ -123,7 +141,7 @@ def test_counterfactual_and_name_swap_rows_teach_reading_and_never_carry_restric
             # Only that one value changed: put back, the chunk is the document's text again.
             restored = chunk["text"].replace(answer, period) if product is None else None
             if product is not None:
-                sentence = f"The {product} comes with a warranty of "
+                sentence = SENTENCE[product]
                 assert sentence + answer in chunk["text"] and sentence + period in original[chunk["id"]]
                 restored = chunk["text"].replace(sentence + answer, sentence + period)
             assert restored == original[chunk["id"]]
@@ -131,9 +149,13 @@ def test_counterfactual_and_name_swap_rows_teach_reading_and_never_carry_restric
             # The question's product is nowhere in the context; another product stands in its sentence.
             assert product is not None and row.output == {**REFUSAL, "citations": []}
             assert not any(alter.find(c["text"], product) for c in row.context)
-            for chunk in altered:
-                swapped = {alter.replace_name(original[chunk["id"]], product, other) for other in WARRANTY}
-                assert chunk["text"] in swapped - {original[chunk["id"]]}
+            for chunk in altered:  # another product stands in, or (all others there already) its sentence is gone
+                text = original[chunk["id"]]
+                changed = {alter.replace_name(text, product, other) for other in SENTENCE} - {text}
+                changed.add(alter.drop_sentences(text, product))
+                assert chunk["text"] in changed
+            named = [n for c in row.context for n in alter.names(c["text"]) if n in SENTENCE]
+            assert len(named) == len(set(named))  # no product named twice: a stand-in is never one already there
     assert kinds["value"] >= 5 and kinds["name"] >= 2
     assert len(positions) == 2  # shuffled: the answer's chunk is not always d1
     report = result.report["retrieval"]
@@ -142,6 +164,9 @@ def test_counterfactual_and_name_swap_rows_teach_reading_and_never_carry_restric
     assert report["counterfactual_share"] == 0.6 and report["training_groups"] == []
     # Questions without a product name cannot be swapped: those rows get distractors only, and say so.
     assert report["name swap drawn, but the question names nothing its chunk holds (distractors only instead)"] > 0
+    # A stand-in the context lacks where there is one; else the sentences naming the product go.
+    assert report["name swaps: another name of the section stands in"] > 0
+    assert report["name swaps: every other name is in the context, the sentences naming it dropped"] > 0
     card = (result.path / "report.html").read_text()
     assert "Retrieved context" in card and "counterfactual_share" in card
     example = report["examples"]["rows with the answer's chunk, its value changed (counterfactual)"]

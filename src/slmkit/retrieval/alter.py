@@ -4,8 +4,8 @@ A counterfactual row changes the answer's value in its chunk (the numbers moved 
 amount: "18 months" -> "24 months") and in the answer alike, so the only way to the right answer
 is to copy it from the context. An entity-swap row replaces the name the question asks about
 ("HaloCam 2K") with another name of the same section ("Lumen 27 Monitor") everywhere in the
-context, and answers with the refusal: the documents then describe a neighbour, not the thing
-asked about.
+context, or drops the sentences naming it when every other name is there already, and answers
+with the refusal: the documents then describe neighbours, not the thing asked about.
 
 A *name* is a run of words that start with a capital letter or hold a digit, with at least one
 capitalised word not opening a sentence ("HaloCam 2K", "VoltDock 7-in-1", "Sweden", "the
@@ -28,6 +28,7 @@ _SENTENCE_END = ".!?:"
 _INTEGER = re.compile(r"(?<![\d.,])\d+(?![.,]?\d)")
 _NEXT_WORD = re.compile(r"(\s+)([A-Za-z]+)")
 _SENTENCE_BREAK = re.compile(r"[.!?](?=\s)|\n\s*\n")
+_BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
 
 
 def names(text: str) -> list[str]:
@@ -64,6 +65,25 @@ def replace_name(text: str, old: str, new: str) -> str:
         out += [text[last:start], new]
         last = end
     return "".join(out) + text[last:]
+
+
+def drop_sentences(text: str, name: str) -> str:
+    """`text` without the sentences that hold `name` (a sentence ends at . ! ? before a space, or at a blank
+    line); the text between the others is kept as it was."""
+    kept, start = [], 0
+    for m in _SENTENCE_BREAK.finditer(text):
+        kept.append((start, m.end()))
+        start = m.end()
+    kept.append((start, len(text)))
+    out = "".join(text[a:b] for a, b in kept if not find(text[a:b], name))
+    return _BLANK_LINES.sub("\n\n", out).strip()  # a dropped paragraph leaves one blank line, not two
+
+
+def drop_name(text: str, name: str, heading: str = "") -> str:
+    """What is left of a chunk once nothing in it is about `name`: nothing when its heading (or section path)
+    names it, since then every sentence is about it ("## HaloCam 2K" over "It comes with 18 months."),
+    else the text without the sentences naming it."""
+    return "" if find(heading, name) else drop_sentences(text, name)
 
 
 def shift_amount(value: str, rng: random.Random) -> int | None:

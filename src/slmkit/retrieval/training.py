@@ -8,7 +8,8 @@ answer's chunk (the best-ranked one holding the `answer_field` text). Then, draw
   changed in the chunk and in the answer alike (`alter.change_value`), so recall cannot give the
   right answer, reading can;
 - with probability `entity_swap_share`: the same context with the question's name replaced by
-  another name of the answer's section everywhere in it, and the refusal as the answer;
+  another name of the answer's section everywhere in it (one the context does not hold; when it
+  holds them all, the sentences naming it are dropped instead), and the refusal as the answer;
 - otherwise: distractors only, and the refusal as the answer.
 
 A row whose answer is already the refusal gets the best-ranked chunks. Each context is shuffled
@@ -44,6 +45,9 @@ SWAPPED = "rows with the answer's chunk under another name (answer: the refusal)
 DISTRACTORS = "rows with distractors only (answer: the refusal)"
 REFUSAL_ROWS = "refusal rows"
 NO_NUMBER = "counterfactual drawn, but the answer has no number to change"
+SWAP_REPLACED = "name swaps: another name of the section stands in"
+SWAP_DROPPED = "name swaps: every other name is in the context, the sentences naming it dropped"
+SWAP_EMPTIED = "name swap drawn, but its chunks held nothing else (distractors only instead)"
 NO_NAME = "name swap drawn, but the question names nothing its chunk holds (distractors only instead)"
 NOT_IN_DOCUMENTS = "answerable rows whose answer is in no document (refusal)"
 NO_ANSWER_TEXT = "answerable rows with no answer text"
@@ -118,10 +122,10 @@ class TrainingContexts:
                         (context, output), kind, example_chunk = changed, COUNTERFACTUAL, oracle.id
             elif kind_draw < settings.oracle_share + settings.entity_swap_share:
                 swapped = self._swap(row["input"], with_oracle, oracle, rng)
-                if swapped is not None:
-                    context, kind, example_chunk = swapped, SWAPPED, oracle.id
+                if swapped is not None:  # the example: the first changed chunk (the answer's may be gone)
+                    context, kind = swapped, SWAPPED
+                    example_chunk = next(c["id"] for c in swapped if c.get("altered"))
                 else:
-                    self.counts[NO_NAME] += 1
                     context = context_records(distractors[: settings.top_k])
             else:
                 context = context_records(distractors[: settings.top_k])
@@ -159,26 +163,36 @@ class TrainingContexts:
     def _swap(
         self, question: str, context: list[dict[str, Any]], oracle: Chunk, rng: random.Random
     ) -> list[dict[str, Any]] | None:
-        """The context with the question's name replaced by another name of the answer's section, or None."""
+        """The context with the question's name replaced by another name of the answer's section that it does
+        not hold, or, when it holds them all, without the sentences naming it; None if the question names
+        nothing its chunk holds. Never a stand-in the context holds already: a context naming one thing
+        twice, with two values, teaches the adapter to refuse what it should answer."""
         name = alter.question_name(question, oracle.text)
         if name is None:
+            self.counts[NO_NAME] += 1
             return None
         lowered = name.lower()
         others = [
             n for n in self._names(oracle.doc_id, oracle.section)
             if lowered not in n.lower() and n.lower() not in lowered
+            and not any(alter.find(c[key], n) for c in context for key in ("text", "heading"))
         ]  # fmt: skip
-        absent = [n for n in others if not any(alter.find(c["text"], n) for c in context)]
-        pool = absent or others
-        if not pool:
-            return None
-        other = rng.choice(pool)
+        other = rng.choice(others) if others else None
         swapped = []
         for c in context:
             if any(alter.find(c[key], name) for key in ("text", "heading")):
-                fields = {key: alter.replace_name(c[key], name, other) for key in ("text", "heading", "section")}
-                c = {**c, **fields, "altered": "name"}
-            swapped.append(c)
+                if other is None:
+                    heading = f"{c['heading']}\n{c['section']}"
+                    c = {**c, "text": alter.drop_name(c["text"], name, heading), "altered": "name"}
+                else:
+                    fields = {key: alter.replace_name(c[key], name, other) for key in ("text", "heading", "section")}
+                    c = {**c, **fields, "altered": "name"}
+            if c["text"].strip():  # a chunk that only named it is gone
+                swapped.append(c)
+        if not any(c.get("altered") for c in swapped):
+            self.counts[SWAP_EMPTIED] += 1
+            return None
+        self.counts[SWAP_DROPPED if other is None else SWAP_REPLACED] += 1
         return swapped
 
     def _names(self, doc_id: str, section: str) -> list[str]:
