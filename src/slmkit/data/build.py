@@ -20,6 +20,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,23 @@ def run_data_build(
 
 
 def _training_contexts(config: ProjectConfig, task: Task, build: BuildState) -> Any:
+    """For a task with retrieval: every row written gets a RAFT context (see `training_grounder`), its questions
+    embedded in batches. None otherwise."""
+    grounder = training_grounder(config, task, build.cleaner.scrub_document)
+    if grounder is None:
+        return None
+    contexts, _ = grounder
+    build.ground = contexts.attach_many
+    return contexts
+
+
+def training_grounder(
+    config: ProjectConfig, task: Task, scrub: Callable[[dict[str, Any]], dict[str, Any]]
+) -> tuple[Any, Callable[[dict[str, Any]], dict[str, Any]]] | None:
     """For a task with retrieval: index data.documents (an update: unchanged documents are not read
-    again), then give every row written a context (slmkit.retrieval.training). None otherwise."""
+    again) and return the contexts (slmkit.retrieval.training; `attach_many` grounds rows in batches) and
+    the function that gives one row its RAFT context. None for a task without retrieval. `slmkit synth`
+    grounds its rows so too."""
     if task.cfg.retrieval is None:
         return None
     from slmkit.retrieval import Retriever, open_index, run_index_update
@@ -147,12 +163,9 @@ def _training_contexts(config: ProjectConfig, task: Task, build: BuildState) -> 
             hint="list the documents under data.documents.paths, or remove task.retrieval",
         )
     run_index_update(config)
-    # Document text enters the dataset here: it passes the same PII removal as the corpus.
-    contexts = TrainingContexts(
-        task, Retriever(open_index(config)), seed=config.data.split.seed, scrub=build.cleaner.scrub_document
-    )
-    build.ground = contexts.attach_many
-    return contexts
+    # Document text enters the dataset here: every chunk passes the same PII removal as the corpus.
+    contexts = TrainingContexts(task, Retriever(open_index(config)), seed=config.data.split.seed, scrub=scrub)
+    return contexts, contexts.attach
 
 
 class _Clock:
