@@ -90,16 +90,23 @@ def main() -> None:
 
 
 def run_one(name: str, base: str, args: argparse.Namespace) -> dict[str, Any]:
+    root, counts = write_project(name, base, args.work / f"{name}-{base.replace('/', '_')}-{args.tag}", args)
+    print(f"== {name} on {base} [{args.tag}]: {counts[0]} train rows, {counts[1]} test rows, {counts[2]} labels")
+    return measure(root, name, base, args, counts[2])
+
+
+def write_project(name: str, base: str, root: Path, args: argparse.Namespace) -> tuple[Path, tuple[int, int, int]]:
+    """A project at `root` for set `name`: its train file as the training source, its test file as gold,
+    slmkit's defaults but for `args.option`; (root, (train rows, test rows, labels))."""
     spec = SETS[name]
     field = spec["field"]
     train = _rows(SHARED / name / "train.jsonl", field)
     test = _rows(SHARED / name / "test.jsonl", field)
+    labels = sorted({r["output"][field] for r in train + test})  # of the whole set, however sampled
     if args.train_rows:
         train = _sample(train, args.train_rows)
     if args.gold_rows:
         test = _sample(test, args.gold_rows)
-    labels = sorted({r["output"][field] for r in train + test})
-    root = args.work / f"{name}-{base.replace('/', '_')}-{args.tag}"
     shutil.rmtree(root, ignore_errors=True)
     (root / "data").mkdir(parents=True)
     _write_jsonl(root / "data" / "train.jsonl", train)
@@ -132,8 +139,7 @@ def run_one(name: str, base: str, args: argparse.Namespace) -> dict[str, Any]:
             target = target.setdefault(part, {})
         target[last] = yaml.safe_load(value)
     (root / "slmkit.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-    print(f"== {name} on {base} [{args.tag}]: {len(train)} train rows, {len(test)} test rows, {len(labels)} labels")
-    return measure(root, name, base, args, len(labels))
+    return root, (len(train), len(test), len(labels))
 
 
 def measure(root: Path, name: str, base: str, args: argparse.Namespace, n_labels: int) -> dict[str, Any]:
