@@ -183,7 +183,7 @@ def slmkit_side(config: Any) -> dict[str, Any]:
     from slmkit.train import run_train
 
     began = time.perf_counter()
-    trained = run_train(config)
+    trained = run_train(config, progress=False)  # the lines before and after training say what it did
     train_wall = time.perf_counter() - began
     print("\n".join(trained.summary_lines()))
     began = time.perf_counter()
