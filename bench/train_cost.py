@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import SETS, SHARED, write_project
+from quality import SETS, SHARED, _cpu_seconds, cpu_share, write_project
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_cost.jsonl"
 BUDGET_S = 45 * 60
@@ -71,9 +71,10 @@ def measure(name: str, mode: str, batch: int, args: argparse.Namespace) -> dict[
     root, _ = write_project(name, args.base, args.work / f"{name}-{mode}-{batch}", project_args)
     config = load_config(root)
     run_data_build(config)
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), _cpu_seconds()
     metrics = run_train(config, progress=False).metrics
     wall = time.perf_counter() - began
+    share = cpu_share(_cpu_seconds() - cpu_began, wall)
     full_rows = sum(1 for _ in (SHARED / name / "train.jsonl").open()) * 0.9  # the train split of the whole set
     rows_per_s = args.steps * batch / metrics["seconds"]
     return {
@@ -91,6 +92,7 @@ def measure(name: str, mode: str, batch: int, args: argparse.Namespace) -> dict[
         "epoch_minutes": round(full_rows / rows_per_s / 60, 1),
         "epochs_in_45_min": round(BUDGET_S * rows_per_s / full_rows, 2),
         "precision": metrics["precision"],
+        "cpu_share": share,  # near 1.0 when the run had the machine to itself
         "threads": int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -101,7 +103,7 @@ def line(r: dict[str, Any]) -> str:
         f"{r['set']:<11} prompt {r['mode']:<5} batch {r['batch']:>3}: {r['tokens_per_row']:.1f} tokens/row "
         f"({r['computed_per_row']:.1f} computed, {r['shared_tokens']} shared), {r['rows_per_s']:.2f} rows/s "
         f"({r['steps']} steps in {r['seconds']:.0f}s) -> an epoch of the whole set {r['epoch_minutes']:.0f} min, "
-        f"{r['epochs_in_45_min']:.2f} epochs in 45 min"
+        f"{r['epochs_in_45_min']:.2f} epochs in 45 min; CPU share {r['cpu_share']:.2f}"
     )
 
 
