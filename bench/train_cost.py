@@ -58,13 +58,13 @@ def measure(name: str, mode: str, batch: int, args: argparse.Namespace) -> dict[
     from slmkit.data import run_data_build
     from slmkit.train import run_train
 
-    rows = args.steps * batch + 64  # the steps' rows and a few for validation
+    rows = max(round(args.steps * batch * 1.15), 720)  # the steps' rows, and 64 for validation (10% of the rows)
     options = [
         f"task.describe_output_in_prompt={mode}",
         f"train.batch_size={batch}",
         f"train.max_steps={args.steps}",
         f"train.eval_every={args.steps}",
-        "train.max_validation_rows=16",
+        "train.max_validation_rows=64",
         *args.option,
     ]
     project_args = argparse.Namespace(train_rows=rows, gold_rows=32, option=options)
@@ -89,6 +89,10 @@ def measure(name: str, mode: str, batch: int, args: argparse.Namespace) -> dict[
         "computed_per_row": metrics["prompt_cost"]["tokens_per_row"],
         "shared_tokens": metrics["prompt_cost"]["shared_tokens"],
         "rows_per_s": round(rows_per_s, 2),
+        # One validation (at the last step) over its rows: a forward row's time / a training row's.
+        "forward_cost": round(
+            (metrics["validation_seconds"] / max(metrics["validation_examples"], 1)) / (1 / rows_per_s), 3
+        ),
         "epoch_minutes": round(full_rows / rows_per_s / 60, 1),
         "epochs_in_45_min": round(BUDGET_S * rows_per_s / full_rows, 2),
         "precision": metrics["precision"],
@@ -102,7 +106,8 @@ def line(r: dict[str, Any]) -> str:
     return (
         f"{r['set']:<11} prompt {r['mode']:<5} batch {r['batch']:>3}: {r['tokens_per_row']:.1f} tokens/row "
         f"({r['computed_per_row']:.1f} computed, {r['shared_tokens']} shared), {r['rows_per_s']:.2f} rows/s "
-        f"({r['steps']} steps in {r['seconds']:.0f}s) -> an epoch of the whole set {r['epoch_minutes']:.0f} min, "
+        f"({r['steps']} steps in {r['seconds']:.0f}s; a validation row costs {r['forward_cost']:.2f} of a "
+        f"training row) -> an epoch of the whole set {r['epoch_minutes']:.0f} min, "
         f"{r['epochs_in_45_min']:.2f} epochs in 45 min; CPU share {r['cpu_share']:.2f}"
     )
 
