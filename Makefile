@@ -9,7 +9,7 @@ VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_PY    := $(VLLM_VENV)/bin/python
 
-.PHONY: setup vllm demo demo-policy test test-fast lint format bench clean
+.PHONY: setup vllm demo demo-policy drill test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,11 @@ $(VLLM_STAMP):
 
 demo: setup
 	$(VENV)/bin/slmkit demo
+
+# Unshifted then shifted traffic through `slmkit serve` on the demo's release (runs the demo first
+# when .demo/ has none); prints the drift tests and alert states after each batch (docs/monitoring.md).
+drill: setup
+	$(PY) bench/drift_drill.py
 
 # The retrieval example: policy answers with citations, access groups per API key, a live document update.
 demo-policy: setup

@@ -15,6 +15,8 @@ for script in (
     "generate.py",
     "eval_throughput.py",
     "serve_load.py",
+    "drift_power.py",
+    "monitor_scale.py",
     "data_build.py",
     "pii_presidio.py",
     "retrieval_index.py",

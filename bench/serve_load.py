@@ -9,9 +9,18 @@ process's RSS, sampled through the gateway run (the last sample minus the one a 
 The gateway run records its latency as the release's evidence, as `slmkit loadtest` does.
 
     .venv/bin/python bench/serve_load.py [--clients 16] [--seconds 60] [--steps 8]
+    .venv/bin/python bench/serve_load.py --monitoring [--rounds 2]
 
 Targets on this machine: overhead at most 5% of throughput and 10 ms of p50 latency, no
 errors at 16 clients, flat memory over `--seconds 600`.
+
+`--monitoring` measures what monitoring costs instead: the gateway with monitoring off
+(monitor.embeddings false, no alert timer, no capture) against the gateway with it on (an
+int8 MiniLM embedding of every redacted input and its novelty, 10% captured and redacted, the
+example's alert rules every `--every` seconds including the drift tests), alternating
+off / on for `--rounds` rounds so a neighbour's load falls on both alike. Target: at most 3%
+lower throughput. Both record each answer's confidence (the token log-probabilities), which
+serving always does now.
 """
 
 from __future__ import annotations
@@ -38,7 +47,12 @@ def main() -> None:
     parser.add_argument(
         "--gateway-only", action="store_true", help="skip the engine-direct run (a long memory check of the gateway)"
     )
+    parser.add_argument("--monitoring", action="store_true", help="gateway with monitoring off vs on (see above)")
+    parser.add_argument("--rounds", type=int, default=2, help="--monitoring: off/on rounds")
+    parser.add_argument("--every", type=float, default=10.0, help="--monitoring: seconds between alert evaluations")
     args = parser.parse_args()
+    if args.monitoring:
+        return _monitoring(args)
 
     from slmkit.serve import start_server
     from slmkit.serve.engine import Job
@@ -107,6 +121,64 @@ def main() -> None:
         f"\ngateway / engine throughput: {ratio:.3f} (overhead {100 * (1 - ratio):+.1f}%, target <= 5%); "
         f"p50 overhead {g['p50_ms'] - e['p50_ms']:+.1f} ms (target <= 10 ms); "
         f"gateway errors {g['errors']} (target 0); RSS growth over the gateway run {g['rss_growth_mib']:+.1f} MiB"
+    )
+
+
+def _monitoring(args: argparse.Namespace) -> None:
+    """The gateway with monitoring off and on, alternating, the same clients and inputs."""
+    from slmkit.monitor.embedding import InputEmbedder, reference_for
+    from slmkit.registry import Registry
+    from slmkit.serve import start_server
+    from slmkit.serve.load import LoadStats, drive, http_sender
+
+    smollm2()
+    n_threads = threads()
+    _, rows = example_rows(64)
+    inputs = [text for text, _ in rows]
+    with tempfile.TemporaryDirectory(prefix="slmkit-bench-serve-") as tmp:
+        config, release = _released_project(Path(tmp), args.steps, args.clients)
+        with Registry(config.state_dir) as registry:  # as `slmkit release` does: the drift reference is ready
+            reference_for(registry, release.dataset_version, InputEmbedder(), size=config.monitor.drift.reference_size)
+        off = config.monitor.model_copy(update={"embeddings": False, "evaluate_every_s": 0.0})
+        capture = config.monitor.capture.model_copy(update={"share": 0.1})
+        on = config.monitor.model_copy(update={"embeddings": True, "evaluate_every_s": args.every, "capture": capture})
+        modes = {"monitoring off": off, "monitoring on": on}
+        totals: dict[str, list[LoadStats]] = {mode: [] for mode in modes}
+        for round_ in range(args.rounds):
+            for mode, monitor in modes.items():
+                print(f"round {round_ + 1}, {mode}: {args.clients} clients x {args.seconds:g}s", flush=True)
+                with start_server(config.model_copy(update={"monitor": monitor}), release=str(release.version)) as h:
+                    totals[mode].append(
+                        drive(
+                            http_sender(h.url, release.ref), inputs, clients=args.clients, seconds=args.seconds,
+                            warmup_s=args.warmup,
+                        )
+                    )  # fmt: skip
+                    h.service.recorder.flush(timeout=300)
+                    loop = h.service.monitoring.alerts
+                    skipped = h.service.recorder.sink.skipped_embeddings
+                if mode == "monitoring on":
+                    print(f"  embeddings skipped under backlog: {skipped}; alert loop ran: {loop.last is not None}")
+    print(
+        f"\nSmolLM2-135M-Instruct + LoRA ({args.steps} steps), transformers engine, {n_threads} threads, "
+        f"max_batch_size {args.clients}, {args.rounds} rounds of {args.seconds:g}s per mode"
+    )
+    header = f"{'':<18}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'errors':>8}"
+    print(header)
+    rates = {}
+    for mode, runs in totals.items():
+        requests = sum(r.summary()["requests"] for r in runs)
+        seconds = sum(r.summary()["seconds"] for r in runs)
+        latencies = sorted(x for r in runs for x in r.latencies_ms)
+        p50 = latencies[len(latencies) // 2] if latencies else float("nan")
+        p95 = latencies[int(len(latencies) * 0.95)] if latencies else float("nan")
+        errors = sum(r.summary()["errors"] for r in runs)
+        rates[mode] = requests / seconds if seconds else float("nan")
+        print(f"{mode:<18}{requests:>9}{rates[mode]:>9.2f}{p50:>9.0f}{p95:>9.0f}{errors:>8}")
+    ratio = rates["monitoring on"] / rates["monitoring off"]
+    print(
+        f"\nmonitoring on / off throughput: {ratio:.3f} ({100 * (1 - ratio):+.1f}% lower; target <= 3%): "
+        + ("met" if ratio >= 0.97 else "NOT met")
     )
 
 

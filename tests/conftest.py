@@ -37,13 +37,18 @@ def tiny_model_dir(tmp_path_factory, smollm2_ref) -> Path:
 def write_project(root: Path, base_model: str | Path, *, rows: int | None = 120, overrides: dict | None = None) -> Path:
     """Copy the example project into `root`, keeping the first `rows` JSONL lines, on another base model.
 
-    Semantic dedup is off unless `overrides` turns it on.
+    Semantic dedup and input embeddings (monitor.embeddings, with the input drift rules that need
+    them) are off unless `overrides` turns them on.
     """
     root.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((EXAMPLE / "slmkit.yaml").read_text())
     config["base_model"] = str(base_model)
     # Semantic dedup loads MiniLM (seconds per build): the tests that are about it turn it on.
     config["data"]["dedup"]["semantic"]["enabled"] = False
+    # Serving would load MiniLM to embed each input: the monitoring tests that are about it turn it on.
+    monitor = config.setdefault("monitor", {})
+    monitor["embeddings"] = False
+    monitor["alerts"] = [r for r in monitor.get("alerts", []) if not r["metric"].startswith("input_drift")]
     (root / "data").mkdir(exist_ok=True)
     lines = (EXAMPLE / "data" / "tickets.jsonl").read_bytes().splitlines(keepends=True)
     (root / "data" / "tickets.jsonl").write_bytes(b"".join(lines[:rows] if rows else lines))

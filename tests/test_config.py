@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from slmkit.config import load_config, parse_gate
-from slmkit.errors import ConfigError
+from slmkit.errors import ConfigError, ModelError
+from slmkit.models import resolve_base_model
 from slmkit.templates import render_config, write_template
 
 GOOD = {
@@ -106,7 +108,7 @@ def test_gate_parsing(text, metric, op, value, relative):
 def test_gate_checks_relative_to_base():
     gate = parse_gate("label_accuracy >= base + 0.2")
     assert gate.check(0.7, base=0.5) and not gate.check(0.69, base=0.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"cannot read gate 'accuracy is high'; write 'METRIC >= NUMBER'"):
         parse_gate("accuracy is high")
 
 
@@ -119,13 +121,27 @@ def test_init_templates_validate_and_explain_every_section(tmp_path, kind):
     assert "# Task and release name" in text and "# Pass/fail rules set before training" in text
     assert "# max_steps: null" in text and "# Stop after this many optimizer steps." in text
     assert config.task.name
+    # Alert rules out of the box, each on a metric the task has (validation checks labels and embeddings).
+    metrics = [rule.metric for rule in config.monitor.alerts]
+    assert metrics[:2] == ["schema_valid_rate", "input_drift"] and len(metrics) == 4
+    assert ("label_drift" in metrics) == (config.task.label_field is not None)
+    rule = "{name: input drift, metric: input_drift, op: '>=', threshold: 1, window: 1h, min_requests: 100}"
+    assert f"    - {rule}" in text
     with pytest.raises(Exception, match="already exists"):
         write_template(kind, tmp_path / kind)
 
 
-def test_rendered_config_round_trips():
-    rendered = render_config(GOOD)
-    assert yaml.safe_load(rendered)["task"]["label_field"] == "team"
+def test_rendered_config_round_trips(tmp_path):
+    """The commented YAML `slmkit init` writes loads back to exactly the config it was rendered from."""
+    settings = yaml.safe_load(yaml.safe_dump(GOOD))
+    settings["train"] = {"lora": {"r": 8, "target_modules": ["q_proj", "v_proj"]}, "max_steps": 40}
+    settings["serve"] = {"port": 9001, "max_concurrent": 4}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    original = load_config(write(tmp_path / "a", settings))
+    (tmp_path / "b" / "rows.jsonl").write_text('{"text": "x", "output": {"team": "a"}}\n')
+    (tmp_path / "b" / "slmkit.yaml").write_text(render_config(settings))
+    assert load_config(tmp_path / "b").model_dump() == original.model_dump()
 
 
 def test_monitor_alerts_and_release_settings_are_validated_naming_the_field(tmp_path):
@@ -153,5 +169,61 @@ def test_monitor_alerts_and_release_settings_are_validated_naming_the_field(tmp_
     assert "monitor.alerts[3].threshold: required" in text
     assert "release.blocking[1]: input should be 'schema', 'pii', 'gold_locked', 'rollback'" in text
     assert "release.rehearsal_min_agreement: input should be less than or equal to 1" in text
-    assert "monitor.alerts[2].threshold: refusal_rate is a share: use 0 to 1 (got 5)" in text
+    assert "monitor.alerts[2].threshold: refusal_rate is a share or a probability: use 0 to 1 (got 5)" in text
     assert "line " in text.split("monitor.alerts[0].metric")[0].splitlines()[-1], "each problem names its line"
+
+
+# --- what used to crash with a traceback ------------------------------------------------------
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line_and_the_fix(tmp_path):
+    write(tmp_path, GOOD)
+    text = (tmp_path / "slmkit.yaml").read_text()
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "Route it." in row)
+    (tmp_path / "slmkit.yaml").write_bytes(text.replace("Route it.", "Route it, café.").encode("latin-1"))
+    with pytest.raises(
+        ConfigError, match=rf"line {line}, column \d+: not UTF-8 text \(byte 0xe9\); save the file as UTF-8"
+    ):
+        load_config(tmp_path)
+
+
+def test_an_output_schema_file_that_is_a_folder_is_a_config_error(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(GOOD))
+    del bad["task"]["output_schema"]
+    bad["task"]["output_schema_file"] = "schemas"
+    (tmp_path / "schemas").mkdir()
+    (found,) = problems(tmp_path, bad)
+    assert re.fullmatch(
+        r"line \d+: task\.output_schema_file: .*schemas is a folder; name the JSON schema file in it", found
+    )
+
+
+@pytest.mark.parametrize("spec", ["models/tiny-llama", "./tiny-llama", "../elsewhere/model", "weights/model.gguf"])
+def test_a_base_model_path_that_does_not_exist_is_named_not_taken_for_a_hub_id(tmp_path, spec):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "weights").mkdir()
+    (found,) = problems(tmp_path, {**GOOD, "base_model": spec})
+    assert found.startswith(f"line 1: base_model: no such model directory or file: {tmp_path / spec}; point it at")
+    with pytest.raises(ModelError, match="no such model directory or file") as caught:
+        resolve_base_model(spec, tmp_path)
+    assert "Hugging Face" not in str(caught.value) and "fetch" not in str(caught.value)
+
+
+def test_a_hub_id_is_still_a_hub_id(tmp_path):
+    config = load_config(write(tmp_path, {**GOOD, "base_model": "Qwen/Qwen2.5-0.5B-Instruct"}))
+    assert config.base_model == "Qwen/Qwen2.5-0.5B-Instruct"  # no local folder Qwen/: not a path
+
+
+def test_validate_checks_the_base_model_without_loading_it(tmp_path, capsys):
+    from tests.test_cli import run_cli
+
+    write(tmp_path, {**GOOD, "base_model": "smolm2-135m-instruct"})
+    code, _, err = run_cli(capsys, "validate", "-p", str(tmp_path))
+    assert code == 2 and "Traceback" not in err
+    assert (
+        "line 1: base_model: unknown base model 'smolm2-135m-instruct': not a built-in alias (smollm2-135m-instruct, "
+        in err
+    )
+    write(tmp_path, GOOD)
+    code, out, err = run_cli(capsys, "validate", "-p", str(tmp_path))
+    assert code == 0 and "base model smollm2-135m-instruct" in out, err

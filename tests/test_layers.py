@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "slmkit"
 RANK = {
     "__init__": 0,
     "errors": 0,
+    "atomic": 0,
     "charts": 1,
     "config": 1,
     "task": 2,
@@ -28,6 +29,7 @@ RANK = {
     "train": 4,
     "pipeline": 5,
     "provenance": 5,
+    "advise": 5,
     "cli": 6,
     "ui": 6,
     "__main__": 7,

@@ -3424,6 +3424,8 @@ def main() -> None:
     (OUT / "planted.json").write_text(json.dumps(planted, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_planted_md(planted, lines, csv_rows, notes)
     print_summary(planted, lines, csv_rows, writer)
+    # Production traffic for the drift drill, after everything above so the dataset stays byte-identical.
+    write_traffic(writer, customers, weights)
 
 
 def defect_kind(row: dict) -> str:
@@ -3594,6 +3596,214 @@ def print_summary(planted: dict, lines: list, csv_rows: list, writer: Writer) ->
         f"with product: {sum(1 for r in scope if r['output']['product']) / len(scope):.0%}"
     )
     print({k: len(v) for k, v in planted.items()}, f"(retries for distinct tickets: {writer.retries})")
+
+
+# =====================================================================================
+# 10. Production traffic for the drift drill: traffic/unshifted.jsonl and traffic/shifted.jsonl
+# =====================================================================================
+# `unshifted` is what the shop's customers write every day: the training mix of scenarios,
+# priorities, out-of-scope messages and personal data, in new tickets (none repeats a training
+# ticket). `shifted` is the week Lumora started selling personal electric vehicles and moved
+# refunds to "store credit": 40% of tickets are about a product line the model never saw (the
+# right answer names no catalog product), 20% ask about refunds in words the training data never
+# uses (credit notes, reimbursement, the money back on my statement), the rest as before. Each
+# line is a ticket as a client sends it ({"subject", "body"}) plus its answer under the labelling
+# rules ("output") and what is new about it ("shift": null, "new_product_line",
+# "refund_rephrased"), so a review workflow can use the answers as a reviewer's.
+
+TRAFFIC_SEED = SEED + 1
+TRAFFIC_OUT = Path(__file__).resolve().parent / "traffic"
+N_TRAFFIC = 400  # tickets per stream
+SHIFT_SHARES = {"new_product_line": 0.4, "refund_rephrased": 0.2}
+
+NEW_LINE = (
+    Product(
+        "Lumora Stride E-Scooter",
+        "scooter",
+        (
+            "Stride E-Scooter",
+            "stride scooter",
+            "Stride",
+            "e-scooter",
+            "Lumora scooter",
+            "Stride S1",
+            "electric scooter",
+        ),
+    ),
+    Product(
+        "Lumora Trail E-Bike",
+        "ebike",
+        ("Trail E-Bike", "trail ebike", "Trail bike", "e-bike", "Lumora e-bike", "electric bike", "Trail 500"),
+    ),
+)
+VEHICLES = ("scooter", "ebike")
+NEW_LINE_SCENARIOS = (
+    Scenario(
+        "vehicle.range",
+        "technical",
+        "normal",
+        0.3,
+        0.95,
+        VEHICLES,
+        ("Range much lower than advertised", "Battery range", "{product} range", "Doesn't go far on a charge"),
+        (
+            "My {product} only does about {days} km on a full charge instead of the 40 km in the ad.",
+            "The battery of the {product} drops from full to half after one short ride uphill.",
+            "Since the last firmware update my {product} loses range much faster than before.",
+            "The range display on my {product} jumps around and then it cuts out with two bars left.",
+        ),
+        (
+            "I ride in eco mode and keep the tyres pumped.",
+            "I weigh about 80 kg, if that matters for the motor.",
+            "I charge it overnight with the original charger.",
+            "It's my daily commute, about twelve km each way.",
+        ),
+    ),
+    Scenario(
+        "vehicle.brakes",
+        "technical",
+        "urgent",
+        0.3,
+        0.95,
+        VEHICLES,
+        ("Brakes failing", "Brake problem - dangerous", "{product} brakes", "Rear brake not working"),
+        (
+            "The rear brake on my {product} barely stops it any more, I nearly ran into a car this morning.",
+            "The electronic brake of the {product} stopped responding while I was going downhill.",
+            "When I pull the brake lever on my {product} the motor keeps pushing for a second.",
+            "The brake disc on my {product} is grinding and the lever goes all the way to the handlebar.",
+        ),
+        ("I am not riding it until this is fixed.", "My kid was on it when it happened.", "It's only three weeks old."),
+    ),
+    Scenario(
+        "vehicle.folding",
+        "returns",
+        "normal",
+        0.8,
+        0.95,
+        VEHICLES,
+        ("Want to send the {product} back", "Return my {product}", "Folding latch broken", "Return request"),
+        (
+            "The folding latch of my {product} from {order} snapped on the second day, I'd like to send it back.",
+            "The {product} is too heavy to carry up to my flat, can I return it? It's {order}.",
+            "My {product} arrived with a bent handlebar stem and I want a replacement.",
+            "I'd like to return the {product}: the saddle can't go low enough for me.",
+        ),
+        ("It's still in the original box.", "I have the receipt.", "It has under five km on it."),
+    ),
+    Scenario(
+        "vehicle.delivery",
+        "shipping",
+        "normal",
+        0.85,
+        0.8,
+        VEHICLES,
+        ("Where is my {product}?", "{product} delivery", "Freight delivery not booked", "Pallet delivery"),
+        (
+            "My {product} from {order} was supposed to come by freight {when} but nobody called to book a slot.",
+            "The courier left the {product} box on the street and the charger is missing from it.",
+            "Tracking for {order} says the {product} is at the depot in {city} for {days} days now.",
+            "The {product} came without the key for the battery lock.",
+        ),
+        ("The tracking number is {tracking}.", "I was home all day.", "It's a big box, I can't miss it."),
+    ),
+    Scenario(
+        "vehicle.app",
+        "account",
+        "normal",
+        0.0,
+        0.9,
+        VEHICLES,
+        ("Can't pair the ride app", "Ride app login", "{product} app", "Unlock code"),
+        (
+            "The ride app won't let me register my {product}: it says the frame number is already taken.",
+            "I can't unlock my {product} since I changed my account email in the ride app.",
+            "My ride history from the {product} disappeared after I logged in on a new phone.",
+            "The app asks for a licence check before I can use the {product}, where do I upload it?",
+        ),
+        ("I reinstalled the app twice.", "My partner's account works fine.", "It's on the latest version."),
+    ),
+)
+REFUND_REPHRASED = Scenario(
+    "billing.refund_rephrased",
+    "billing",
+    "normal",
+    0.9,
+    0.7,
+    ANY,
+    (
+        "Reimbursement outstanding",
+        "Store credit instead of money?",
+        "Credit note never arrived",
+        "Money back for {order_no}",
+        "Reversal not on my statement",
+    ),
+    (
+        "You promised a reimbursement of {amount} for {order}, but it still isn't on my statement.",
+        "Instead of paying me back you issued store credit for the {product}; I want the amount reversed to my card.",
+        "The credit note for {order} was never applied, so I am still out of pocket by {amount}.",
+        "Your agent said the payment would be reversed within {days} days and nothing has been credited.",
+        "I returned the {product} and was told I'd be reimbursed, but the balance hasn't moved.",
+    ),
+    (
+        "I don't want vouchers, I want my money.",
+        "The reversal reference you gave me doesn't exist at my bank.",
+        "My statement shows the original debit and nothing else.",
+    ),
+    ("Please transfer it back.", "When will it be credited?", "Can you chase the reversal?"),
+)
+
+
+def write_traffic(writer: Writer, customers: list[Customer], weights: list[float]) -> None:
+    """Two streams of new tickets, both answered by the labelling rules (see the section above)."""
+    rng = random.Random(TRAFFIC_SEED)
+    writer.rng = rng  # its memory of earlier tickets stays: no traffic ticket repeats a training one
+    for product in NEW_LINE:
+        PRODUCTS_BY_KIND.setdefault(product.kind, []).append(product)  # ANY was fixed before: old scenarios skip them
+    mix = [job for count, recipe in PLAN.values() for job in allocate(rng, count, recipe)]
+    oos_share = N_OUT_OF_SCOPE / (len(mix) + N_OUT_OF_SCOPE)
+    pii_share = N_PII_BASE / (len(mix) + N_OUT_OF_SCOPE)
+
+    def ordinary() -> dict:
+        customer = rng.choices(customers, weights)[0]
+        if rng.random() < oos_share:
+            if not writer.oos_pool:  # spam comes back: the same messages again, with other greetings
+                writer.oos_pool = list(OUT_OF_SCOPE)
+                rng.shuffle(writer.oos_pool)
+            row = writer.out_of_scope(customer, pii=rng.random() < pii_share)
+        else:
+            key, modifier = rng.choice(mix)
+            row = writer.ticket(SCENARIO[key], modifier, customer, pii=rng.random() < pii_share)
+        return {**row, "_shift": None}
+
+    def shifted() -> dict:
+        customer = rng.choices(customers, weights)[0]
+        roll = rng.random()
+        if roll < SHIFT_SHARES["new_product_line"]:
+            row = writer.ticket(rng.choice(NEW_LINE_SCENARIOS), None, customer, pii=rng.random() < pii_share)
+            row["output"]["product"] = None  # not a catalog product: the rules answer null
+            return {**row, "_shift": "new_product_line"}
+        if roll < SHIFT_SHARES["new_product_line"] + SHIFT_SHARES["refund_rephrased"]:
+            return {
+                **writer.ticket(REFUND_REPHRASED, None, customer, pii=rng.random() < pii_share),
+                "_shift": "refund_rephrased",
+            }
+        return ordinary()
+
+    TRAFFIC_OUT.mkdir(exist_ok=True)
+    for name, make in (("unshifted", ordinary), ("shifted", shifted)):
+        rows = [make() for _ in range(N_TRAFFIC)]
+        text = "".join(
+            json.dumps(
+                {"subject": r["subject"], "body": r["body"], "output": r["output"], "shift": r["_shift"]},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for r in rows
+        )
+        (TRAFFIC_OUT / f"{name}.jsonl").write_text(text, encoding="utf-8")
+        shifts = Counter(r["_shift"] or "as before" for r in rows)
+        print(f"traffic/{name}.jsonl: {len(rows)} tickets ({', '.join(f'{k} {v}' for k, v in sorted(shifts.items()))})")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Okabe-Ito colours: told apart by colour-blind readers and in greyscale print.
@@ -25,6 +25,9 @@ COLOURS = {
     "gold": "#009E73",
     "kept": "#0072B2",
     "rejected": "#D55E00",
+    # training rows by origin (the data card's synthetic section)
+    "real": "#0072B2",
+    "synthetic": "#E69F00",
     # eval report sides
     "base": "#999999",
     "adapter": "#0072B2",
@@ -34,6 +37,7 @@ COLOURS = {
     "served": "#CC79A7",
 }
 NEUTRAL = "#56B4E9"  # any series without a colour of its own
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")  # for series in order
 
 
 # ----------------------------------------------------------------------------- charts (inline SVG)
@@ -126,11 +130,15 @@ def line_chart(
     *,
     marks: Sequence[tuple[float, str]] = (),
     x_label: str = "",
+    colours: Mapping[str, str] | None = None,
+    y_range: tuple[float | None, float | None] = (None, None),
 ) -> str:
     """Lines over a shared numeric x axis, one per (series, points), with a key; `marks` are labelled rules.
 
-    Points whose y is not finite are left out. Colours and strokes are attributes as well as
-    classes, so the SVG also reads right as a file of its own, outside a page with `CHART_CSS`.
+    `colours` names a colour per series where COLOURS has none (e.g. one per release); `y_range`
+    fixes either end of the y axis (0 and 1 for a rate). Points whose y is not finite are left out.
+    Colours and strokes are attributes as well as classes, so the SVG also reads right as a file of
+    its own, outside a page with `CHART_CSS`.
     """
     width, height, left, right, top, bottom = 760, 300, 56, 16, 26, 40
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -139,6 +147,10 @@ def line_chart(
     ys = [y for _, pts in clean for _, y in pts]
     x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
     y_lo, y_hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    fixed_lo, fixed_hi = y_range
+    if fixed_lo is not None or fixed_hi is not None:
+        y_lo = min(y_lo, fixed_lo) if fixed_lo is not None else y_lo
+        y_hi = max(y_hi, fixed_hi) if fixed_hi is not None else y_hi
     x_hi, y_hi = max(x_hi, x_lo + 1e-9), max(y_hi, y_lo + 1e-9)
     pad = (y_hi - y_lo) * 0.05
     y_lo, y_hi = y_lo - pad, y_hi + pad
@@ -182,7 +194,7 @@ def line_chart(
         )
     key_x = float(width - right)
     for s, pts in reversed(clean):
-        colour = COLOURS.get(s, NEUTRAL)
+        colour = (colours or {}).get(s) or COLOURS.get(s, NEUTRAL)
         key_x -= 14 + 7 * len(s)
         parts.append(
             f'<line x1="{key_x:.1f}" x2="{key_x + 12:.1f}" y1="{top - 14}" y2="{top - 14}" stroke="{colour}" '

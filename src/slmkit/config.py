@@ -590,6 +590,12 @@ class JudgeConfig(_Section):
         "slmkit never picks a cloud endpoint for you.",
     )
     model: str = Field("judge", description="Model name sent to the judge endpoint.")
+    allow_plain_http: bool = Field(
+        False,
+        description="Allow an http:// (unencrypted) endpoint on another machine. Off: only https://, or http:// "
+        "to this machine (127.0.0.1, localhost), since the key, the gold answers and the model's answers would "
+        "cross the network in clear.",
+    )
     api_key_env: str | None = Field(
         None,
         description="NAME of the environment variable holding the judge's API key (never the key itself). "
@@ -745,36 +751,94 @@ class ReleaseConfig(_Section):
 
 # --- monitor ----------------------------------------------------------------------------
 
-# Metrics the request log yields per window; alert rules may name them.
+# Metrics the request log yields per release and window; alert rules may name them, and
+# `label_share.<label>` for each label of the label field (the share of answers with it).
 MONITOR_METRICS = (
+    "requests",
+    "requests_per_minute",
     "schema_valid_rate",
     "guard_replaced_rate",
     "refusal_rate",
     "escalation_rate",
     "error_rate",
+    "null_field_rate",
+    "flagged_rate",
+    "confidence_p10",
+    "confidence_p50",
     "latency_p50_ms",
     "latency_p95_ms",
     "latency_p99_ms",
-    "requests_per_minute",
+    "ttft_p95_ms",
+    "inter_token_p95_ms",
+    "label_drift",
+    "label_drift_p",
+    "label_drift_effect",
+    "confidence_drift",
+    "confidence_drift_p",
+    "confidence_drift_effect",
+    "input_drift",
+    "input_drift_p",
+    "input_drift_effect",
+    "drift",
+)
+# Metrics that are shares or probabilities: a threshold outside [0, 1] can never be crossed.
+UNIT_METRICS = tuple(
+    m for m in MONITOR_METRICS if m.endswith(("_rate", "_p")) or m.startswith("confidence_p") or m.endswith("drift")
 )
 _WINDOW_RE = re.compile(r"^[1-9][0-9]*[smhd]$")
+_DURATION_RE = re.compile(r"^[0-9]+[smhd]$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def is_duration(text: str) -> bool:
+    """A number and a unit: 0s, 90s, 15m, 1h, 2d."""
+    return bool(_DURATION_RE.match(text))
+
+
+def duration_seconds(text: str) -> float:
+    """'90s', '15m', '1h', '2d' -> seconds (validated spans only)."""
+    return float(int(text[:-1]) * _SECONDS[text[-1]])
+
+
+def is_monitor_metric(metric: str) -> bool:
+    return metric in MONITOR_METRICS or (metric.startswith("label_share.") and len(metric) > len("label_share."))
 
 
 class AlertRule(_Section):
-    metric: str = Field(description=f"What to watch: one of {', '.join(MONITOR_METRICS)}.")
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    metric: str = Field(
+        description=f"What to watch: one of {', '.join(MONITOR_METRICS)}, or label_share.<label>. "
+        "label_drift / confidence_drift / input_drift (and drift, any of them) are 1 when the test "
+        "calls drift (corrected p-value under monitor.drift.alpha, effect over its floor), else 0."
+    )
     op: Literal[">", ">=", "<", "<="] = Field(description="Alert when `metric op threshold` holds.")
-    threshold: float = Field(description="The limit; rates are shares between 0 and 1.")
+    threshold: float = Field(description="The limit; rates, shares and p-values are between 0 and 1.")
     window: str = Field("5m", description="Span the metric is computed over: a number and s, m, h or d (e.g. 15m).")
     name: str | None = Field(None, description="A name for the alert in notifications (default: the rule's text).")
+    for_: str = Field(
+        "0s",
+        alias="for",
+        description="How long the condition must hold before the alert fires (pending until then), e.g. 5m.",
+    )
+    min_requests: int = Field(
+        20,
+        ge=1,
+        description="Requests the window needs before the rule is judged at all: an empty window never alerts.",
+    )
+    cooldown: str = Field(
+        "15m", description="After an alert resolves, how long before the same rule may fire again for that release."
+    )
 
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        if metric not in MONITOR_METRICS:
-            guess = difflib.get_close_matches(metric, MONITOR_METRICS, n=1)
+        if not is_monitor_metric(metric):
+            known = [*MONITOR_METRICS, "label_share.<label>"]
+            guess = difflib.get_close_matches(metric, known, n=1)
             raise ValueError(
                 f"unknown metric '{metric}'; "
-                + (f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(MONITOR_METRICS)}")
+                + (f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(known)}")
             )
         return metric
 
@@ -782,9 +846,9 @@ class AlertRule(_Section):
     @classmethod
     def _threshold_in_range(cls, threshold: float, info: ValidationInfo) -> float:
         metric = info.data.get("metric", "")  # absent when the metric itself was refused
-        if metric.endswith("_rate") and not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"{metric} is a share: use 0 to 1")
-        if threshold < 0:
+        if (metric in UNIT_METRICS or metric.startswith("label_share.")) and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"{metric} is a share or a probability: use 0 to 1")
+        if threshold < 0 and not metric.endswith("_effect"):
             raise ValueError(f"{metric or 'the metric'} cannot be negative")
         return threshold
 
@@ -795,17 +859,121 @@ class AlertRule(_Section):
             raise ValueError("write a number and a unit, e.g. 30s, 5m, 1h or 1d")
         return window
 
+    @field_validator("for_", "cooldown")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _DURATION_RE.match(value):
+            raise ValueError("write a number and a unit, e.g. 0s, 5m or 1h")
+        return value
+
     @property
     def text(self) -> str:
-        return self.name or f"{self.metric} {self.op} {self.threshold:g} over {self.window}"
+        return self.name or self.condition
+
+    @property
+    def condition(self) -> str:
+        return f"{self.metric} {self.op} {self.threshold:g} over {self.window}"
+
+    @property
+    def window_s(self) -> float:
+        return duration_seconds(self.window)
+
+    @property
+    def for_s(self) -> float:
+        return duration_seconds(self.for_)
+
+    @property
+    def cooldown_s(self) -> float:
+        return duration_seconds(self.cooldown)
+
+
+class CaptureConfig(_Section):
+    share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of answered requests whose input and answer are kept for review (0: none, the default). "
+        "They pass the data stage's PII redactor before they are written.",
+    )
+    retention_days: float = Field(
+        30.0, gt=0, description="Captured requests older than this are deleted (by the server, hourly)."
+    )
+
+
+class DriftConfig(_Section):
+    alpha: float = Field(
+        0.01,
+        gt=0.0,
+        lt=1.0,
+        description="Family-wise error rate of one window's drift tests (label, confidence, input), Holm-corrected.",
+    )
+    min_requests: int = Field(
+        100, ge=10, description="Answers a window needs before a drift test is run (fewer: no verdict, never drift)."
+    )
+    min_label_shift: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Effect floor of label drift: total variation distance between the label mixes (the share "
+        "of answers that would have to change label).",
+    )
+    min_confidence_shift: float = Field(
+        0.1, ge=0.0, le=1.0, description="Effect floor of confidence drift: the KS distance D between the two CDFs."
+    )
+    min_input_mmd2: float = Field(
+        0.001,
+        ge=0.0,
+        description="Effect floor of input drift: MMD^2 between the input embeddings (RBF kernel). On SNIPS, "
+        "traffic with 20% of requests from intents never trained on measures about 0.002, 10% about 0.0003.",
+    )
+    reference_size: int = Field(
+        500, ge=30, description="Training inputs embedded as the input drift reference (a seeded sample)."
+    )
+    max_window: int = Field(
+        1000,
+        ge=30,
+        description="Most recent answers of a window compared by the input drift test (older ones are left out).",
+    )
+    permutations: int = Field(1000, ge=100, description="Permutations behind the input drift test's p-value.")
+
+
+class WebhookConfig(_Section):
+    url: str = Field(description="Where firing and resolved alerts are POSTed as JSON (only this URL is called).")
+    timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for the webhook to answer.")
+    token_env: str | None = Field(
+        None, description="Environment variable holding a token sent as 'Authorization: Bearer'; never in the YAML."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", url):
+            raise ValueError("write an http:// or https:// URL")
+        return url
 
 
 class MonitorConfig(_Section):
     alerts: list[AlertRule] = Field(
         default_factory=list,
-        description="Alert rules on production traffic, e.g. {metric: schema_valid_rate, op: '<', "
-        "threshold: 0.95, window: 15m}. The production checklist needs at least one.",
+        description="Alert rules on production traffic, per release, e.g. {metric: schema_valid_rate, op: '<', "
+        "threshold: 0.95, window: 15m}. The production checklist needs at least one that evaluates.",
     )
+    embeddings: bool = Field(
+        True,
+        description="Store an int8 all-MiniLM-L6-v2 embedding of each PII-redacted input for input drift (384 "
+        "bytes a request). An embedding is not the text but is derived from it: see docs/monitoring.md.",
+    )
+    embedding_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="Embeddings older than this are erased from the request log (the rest of the row stays).",
+    )
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    evaluate_every_s: float = Field(
+        60.0, ge=0, description="How often `slmkit serve` evaluates the alert rules (0: only `slmkit monitor alerts`)."
+    )
+    webhook: WebhookConfig | None = Field(None, description="Optional: POST alert state changes to this URL.")
 
 
 class ExportConfig(_Section):
@@ -880,6 +1048,12 @@ class ServeConfig(_Section):
     )
     timeout_s: float = Field(120.0, gt=0, description="Longest a request may wait for its answer (then 504).")
     max_request_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused (413).")
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send its request body (then 408). The body is read before "
+        "the request counts against max_concurrent, so slow uploads never hold a slot.",
+    )
     max_messages: int = Field(32, gt=0, description="Most messages one request may carry (more: 400).")
     max_concurrent: int = Field(
         32,
@@ -902,6 +1076,131 @@ class ServeConfig(_Section):
     )
 
 
+# --- synthetic data and the advisor -----------------------------------------------------
+
+SynthKind = Literal["paraphrase", "same_label", "near_miss", "out_of_scope", "document"]
+
+DEFAULT_SYNTH_RUBRIC = (
+    "Score whether this is a correct, realistic training example for the task on a 1-5 scale.\n"
+    "Criteria: the request reads like one a real user would send; the answer is right for it under the task's "
+    "instructions; nothing in the answer is invented beyond the request (or the passage, when one is shown).\n"
+    "5 = a correct, natural example; 4 = correct with small flaws; 3 = doubtful; 2 = mostly wrong; 1 = wrong or "
+    "nonsense."
+)
+
+
+class TeacherConfig(_Section):
+    endpoint: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible server whose model writes synthetic rows, e.g. "
+        "http://127.0.0.1:8001/v1 (vLLM, llama.cpp, Ollama, a hosted model, or `slmkit serve`). Unset: "
+        "`slmkit synth` does not run; slmkit never picks a cloud endpoint for you.",
+    )
+    model: str = Field("teacher", description="Model name sent to the teacher endpoint.")
+    api_key_env: str | None = Field(
+        None,
+        description="NAME of the environment variable holding the teacher's API key (never the key itself).",
+    )
+    temperature: float = Field(
+        0.8, ge=0.0, le=2.0, description="Sampling temperature: above 0, each request's seed makes its sample."
+    )
+    max_tokens: int = Field(192, gt=0, description="Longest reply per teacher call, in the teacher's tokens.")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds one call may take before it is retried.")
+    max_retries: int = Field(2, ge=0, description="Retries of a call that failed in transport (never of a bad reply).")
+    concurrency: int = Field(2, gt=0, le=64, description="Teacher calls in flight at once.")
+    allow_plain_http: bool = Field(
+        False,
+        description="Allow an http:// (not https) teacher or synth judge on another machine: its key, the seeds "
+        "and the documents would cross the network unencrypted.",
+    )
+    structured: bool = Field(
+        True,
+        description="Ask for the reply's JSON shape with response_format (json_schema); a server that refuses "
+        "it is asked again without, and its reply read tolerantly.",
+    )
+
+
+class SynthJudgeConfig(_Section):
+    enabled: bool = Field(False, description="Score every synthetic row with a judge model; keep it only at threshold.")
+    endpoint: str | None = Field(None, description="OpenAI-compatible base URL of the judge (default: the teacher's).")
+    model: str | None = Field(None, description="Model name sent to the judge (default: the teacher's).")
+    rubric: str = Field(DEFAULT_SYNTH_RUBRIC, description="What the judge scores, and what each point means.")
+    scale: tuple[int, int] = Field((1, 5), description="Lowest and highest score the rubric allows.")
+    threshold: int = Field(4, description="Lowest score a row may have and still train.")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_ordered(cls, scale: tuple[int, int]) -> tuple[int, int]:
+        if scale[0] >= scale[1]:
+            raise ValueError(f"needs lowest < highest (got {list(scale)})")
+        return scale
+
+
+class SynthConfig(_Section):
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="The model that writes the rows.")
+    kinds: list[SynthKind] = Field(
+        default_factory=lambda: list[SynthKind](["paraphrase"]),
+        description="What to write: paraphrase (a seed in other words, same answer), same_label (another request "
+        "with the seed's answer), near_miss (a seed's answer, worded like a seed of another label), out_of_scope "
+        "(requests the refusal rule answers), document (a request and its answer drawn from a corpus chunk).",
+        min_length=1,
+    )
+    per_seed: int = Field(2, ge=0, description="Teacher requests per seed row and kind (the seeds: the train split).")
+    per_label: int | None = Field(
+        None,
+        gt=0,
+        description="Top each label up to this many training rows, real + synthetic, rarest labels first (each "
+        "seed still asks at most per_seed per kind). Unset: every seed asks per_seed per kind.",
+    )
+    per_document: int = Field(2, ge=0, description="Grounded requests per document (kind document), over its chunks.")
+    out_of_scope: int = Field(10, ge=0, description="Out-of-scope requests to write (kind out_of_scope).")
+    max_calls: int = Field(
+        1000, gt=0, description="New teacher and judge calls one run may make; calls in the journal are free."
+    )
+    min_real_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Floor for the share of real rows in training: synthetic rows past it are dropped, "
+        "the most common labels' first.",
+    )
+    semantic: bool = Field(
+        True,
+        description="Also compare synthetic rows with the data and the gold set by meaning (MiniLM, at "
+        "data.dedup.semantic.threshold), whatever data.dedup.semantic.enabled says.",
+    )
+    judge: SynthJudgeConfig = Field(default_factory=SynthJudgeConfig, description="Optional judge score.")
+    seed: int = Field(13, description="Seed for the teacher's samples and the choice of partners and examples.")
+
+
+class AdviseConfig(_Section):
+    bounded: bool | None = Field(
+        None, description="Is the task bounded: a fixed label set or output format, not open-ended writing?"
+    )
+    repetitive: bool | None = Field(None, description="Does the same kind of request arrive again and again?")
+    measurable: bool | None = Field(
+        None, description="Can a right answer be checked against a gold set (labels, fields, exact values)?"
+    )
+    format_sensitive: bool | None = Field(
+        None,
+        description="Does it depend on an exact format, tone or routing decision that prompting keeps getting wrong?",
+    )
+    changing_facts: bool | None = Field(
+        None, description="Do answers depend on facts that change faster than you would retrain (prices, policies)?"
+    )
+    citations: bool | None = Field(None, description="Must answers cite the document they come from?")
+    access_groups: bool | None = Field(
+        None, description="May different user groups see different documents (per-group access)?"
+    )
+    latency_ms: int | None = Field(None, gt=0, description="Latency budget per answer in milliseconds.")
+    target: float = Field(
+        0.9,
+        gt=0.0,
+        le=1.0,
+        description="The gold-set score the task needs: a base model already at it needs no fine-tuning.",
+    )
+
+
 # --- the project ------------------------------------------------------------------------
 
 
@@ -917,6 +1216,10 @@ class ProjectConfig(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    synth: SynthConfig = Field(default_factory=SynthConfig, description="Synthetic rows from a teacher model.")
+    advise: AdviseConfig = Field(
+        default_factory=AdviseConfig, description="Answers to `slmkit advise`'s questions (fine-tune, retrieve?)."
+    )
 
     # Set by load_config: the directory holding slmkit.yaml; relative paths resolve against it.
     _root: Path = PrivateAttr(default_factory=Path.cwd)
@@ -973,7 +1276,19 @@ def load_config(path: str | Path = CONFIG_FILE, *, check_files: bool = True) -> 
             [f"no {CONFIG_FILE} here; run `slmkit init --template classification DIR` or pass --project"],
             path=str(path),
         )
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            [
+                f"line {line}, column {column}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                "save the file as UTF-8 (most editors: 'Save with encoding')"
+            ],
+            path=str(path),
+        ) from None
     try:
         raw = yaml.safe_load(text)
         root_node = yaml.compose(text)
@@ -1159,6 +1474,8 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
                     add(("task", "escalation", "when_output", field), "is not a property of the output schema")
         _check_gates(config, properties, add)
         _check_judge(config, properties, add)
+        _check_alerts(config, properties, add)
+        _check_synth(config, properties, add)
         for name in config.eval.normalize:
             if name not in properties:
                 guess = difflib.get_close_matches(name, list(properties), n=1)
@@ -1199,7 +1516,58 @@ def _semantic_problems(config: ProjectConfig, node: yaml.Node | None, check_file
     for i, source in enumerate(config.data.sources if check_files else []):
         if not config.resolve_path(source.path).exists():
             add(("data", "sources", i, "path"), f"file not found: {config.resolve_path(source.path)}")
+    if check_files:
+        problem = local_base_model_problem(config.base_model, config.root)
+        if problem:
+            add(("base_model",), problem)
     return problems
+
+
+BASE_MODEL_FIX = (
+    "point it at a transformers model directory (config.json + weights) or a .gguf file (a relative path is "
+    "read from the folder holding slmkit.yaml), or name a built-in model or a hub id "
+    "(org/name)"
+)
+
+
+def is_local_model_path(spec: str, root: Path | None) -> bool:
+    """Whether `base_model` names a place on disk rather than a built-in alias or a hub id (org/name).
+
+    A hub id has exactly one slash and no path syntax; `models/my-model` is still read as a path when
+    a folder `models` exists beside slmkit.yaml, since that is what its author meant.
+    """
+    if spec.startswith((".", "/", "~")) or "\\" in spec or spec.endswith((".gguf", "/")) or spec.count("/") > 1:
+        return True
+    path = Path(spec).expanduser()
+    if root is not None and not path.is_absolute():
+        path = root / path
+    if path.exists():
+        return True
+    return spec.count("/") == 1 and (path.parent.is_dir())
+
+
+def local_base_model_problem(spec: str, root: Path | None) -> str | None:
+    """What is wrong with a `base_model` that names a path (None when it is fine, or is no path)."""
+    if not is_local_model_path(spec, root):
+        return None
+    path = Path(spec).expanduser()
+    if root is not None and not path.is_absolute():
+        path = root / path
+    if not path.exists():
+        return f"no such model directory or file: {path}; {BASE_MODEL_FIX}"
+    if path.is_dir() and not (path / "config.json").exists():
+        return f"{path} has no config.json, so it is not a transformers model directory; {BASE_MODEL_FIX}"
+    if path.is_file() and path.suffix != ".gguf":
+        return f"{path} is a file but not a .gguf model; {BASE_MODEL_FIX}"
+    return None
+
+
+def setting_line(config_file: Path, loc: tuple[Any, ...]) -> int | None:
+    """The line of a setting in slmkit.yaml (for errors found after loading, e.g. by `slmkit validate`)."""
+    try:
+        return _line_of(yaml.compose(Path(config_file).read_text(encoding="utf-8")), loc)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
 
 
 def _check_retrieval(task: TaskConfig, properties: dict[str, Any], add: Any) -> None:
@@ -1255,6 +1623,28 @@ def _check_gates(config: ProjectConfig, properties: dict[str, Any], add: Any) ->
             add(("eval", "gates", i), f"'{metric}' needs task.refusal")
 
 
+def _check_alerts(config: ProjectConfig, properties: dict[str, Any], add: Any) -> None:
+    """Rules that could never be judged on this task: label metrics without a label field, an unknown
+    label, input drift with embeddings off."""
+    label_field = config.task.label_field
+    labels = [str(v) for v in properties.get(label_field, {}).get("enum", []) if v is not None] if label_field else []
+    for i, rule in enumerate(config.monitor.alerts):
+        where = ("monitor", "alerts", i, "metric")
+        if rule.metric.startswith("label") and label_field is None:
+            add(where, f"{rule.metric} needs task.label_field (the answers carry no label)")
+        elif rule.metric.startswith("label_share."):
+            label = rule.metric.removeprefix("label_share.")
+            if label not in labels:
+                guess = difflib.get_close_matches(label, labels, n=1)
+                add(
+                    where,
+                    f"'{label}' is not a label of {label_field}; "
+                    + (f"did you mean 'label_share.{guess[0]}'?" if guess else f"labels: {', '.join(labels)}"),
+                )
+        if rule.metric.startswith("input_drift") and not config.monitor.embeddings:
+            add(where, f"{rule.metric} needs monitor.embeddings: true (input drift compares input embeddings)")
+
+
 def _check_judge(config: ProjectConfig, properties: dict[str, Any], add: Any) -> None:
     judge = config.eval.judge
     judged = [i for i, g in enumerate(config.eval.gates) if parse_gate(g).metric == "judge_score"]
@@ -1278,6 +1668,72 @@ def _check_judge(config: ProjectConfig, properties: dict[str, Any], add: Any) ->
             ("eval", "judge", "endpoint"),
             f"must be an http(s) base URL such as http://127.0.0.1:8000/v1 (got {judge.endpoint!r})",
         )
+    elif plain_http_off_host(judge.endpoint) and not judge.allow_plain_http:
+        add(
+            ("eval", "judge", "endpoint"),
+            f"{judge.endpoint} is plain http to another machine: its key and every judged answer would cross the "
+            "network unencrypted; use https://, or set eval.judge.allow_plain_http: true if that network is trusted",
+        )
+
+
+def plain_http_off_host(url: str) -> bool:
+    """Whether `url` is http:// (not https) to a host other than this machine's loopback."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not is_loopback_host(parts.hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.1, ::1, localhost: this machine only. A host name may resolve anywhere, so it is not."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_synth(config: ProjectConfig, properties: dict[str, Any], add: Any) -> None:
+    synth, task = config.synth, config.task
+    for i, kind in enumerate(synth.kinds):
+        where = ("synth", "kinds", i)
+        if kind == "out_of_scope" and task.refusal is None:
+            add(where, "out_of_scope rows are answered by the refusal rule: set task.refusal, or drop the kind")
+        if kind == "near_miss" and task.label_field is None:
+            add(where, "near_miss borrows the wording of another label's seed: it needs task.label_field")
+        if kind == "document":
+            if not config.data.documents.paths:
+                add(where, "document rows are drawn from the corpus: list files in data.documents.paths")
+            free = [
+                name
+                for name, spec in properties.items()
+                if isinstance(spec, dict) and not {"enum", "const"} & set(spec)
+            ]
+            if not free:
+                add(
+                    where,
+                    "a document row's answer must be found in its passage, but every output field is a label "
+                    "(enum or const); drop the kind",
+                )
+    for loc, url in (
+        (("synth", "teacher", "endpoint"), synth.teacher.endpoint),
+        (("synth", "judge", "endpoint"), synth.judge.endpoint),
+    ):
+        if url is not None and not url.startswith(("http://", "https://")):
+            add(loc, f"must be an http(s) base URL such as http://127.0.0.1:8001/v1 (got {url!r})")
+        elif url is not None and plain_http_off_host(url) and not synth.teacher.allow_plain_http:
+            add(
+                loc,
+                f"{url} is plain http to another machine: its key, the seeds and the documents would cross the "
+                "network unencrypted; use https://, or set synth.teacher.allow_plain_http: true if that network "
+                "is trusted",
+            )
+    low, high = synth.judge.scale
+    if not low <= synth.judge.threshold <= high:
+        add(("synth", "judge", "threshold"), f"must be on the scale {low}-{high} (got {synth.judge.threshold})")
 
 
 def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:
@@ -1295,6 +1751,18 @@ def _check_schema(config: ProjectConfig, add: Any) -> dict[str, Any] | None:
         return None
     except json.JSONDecodeError as exc:
         add(("task", "output_schema_file"), f"not valid JSON (line {exc.lineno}: {exc.msg})")
+        return None
+    except UnicodeDecodeError:
+        add(("task", "output_schema_file"), "not UTF-8 text; save the schema as UTF-8 JSON")
+        return None
+    except IsADirectoryError:
+        add(
+            ("task", "output_schema_file"),
+            f"{config.resolve_path(task.output_schema_file or '')} is a folder; name the JSON schema file in it",
+        )
+        return None
+    except OSError as exc:
+        add(("task", "output_schema_file"), f"cannot read {exc.filename}: {exc.strerror}")
         return None
     import jsonschema
 

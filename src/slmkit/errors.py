@@ -81,6 +81,12 @@ class LoadTestFailed(SlmkitError):
     exit_code = 10
 
 
+class AlertFiring(SlmkitError):
+    """`slmkit monitor alerts --exit-code`: an alert rule is firing (for cron jobs that mail on failure)."""
+
+    exit_code = 11
+
+
 class RegistryError(SlmkitError):
     """The registry refused an operation (unknown release, nothing to roll back to, ...)."""
 

@@ -81,6 +81,7 @@ def run_release(
     provenance go into the release record in the transaction that moves the alias.
     """
     from slmkit.eval.rehearse import rehearse_rollback
+    from slmkit.monitor.rules import check_rules
     from slmkit.provenance import release_provenance
     from slmkit.registry.publish import check_candidate
 
@@ -89,6 +90,14 @@ def run_release(
     candidate = check_candidate(config, registry, run_id)
     # Latency and review evidence attach to a release after it exists: `slmkit check` judges them.
     enforced = [k for k in config.release.blocking if k in KNOWN_AT_RELEASE] if alias == config.release.alias else []
+    alerts = check_rules(  # builds the input drift reference the first time, so a server finds it ready
+        config,
+        registry,
+        subject=candidate.subject,
+        recorded_config=candidate.run.config,
+        eval_report_digest=candidate.evaluation.digest,
+        dataset_version=candidate.run.dataset_version,
+    )
 
     def checklist(rehearsal: NewEvidence | None) -> Checklist:
         return evaluate_checklist(
@@ -99,7 +108,7 @@ def run_release(
             dataset_version=candidate.run.dataset_version,
             gold_hash=candidate.evaluation.gold_hash,
             evidence={"rehearsal": rehearsal},
-            alerts=[rule.text for rule in config.monitor.alerts],
+            alerts=alerts,
             blocking=enforced,
         )
 
@@ -203,6 +212,7 @@ def promote_alias(
     Refused (ReleaseBlocked) when a blocking item of that release's production checklist is not
     met, as `slmkit release` refuses a new one. Returns (from version or None, to version).
     """
+    from slmkit.monitor.rules import release_rule_checks
     from slmkit.registry.checklist import release_checklist
 
     alias = alias or config.release.alias
@@ -211,7 +221,10 @@ def promote_alias(
     try:
         target = registry.get_release(name, version)
         checklist = release_checklist(
-            registry, target, alerts=[rule.text for rule in config.monitor.alerts], blocking=config.release.blocking
+            registry,
+            target,
+            alerts=release_rule_checks(config, registry, target, quick=True),
+            blocking=config.release.blocking,
         )
         checklist.refuse_blockers(f"{target.ref} cannot move {name}@{alias}")
         before = registry.aliases(name).get(alias)

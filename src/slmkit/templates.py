@@ -14,6 +14,12 @@ from slmkit.errors import SlmkitError
 
 TEMPLATES = ("classification", "extraction")
 
+# Alert rules every starter project gets (monitor.alerts): answers that break the schema, inputs unlike training.
+_EVERY_TASK_RULES: list[dict[str, Any]] = [
+    {"name": "answers break the schema", "metric": "schema_valid_rate", "op": "<", "threshold": 0.95, "window": "15m"},
+    {"name": "input drift", "metric": "input_drift", "op": ">=", "threshold": 1, "window": "1h", "min_requests": 100},
+]
+
 _CLASSIFICATION: dict[str, Any] = {
     "base_model": "smollm2-135m-instruct",
     "task": {
@@ -39,6 +45,27 @@ _CLASSIFICATION: dict[str, Any] = {
     },
     "train": {"method": "lora", "epochs": 2},
     "eval": {"gates": ["schema_validity >= 0.95", "label_accuracy >= 0.8"]},
+    "monitor": {
+        "alerts": [
+            *_EVERY_TASK_RULES,
+            {
+                "name": "label mix drift",
+                "metric": "label_drift",
+                "op": ">=",
+                "threshold": 1,
+                "window": "1h",
+                "min_requests": 100,
+            },
+            {
+                "name": "many refusals",
+                "metric": "refusal_rate",
+                "op": ">",
+                "threshold": 0.3,
+                "window": "1h",
+                "min_requests": 50,
+            },
+        ]
+    },
 }
 
 _EXTRACTION: dict[str, Any] = {
@@ -71,6 +98,27 @@ _EXTRACTION: dict[str, Any] = {
     },
     "train": {"method": "lora", "epochs": 2},
     "eval": {"gates": ["schema_validity >= 0.95", "exact_match >= 0.7"]},
+    "monitor": {
+        "alerts": [
+            *_EVERY_TASK_RULES,
+            {
+                "name": "less sure of its answers",
+                "metric": "confidence_drift",
+                "op": ">=",
+                "threshold": 1,
+                "window": "1h",
+                "min_requests": 100,
+            },
+            {
+                "name": "fields left empty",
+                "metric": "null_field_rate",
+                "op": ">",
+                "threshold": 0.6,
+                "window": "1h",
+                "min_requests": 50,
+            },
+        ]
+    },
 }
 
 _SAMPLE_ROWS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
@@ -131,6 +179,39 @@ def render_config(values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_section(path: str, values: dict[str, Any], config_model: type[BaseModel] = ProjectConfig) -> list[str]:
+    """A section of slmkit.yaml at a dotted path (`train`, `task.retrieval`), commented like `render_config`."""
+    *parents, name = path.split(".")
+    lines: list[str] = []
+    model: type[BaseModel] | None = config_model
+    for depth, parent in enumerate(parents):
+        assert model is not None
+        lines.append(f"{' ' * 2 * depth}{parent}:")
+        model = _section_model(model.model_fields[parent].annotation)
+    assert model is not None
+    pad = " " * 2 * len(parents)
+    field = model.model_fields[name]
+    if field.description:
+        lines.append(f"{pad}# {field.description}")
+    nested = _section_model(field.annotation)
+    if nested is None:
+        return lines + [pad + line for line in _dump_key(name, values)]
+    lines.append(f"{pad}{name}:")
+    _render_model(nested, values, lines, indent=len(pad) + 2)
+    return lines
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings model of a field: `X` or `X | None`."""
+    import typing
+
+    for candidate in (annotation, *typing.get_args(annotation)):
+        nested = _nested_model(candidate)
+        if nested is not None:
+            return nested
+    return None
+
+
 def _render_model(model: type[BaseModel], values: dict[str, Any], lines: list[str], indent: int) -> None:
     pad = " " * indent
     for name, field in model.model_fields.items():
@@ -157,6 +238,10 @@ def _dump_key(name: str, value: Any) -> list[str]:
     if isinstance(value, dict):
         dumped = yaml.safe_dump({name: value}, sort_keys=False, default_flow_style=None, width=100)
         return dumped.rstrip().splitlines()
+    if value and isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        # A list of records (alert rules): one line each, keys in the order written.
+        items = [yaml.safe_dump(item, sort_keys=False, default_flow_style=True, width=10_000).strip() for item in value]
+        return [f"{name}:", *(f"  - {item}" for item in items)]
     inline = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     inline = inline.removesuffix("...").strip()
     return [f"{name}: {inline}"]

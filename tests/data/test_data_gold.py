@@ -148,9 +148,10 @@ def test_a_tampered_gold_file_is_refused(tmp_path):
     message = str(err.value)
     assert result.gold_hash[:12] in message
     assert "slmkit data build --new-gold" in message and "no longer comparable" in message
-    with pytest.raises(GoldSetChanged):
+    changed = rf"gold\.jsonl was changed after it was locked: .*the locked gold set's is {result.gold_hash[:12]}"
+    with pytest.raises(GoldSetChanged, match=changed):
         verify_gold_file(gold, result.gold_hash)
-    with pytest.raises(GoldSetChanged):
+    with pytest.raises(GoldSetChanged, match=changed):
         build(root)  # a rebuild will not copy an altered gold set either
     assert not build(root, new_gold=True).gold_reused
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from slmkit.config import load_config
 from slmkit.data import run_data_build
 from slmkit.eval.run import run_eval
 from slmkit.models import load_model, load_tokenizer, resolve_base_model
 from slmkit.train import run_train
 from tests.conftest import write_project
-from tests.eval.judge_stub import StubJudge
+from tests.eval.judge_stub import StubJudge, overlap_score
 
 
 def test_eval_reports_judge_scores_and_forgetting_next_to_task_metrics(tmp_path, tiny_model_dir):
@@ -27,7 +29,7 @@ def test_eval_reports_judge_scores_and_forgetting_next_to_task_metrics(tmp_path,
                 "eval.max_items": 6,
                 "eval.max_new_tokens": 16,
                 "eval.bootstrap_rounds": 200,
-                "eval.gates": ["schema_validity >= 0.0", "judge_score >= 1"],
+                "eval.gates": ["schema_validity >= 0.0", "judge_score >= 2"],
                 "eval.judge": {"endpoint": stub.url, "fields": ["product"], "max_items": 4},
             },
         )
@@ -44,8 +46,20 @@ def test_eval_reports_judge_scores_and_forgetting_next_to_task_metrics(tmp_path,
         assert len(judge["items"][side]) == 4 and all(v["reason"] for v in judge["items"][side])
         assert "exact_match" in report["metrics"][side]  # the task metrics stand next to the judge's
         assert report["metrics"][side]["judge_score"]["n"] == summary["n_scored"]
+    # The stub scores by rule: each judged side, in turn, gets exactly the scores the rule gives the
+    # prompts it received, and the gate compares the adapter's mean with its threshold.
+    sides = list(judge["items"])
+    assert "adapter" in sides and len(stub.requests) == 4 * len(sides)
+    rule = [_stub_score(r["body"]["messages"][-1]["content"]) for r in stub.requests]
+    means = {}
+    for k, side in enumerate(sides):
+        scores = rule[4 * k : 4 * k + 4]
+        assert sorted(v["score"] for v in judge["items"][side]) == sorted(scores)
+        means[side] = sum(scores) / 4
+        assert report["metrics"][side]["judge_score"]["value"] == pytest.approx(means[side])
     [gate] = [g for g in report["gates"] if g["metric"] == "judge_score"]
-    assert gate["passed"] == (report["metrics"]["adapter"]["judge_score"]["n"] > 0)
+    assert gate["observed"] == pytest.approx(means["adapter"]) and gate["threshold"] == 2
+    assert gate["passed"] is (means["adapter"] >= 2)
 
     forgetting = report["forgetting"]
     assert forgetting["prompts"] == 12 and forgetting["answer_tokens"] > 0 and forgetting["text_tokens"] > 500
@@ -78,3 +92,8 @@ def test_the_base_model_agrees_with_itself_on_the_general_prompts(tmp_path, tiny
     assert checked.drift["adapter"]["token_agreement"] == checked.drift["base"]["token_agreement"]
     assert checked.drift["adapter"]["nll"] == checked.drift["base"]["nll"]
     assert checked.perplexity["adapter"] == checked.perplexity["base"]
+
+
+def _stub_score(prompt: str) -> int:
+    reference = prompt.split("Reference answer:\n", 1)[1].split("\n\nCandidate answer:\n", 1)[0]
+    return overlap_score(reference, prompt.split("\n\nCandidate answer:\n", 1)[1])

@@ -153,3 +153,27 @@ def test_slmkit_serve_as_the_judge_endpoint_answers_unscorable_json(tmp_path, ti
     assert set(summary["unscorable"]) <= {"unparseable", "out_of_scale"}
     assert summary["mean_score"]["value"] is None or math.isnan(summary["mean_score"]["value"])
     assert all(v["reason"] for v in outcome.section["items"]["adapter"])
+
+
+def test_a_judge_over_plain_http_to_another_machine_is_refused_unless_allowed(tmp_path, tiny_model_dir):
+    def judge_at(endpoint: str, **extra) -> Path:
+        return write_project(
+            tmp_path / f"p{len(list(tmp_path.iterdir()))}",
+            tiny_model_dir,
+            rows=20,
+            overrides={
+                "eval.gates": ["schema_validity >= 0.5", "judge_score >= 3"],
+                "eval.judge": {"endpoint": endpoint, "fields": ["product"], **extra},
+            },
+        )
+
+    with pytest.raises(ConfigError, match=r"eval\.judge\.endpoint: http://judge\.internal:8000/v1 is plain http"):
+        load_config(judge_at("http://judge.internal:8000/v1"))
+    with pytest.raises(ConfigError, match=r"10\.0\.0\.7.*set eval\.judge\.allow_plain_http: true"):
+        load_config(judge_at("http://10.0.0.7/v1"))
+    for fine in ("https://judge.internal/v1", "http://127.0.0.1:8000/v1", "http://localhost:8000/v1"):
+        assert load_config(judge_at(fine)).eval.judge.endpoint == fine
+    assert load_config(judge_at("http://judge.internal/v1", allow_plain_http=True)).eval.judge.allow_plain_http
+    # And at call time, for a config built in code without the file checks.
+    with pytest.raises(StageError, match=r"refusing to send the judge's key and answers in clear"):
+        _run(_judge("http://judge.internal:8000/v1"))

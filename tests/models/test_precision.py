@@ -18,10 +18,18 @@ def test_bf16_flags_are_recognised(tmp_path):
     assert not cpu_has_native_bf16(tmp_path / "missing")
 
 
-def test_explicit_precision_is_kept():
+def test_explicit_precision_is_kept_and_auto_follows_the_cpu(tmp_path, monkeypatch):
     assert resolve_precision("fp32") == "fp32"
     assert resolve_precision("bf16") == "bf16"
-    assert resolve_precision("auto") in ("fp32", "bf16")
+    # `auto` is bf16 exactly when the CPU computes it natively: checked against both kinds of CPU.
+    from slmkit.models import precision
+
+    for flags, expected in (("avx512f avx512_bf16", "bf16"), ("avx2 avx512f", "fp32")):
+        cpuinfo = _cpuinfo(tmp_path, flags)
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda path=cpuinfo: cpu_has_native_bf16(path))
+        assert resolve_precision("auto") == expected
+    monkeypatch.undo()
+    assert resolve_precision("auto") == ("bf16" if cpu_has_native_bf16() else "fp32")  # this machine's CPU
 
 
 def test_autocast_runs_matmuls_in_the_chosen_format():

@@ -13,7 +13,7 @@ import pytest
 
 from slmkit.errors import RegistryError, ReleaseBlocked
 from slmkit.registry import NewEvidence, Registry, Release, db
-from slmkit.registry.checklist import release_checklist
+from slmkit.registry.checklist import RuleCheck, release_checklist
 from slmkit.registry.describe import diff_lines, release_lines
 from slmkit.registry.store import hash_file
 
@@ -91,7 +91,7 @@ def make_release(
     )
 
 
-def statuses(registry: Registry, release: Release, alerts: list[str] | None = None) -> dict[str, str]:
+def statuses(registry: Registry, release: Release, alerts: list[RuleCheck] | None = None) -> dict[str, str]:
     checklist = release_checklist(
         registry, registry.get_release(release.name, release.version), alerts=alerts or [], blocking=ALL_ITEMS
     )
@@ -202,7 +202,10 @@ def test_every_item_passes_on_complete_evidence(registry: Registry, tmp_path: Pa
     registry.record_evidence("tickets", 1, "review", passed=True, detail={"summary": "40 edge cases, bob"})
 
     checklist = release_checklist(
-        registry, registry.resolve("tickets"), alerts=["schema_valid_rate < 0.95 over 15m"], blocking=ALL_ITEMS
+        registry,
+        registry.resolve("tickets"),
+        alerts=[RuleCheck("schema_valid_rate < 0.95 over 15m", True, "evaluates; no traffic yet")],
+        blocking=ALL_ITEMS,
     )
 
     assert {i.key: i.status for i in checklist.items} == dict.fromkeys(ALL_ITEMS, "pass")
@@ -212,7 +215,22 @@ def test_every_item_passes_on_complete_evidence(registry: Registry, tmp_path: Pa
     assert "3 rows had personal data replaced; 2/2 canaries checked, none survived" in text
     assert f"gold sha256:{rel.gold_hash[:12]} locked" in text
     assert "16/16 answers of tickets@0 matched" in text and "p95 310 ms at 8 rps" in text
-    assert "1 rule(s): schema_valid_rate < 0.95 over 15m" in text
+    assert "1 rule(s) evaluate: schema_valid_rate < 0.95 over 15m" in text
+
+
+def test_alert_rules_that_do_not_evaluate_fail_the_item_naming_them(registry: Registry, tmp_path: Path) -> None:
+    make_release(registry, tmp_path)
+    alerts = [
+        RuleCheck("answers break the schema", True, "schema_valid_rate < 0.95 over 15m: evaluates; no traffic yet"),
+        RuleCheck("input drift", False, "input_drift: no input reference (monitor.embeddings is off)"),
+    ]
+
+    item = release_checklist(registry, registry.resolve("tickets"), alerts=alerts, blocking=["alerts"]).item("alerts")
+
+    assert item.status == "fail"
+    assert item.evidence == (
+        "1 of 2 rule(s) cannot evaluate: input drift: input_drift: no input reference (monitor.embeddings is off)"
+    )
 
 
 def test_missing_evidence_is_missing_not_passed(registry: Registry, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def test_a_missing_or_unknown_key_is_401(guarded) -> None:
     with pytest.raises(openai.AuthenticationError, match="invalid API key") as caught:
         ask(client(handle, "slmkit-not-a-key"))
     assert caught.value.body["code"] == "invalid_api_key"
-    with pytest.raises(openai.AuthenticationError):
+    with pytest.raises(openai.AuthenticationError, match="invalid API key"):
         client(handle, "slmkit-not-a-key").models.list()
     request = urllib.request.Request(
         f"{handle.url}/chat/completions", data=b"{}", headers={"Content-Type": "application/json"}
@@ -71,7 +71,7 @@ def test_a_key_limited_to_a_task_may_use_its_refs_and_nothing_else(guarded) -> N
     with pytest.raises(openai.PermissionDeniedError, match="may not use model 'other-task'") as caught:
         ask(app, OTHER)
     assert caught.value.status_code == 403 and caught.value.body["code"] == "model_not_allowed"
-    with pytest.raises(openai.PermissionDeniedError):
+    with pytest.raises(openai.PermissionDeniedError, match=f"may not use model '{OTHER}@1'"):
         ask(app, f"{OTHER}@1")
     seen = {m.id for m in app.models.list()}
     assert f"{NAME}@1" in seen and not any(m.startswith(OTHER) for m in seen)
@@ -150,6 +150,21 @@ def test_an_open_api_on_a_network_interface_refuses_to_start(tmp_path, tiny_mode
     with KeyStore(config.state_dir / "keys.db") as keys:
         _, token = keys.add("lan-client")
     with start_server(config, host="0.0.0.0") as handle:  # with a key it starts, and asks for it
-        with pytest.raises(openai.AuthenticationError):
+        with pytest.raises(openai.AuthenticationError, match="invalid API key"):
             ask(client(handle, "wrong"))
         assert ask(client(handle, token)).model == f"{NAME}@1"
+
+
+def test_health_is_bare_liveness_without_a_key_and_the_details_with_one(guarded) -> None:
+    _, handle, tokens = guarded
+
+    def health(token: str | None = None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        request = urllib.request.Request(handle.url.removesuffix("/v1") + "/health", headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+
+    assert health() == (200, {"status": "ok"})  # a load balancer's probe needs no key
+    assert health("slmkit-not-a-key") == (200, {"status": "ok"})
+    status, details = health(tokens["support-app"])
+    assert status == 200 and f"{NAME}@1" in details["loaded"] and details["engine"]["requests"] >= 0

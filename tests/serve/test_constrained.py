@@ -41,7 +41,7 @@ def test_free_decoding_is_garbage_and_constrained_decoding_is_valid_json(tiny) -
 
 def test_a_schema_the_decoder_cannot_enforce_is_refused_by_name(tiny) -> None:
     _, tokenizer, model = tiny
-    with pytest.raises(ConstraintUnsupported):
+    with pytest.raises(ConstraintUnsupported, match="Pointer '/nowhere' does not exist"):
         schema_constraint(model, tokenizer, {"type": "object", "properties": {"x": {"$ref": "#/nowhere"}}})
 
 

@@ -7,11 +7,14 @@ see the engine's own answer, not the guard's refusal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +64,48 @@ def assert_gone(pids: list[int]) -> None:
     while any(group_members(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [m for pid in pids for m in group_members(pid)]
+
+
+def private_socket(pid: int) -> Path:
+    """The Unix socket an engine process group serves on (from its leader's command line)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    flag = next(i for i, a in enumerate(argv) if a in (b"--socket", b"--uds"))
+    return Path(argv[flag + 1].decode())
+
+
+def tcp_listeners(pids: list[int]) -> list[int]:
+    """Of these process groups' members, those holding a listening TCP socket (Linux /proc)."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                listening.add(fields[9])
+    found = []
+    for member in (m for pid in pids for m in group_members(pid)):
+        for fd in Path(f"/proc/{member}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in listening:
+                    found.append(member)
+    return found
+
+
+def raw_request(socket_path: Path, method: str, path: str, body: dict | None = None, token: str | None = None):
+    """An HTTP request straight to an engine's socket, as another program on the machine would send it."""
+    import http.client
+    import socket as sockets
+
+    connection = http.client.HTTPConnection("localhost", timeout=30)
+    sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    sock.connect(str(socket_path))
+    connection.sock = sock
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    connection.request(method, path, body=json.dumps(body).encode() if body is not None else None, headers=headers)
+    response = connection.getresponse()
+    status, payload = response.status, response.read()
+    connection.close()
+    return status, payload
 
 
 def test_decoding_schema_keeps_the_pattern_of_a_nullable_string() -> None:
@@ -148,10 +193,11 @@ def test_llamacpp_without_constraints_leaves_the_random_model_to_the_guard(gguf_
     assert extras["valid"] is False and extras["refused"] is True and extras["guard"]["replaced"] is True
 
 
-def test_a_gateway_killed_outright_takes_its_llamacpp_workers_with_it(gguf_project) -> None:
-    """SIGKILL gives the gateway no chance to stop anything: the parent-death signal does it."""
+@contextlib.contextmanager
+def gateway_process(config):
+    """`slmkit serve` in a process of its own, SIGKILLed at the end: yields its OpenAI base URL."""
     gateway = subprocess.Popen(
-        [sys.executable, "-m", "slmkit.cli.main", "serve", "-p", str(gguf_project.root), "--port", "0"],
+        [sys.executable, "-m", "slmkit.cli.main", "serve", "-p", str(config.root), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -164,14 +210,81 @@ def test_a_gateway_killed_outright_takes_its_llamacpp_workers_with_it(gguf_proje
                 url = line.split("OpenAI base URL:")[1].split()[0]
                 break
         assert url, "the gateway did not start"
-        with urllib.request.urlopen(url.removesuffix("/v1") + "/health", timeout=30) as response:
-            processes = json.loads(response.read())["backend"]["processes"]
-        pids = [p["pid"] for p in processes if p["alive"]]
-        assert pids and all(group_members(pid) for pid in pids)
+        yield url
     finally:
-        gateway.kill()
+        gateway.kill()  # SIGKILL gives the gateway no chance to stop anything
         gateway.wait(timeout=30)
+
+
+def gateway_engines(url: str) -> list[int]:
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/health", timeout=30) as response:
+        processes = json.loads(response.read())["backend"]["processes"]  # details: this machine asks
+    pids = [p["pid"] for p in processes if p["alive"]]
+    assert pids and all(group_members(pid) for pid in pids)
+    return pids
+
+
+def test_a_gateway_killed_outright_takes_its_llamacpp_workers_with_it(gguf_project) -> None:
+    """The lifeline under each worker sees the gateway's end of its pipe close and stops the group."""
+    with gateway_process(gguf_project) as url:
+        pids = gateway_engines(url)
     assert_gone(pids)
+
+
+def test_llamacpp_workers_answer_only_the_gateway(gguf_project) -> None:
+    with start_server(gguf_project, port=0) as handle:
+        (pid,) = engine_pids(handle)
+        where = private_socket(pid)
+        assert stat.S_IMODE(where.parent.stat().st_mode) == 0o700  # no other user may even reach the socket
+        assert tcp_listeners([pid]) == []  # and nothing listens on a TCP port
+        ticket = {"prompt": "hello", "max_tokens": 4}
+        assert raw_request(where, "POST", "/v1/completions", ticket)[0] == 401
+        assert raw_request(where, "POST", "/v1/completions", ticket, token="guessed")[0] == 401
+        assert raw_request(where, "GET", "/v1/models")[0] == 401
+        assert raw_request(where, "GET", "/health") == (200, b'{"status": "ok"}')  # bare liveness only
+        assert ask(client_for(handle)).model_extra["slmkit"]["valid"] is True  # the gateway holds the token
+
+
+def test_an_engine_started_from_a_thread_that_ends_keeps_running(gguf_project) -> None:
+    """The gateway starts engines from whatever thread asks first; that thread ending must not stop
+    them (a parent-death signal set in preexec_fn fired when the forking *thread* exited)."""
+    started = []
+    opener = threading.Thread(target=lambda: started.append(start_server(gguf_project, port=0)))
+    opener.start()
+    opener.join()
+    (handle,) = started
+    try:
+        (pid,) = engine_pids(handle)
+        time.sleep(2)
+        assert group_members(pid), "the engine died with the thread that started it"
+        assert ask(client_for(handle)).model_extra["slmkit"]["valid"] is True
+        (process,) = handle.service.health()["backend"]["processes"]
+        assert process["pid"] == pid and process["restarts"] == 0
+    finally:
+        handle.stop()
+    assert_gone([pid])
+
+
+def test_a_request_given_up_stops_the_llamacpp_worker_decoding_it(gguf_project) -> None:
+    config = gguf_project.model_copy(deep=True)
+    long = 60_000
+    config.serve.constrained = False
+    config.serve.max_retries = 0
+    config.serve.max_new_tokens = long
+    config.serve.context_tokens = long + 1024
+    config.serve.timeout_s = 1.0
+    log_path = config.state_dir / "engines" / f"llamacpp-{NAME}-v2.log"
+    with start_server(config, port=0) as handle:
+        before = log_path.read_text().count("client gone")
+        with pytest.raises(openai.InternalServerError, match=r"serve\.timeout_s"):
+            ask(client_for(handle))
+        deadline = time.monotonic() + 10
+        while log_path.read_text().count("client gone") == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        lines = [line for line in log_path.read_text().splitlines() if "client gone" in line][before:]
+    assert lines, "the worker went on decoding an answer nobody waits for"
+    produced = int(lines[0].split("after ")[1].split(" tokens")[0])
+    assert 0 < produced < long
 
 
 def test_llamacpp_refuses_a_release_without_a_gguf_export(gguf_project) -> None:
@@ -240,3 +353,21 @@ def test_vllm_engine_serves_each_release_as_a_lora_module_and_stops_with_the_gat
     finally:
         handle.stop()
     assert_gone(pids)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # vLLM starts in about a minute on two busy cores
+def test_a_gateway_killed_outright_takes_its_vllm_server_with_it(vllm_project) -> None:
+    """vLLM answers only the gateway (a private socket; its own key on /v1), and dies with it."""
+    with gateway_process(vllm_project) as url:
+        (pid,) = gateway_engines(url)
+        where = private_socket(pid)
+        assert stat.S_IMODE(where.parent.stat().st_mode) == 0o700 and tcp_listeners([pid]) == []
+        lora = {"lora_name": "intruder", "lora_path": str(where.parent)}
+        assert raw_request(where, "POST", "/v1/load_lora_adapter", lora)[0] == 401
+        assert raw_request(where, "POST", "/v1/completions", {"model": "x", "prompt": "hi"}, token="guessed")[0] == 401
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=600)
+        assert ask(client).model_extra["slmkit"]["valid"] is True  # the gateway holds the key
+        members = group_members(pid)
+        assert len(members) > 2  # the lifeline, the API server and the engine core it forked
+    assert_gone([pid])

@@ -65,10 +65,14 @@ def test_metrics_count_the_requests_made_and_time_tokens_in_the_generation_loop(
         client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": f"Refund {i}?"}])
         for i in range(3)
     ]
-    for model, status in (("no-such-model", openai.NotFoundError), (f"{NAME}@2", openai.InternalServerError)):
-        with pytest.raises(status):
+    failures = (
+        ("no-such-model", openai.NotFoundError, "model 'no-such-model' does not exist"),
+        (f"{NAME}@2", openai.InternalServerError, f"{NAME}@2 produced no valid answer"),
+    )
+    for model, status, why in failures:
+        with pytest.raises(status, match=why):
             client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError, match="the request has no user message"):
         client.chat.completions.create(model=NAME, messages=[{"role": "system", "content": "no user turn"}])
     samples = scrape(handle.url)
 
@@ -123,11 +127,13 @@ def test_personal_data_never_reaches_the_request_log_or_the_server_log(served, c
     text = f"I am Jane, write to {EMAIL} or call {PHONE} about order ORD-123456."
     caplog.set_level(logging.DEBUG)
     ids = [client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": text}]).id]
-    with pytest.raises(openai.NotFoundError):  # the one client string the log keeps is the model asked for
+    # The one client string the log keeps is the model asked for.
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
         client.chat.completions.create(model=f"{EMAIL} {PHONE}", messages=[{"role": "user", "content": text}])
     request = urllib.request.Request(f"{handle.url}/chat/completions", data=b'{"model": "' + EMAIL.encode() + b'"')
-    with pytest.raises(urllib.error.HTTPError):  # not JSON: a 400 that must not echo into the log either
+    with pytest.raises(urllib.error.HTTPError) as not_json:  # a 400 that must not echo into the log either
         urllib.request.urlopen(request, timeout=30)
+    assert not_json.value.code == 400 and b"not valid JSON" in not_json.value.read()
     handle.service.recorder.flush()
 
     log = RequestLog(config.state_dir / "requests.db")

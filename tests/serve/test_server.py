@@ -7,6 +7,7 @@ then replaced by the task's refusal output, which is still a valid structured an
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 import urllib.error
@@ -152,6 +153,11 @@ def test_bad_requests_answer_400_and_413_in_openai_format(served, client) -> Non
         client.chat.completions.create(model=NAME, messages=[{"role": "system", "content": "hi"}])
     with pytest.raises(openai.BadRequestError, match="n=2"):
         ask(client, "hi", n=2)
+    for temperature in (2.5, -0.1):  # OpenAI's range is 0 to 2
+        with pytest.raises(openai.BadRequestError, match=r"temperature: Input should be") as caught:
+            ask(client, "hi", temperature=temperature)
+        assert caught.value.body["param"] == "temperature"
+    assert ask(client, "hi", temperature=2).model == f"{NAME}@1"
     with pytest.raises(openai.APIStatusError) as too_big:
         ask(client, "x" * (served[0].serve.max_request_bytes + 1))
     assert too_big.value.status_code == 413
@@ -172,19 +178,31 @@ def test_no_valid_answer_without_a_refusal_rule_is_502(client) -> None:
     assert "Traceback" not in str(caught.value)
 
 
-def test_a_changed_base_model_is_refused(served, client) -> None:
+def unusable(client, caplog, model: str) -> tuple[str, str]:
+    """(the client's error message, what the server log says about that request) for a 500 release_unusable."""
+    with caplog.at_level(logging.ERROR, logger="slmkit.serve"), pytest.raises(openai.InternalServerError) as caught:
+        ask(client, "hello", model=model)
+    assert caught.value.status_code == 500 and caught.value.body["code"] == "release_unusable"
+    request_id = caught.value.response.headers["x-request-id"]
+    message = caught.value.body["message"]
+    # Which release and which request, nothing of the server's inside (paths, hashes, operator hints).
+    assert message == f"{model} cannot be served now (request {request_id}: the server log says why)"
+    (logged,) = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    return message, logged
+
+
+def test_a_changed_base_model_is_refused(served, client, caplog) -> None:
     config, _ = served
-    with pytest.raises(openai.InternalServerError, match=f"not the one {NAME}@3 trained on") as caught:
-        ask(client, "hello", model=f"{NAME}@3")
-    assert caught.value.status_code == 500
+    _, logged = unusable(client, caplog, f"{NAME}@3")
+    assert f"not the one {NAME}@3 trained on" in logged and "fix: restore that base model" in logged
     assert ask(client, "hello").model == f"{NAME}@1"  # the server keeps serving the others
     with pytest.raises(ModelError, match="sha256"):
         start_server(config, release="3")
 
 
-def test_an_adapter_altered_after_release_is_refused(client) -> None:
-    with pytest.raises(openai.InternalServerError, match="altered"):
-        ask(client, "hello", model=f"{NAME}@4")
+def test_an_adapter_altered_after_release_is_refused(client, caplog) -> None:
+    _, logged = unusable(client, caplog, f"{NAME}@4")
+    assert "altered" in logged
 
 
 def test_health_says_what_is_loaded(served) -> None:

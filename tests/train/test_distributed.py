@@ -16,7 +16,7 @@ from slmkit.config import load_config
 from slmkit.data import run_data_build
 from slmkit.registry import Registry
 from slmkit.train import run_train
-from slmkit.train.checkpoint import KILL_AFTER_STEP_ENV, load_checkpoint
+from slmkit.train.checkpoint import KILL_AFTER_STEP_ENV, TEST_HOOKS_ENV, load_checkpoint
 from slmkit.train.distributed import World
 from tests.conftest import read_jsonl, write_project
 
@@ -109,7 +109,7 @@ def test_a_killed_fsdp_run_resumes_under_fsdp_to_the_adapter_one_process_makes(t
     single = run_train(config, progress=False, log=lambda _: None)
 
     # SIGKILL after step 4: the checkpoint of step 3 (whole weights, whole optimizer state) is the last.
-    killed = _accelerate_launch(project, *FSDP, extra_env={KILL_AFTER_STEP_ENV: "4"})
+    killed = _accelerate_launch(project, *FSDP, extra_env={KILL_AFTER_STEP_ENV: "4", TEST_HOOKS_ENV: "1"})
     assert killed.returncode != 0
     registry = Registry(config.state_dir)
     (run,) = [r for r in registry.list_runs(config.task.name) if r.run_id != single.run_id]

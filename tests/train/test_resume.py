@@ -19,7 +19,7 @@ from slmkit.data import run_data_build
 from slmkit.errors import StageError
 from slmkit.registry import Registry
 from slmkit.train import run_train
-from slmkit.train.checkpoint import KILL_AFTER_STEP_ENV, load_checkpoint
+from slmkit.train.checkpoint import KILL_AFTER_STEP_ENV, TEST_HOOKS_ENV, load_checkpoint
 from tests.conftest import read_jsonl, write_project
 from tests.test_cli import run_cli
 
@@ -58,7 +58,7 @@ def test_killed_run_resumes_to_the_same_adapter(tmp_path, tiny_model_dir, capsys
 
     # The same training in another process, killed (SIGKILL: no clean-up) after step 3; its last
     # checkpoint is from the validation at step 2, and metrics.jsonl already holds step 3.
-    env = {**os.environ, KILL_AFTER_STEP_ENV: "3", "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, KILL_AFTER_STEP_ENV: "3", TEST_HOOKS_ENV: "1", "PYTHONPATH": str(REPO / "src")}
     killed = subprocess.run(
         [sys.executable, "-m", "slmkit", "train", "-p", str(project), "-q"], env=env, capture_output=True, text=True
     )

@@ -9,7 +9,7 @@ import warnings
 
 import typer
 
-from slmkit.cli import export, index, merge, project, release, releases, review, serve, stages, ui
+from slmkit.cli import export, index, merge, monitor, project, release, releases, review, serve, stages, synth, ui
 from slmkit.errors import SlmkitError
 
 app = typer.Typer(
@@ -36,11 +36,18 @@ index_app = typer.Typer(
     help="The retrieval index over data.documents: build, update, search, eval.", no_args_is_help=True
 )
 keys_app = typer.Typer(help="API keys: add (prints the token once), list, revoke.", no_args_is_help=True)
+monitor_app = typer.Typer(
+    cls=monitor.RefFirstGroup,
+    help="Production traffic per release: `slmkit monitor [REF]` reports; alerts, rules, replay.",
+    invoke_without_command=True,
+)
 
 app.command("init")(project.init)
 app.command("validate")(project.validate)
 data_app.command("build")(stages.data_build)
 app.add_typer(data_app, name="data")
+app.command("synth")(synth.synth)
+app.command("advise")(synth.advise)
 app.command("train")(stages.train)
 app.command("eval")(stages.evaluate)
 app.command("merge")(merge.merge)
@@ -76,6 +83,11 @@ index_app.command("search")(index.search)
 index_app.command("eval")(index.evaluate)
 app.add_typer(index_app, name="index")
 app.command("loadtest")(serve.loadtest)
+monitor_app.callback()(monitor.monitor)
+monitor_app.command("alerts")(monitor.alerts)
+monitor_app.command("rules")(monitor.rules)
+monitor_app.command("replay")(monitor.replay)
+app.add_typer(monitor_app, name="monitor")
 app.command("ui")(ui.ui)
 app.command("demo")(serve.demo)
 

@@ -42,8 +42,17 @@ def init(
 
 
 def validate(project: ProjectOption = Path(".")) -> None:
-    """Check slmkit.yaml and report every problem at once."""
+    """Check slmkit.yaml and report every problem at once (the base model too, without loading it)."""
+    from slmkit.config import setting_line
+    from slmkit.errors import ConfigError
+    from slmkit.models.resolve import base_model_problem
+
     config = load(project)
+    problem = base_model_problem(config.base_model, config.root)
+    if problem:
+        source = config.root / "slmkit.yaml"
+        line = setting_line(source, ("base_model",))
+        raise ConfigError([f"{f'line {line}: ' if line else ''}base_model: {problem}"], path=str(source))
     task = config.task
     say(f"ok: {config.root / 'slmkit.yaml'}")
     say(

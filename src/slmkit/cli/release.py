@@ -72,18 +72,27 @@ def check(
 ) -> None:
     """The production checklist of a release, from recorded evidence; non-zero exit if a blocking item fails."""
     from slmkit.cli.releases import release_ref
+    from slmkit.monitor.rules import check_rules
     from slmkit.registry import Registry
     from slmkit.registry.checklist import release_checklist
 
     config = load(project, check_files=False)
     registry = Registry(config.state_dir)
-    checklist = release_checklist(
+    rel = registry.resolve(release_ref(config, ref))
+    alerts = check_rules(
+        config,
         registry,
-        registry.resolve(release_ref(config, ref)),
-        alerts=[rule.text for rule in config.monitor.alerts],
-        blocking=config.release.blocking,
+        subject=rel.ref,
+        recorded_config=rel.config,
+        eval_report_digest=rel.eval_report_digest,
+        dataset_version=rel.dataset_version,
     )
+    checklist = release_checklist(registry, rel, alerts=alerts, blocking=config.release.blocking)
     for line in checklist.lines():
         say(line)
+    if alerts:
+        say("alert rules (monitor.alerts), each evaluated for this release:")
+        for rule in alerts:
+            say(f"  {'ok  ' if rule.evaluates else 'FAIL'}  {rule.rule}: {rule.detail}")
     checklist.refuse_blockers(f"{checklist.subject} is not ready for production")
     say(f"{checklist.subject}: every blocking item ({', '.join(config.release.blocking) or 'none'}) passed")

@@ -20,6 +20,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,20 @@ def run_data_build(
 
 
 def _training_contexts(config: ProjectConfig, task: Task, build: BuildState) -> Any:
+    """For a task with retrieval: every row written gets a RAFT context (see `training_grounder`). None otherwise."""
+    grounder = training_grounder(config, task, build.cleaner.scrub_document)
+    if grounder is None:
+        return None
+    contexts, build.ground = grounder
+    return contexts
+
+
+def training_grounder(
+    config: ProjectConfig, task: Task, scrub: Callable[[dict[str, Any]], dict[str, Any]]
+) -> tuple[Any, Callable[[dict[str, Any]], dict[str, Any]]] | None:
     """For a task with retrieval: index data.documents (an update: unchanged documents are not read
-    again), then give every row written a RAFT context (slmkit.retrieval.context). None otherwise."""
+    again) and return the contexts and the function that gives a row its RAFT context
+    (slmkit.retrieval.context). None for a task without retrieval. `slmkit synth` grounds its rows so too."""
     if task.cfg.retrieval is None:
         return None
     from slmkit.retrieval import Retriever, open_index, run_index_update
@@ -148,7 +161,6 @@ def _training_contexts(config: ProjectConfig, task: Task, build: BuildState) -> 
         )
     run_index_update(config)
     contexts = TrainingContexts(task, Retriever(open_index(config)), seed=config.data.split.seed)
-    scrub = build.cleaner.scrub_document
 
     def ground(row: dict[str, Any]) -> dict[str, Any]:
         grounded = contexts.attach(row)
@@ -156,8 +168,7 @@ def _training_contexts(config: ProjectConfig, task: Task, build: BuildState) -> 
         grounded["context"] = [scrub(chunk) for chunk in grounded["context"]]
         return grounded
 
-    build.ground = ground
-    return contexts
+    return contexts, ground
 
 
 class _Clock:

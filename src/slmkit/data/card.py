@@ -23,6 +23,7 @@ from typing import Any
 
 from slmkit.charts import CHART_CSS, as_int, bar_chart, clip, esc, figure, fmt_num, histogram, num_cell, table
 from slmkit.data.rows import REJECT_KINDS
+from slmkit.data.synth_card import synthetic_body
 from slmkit.errors import StageError
 
 # The builder's stages in the order they run; one missing from report["stages"] did not run.
@@ -54,6 +55,7 @@ def render_card(report: dict[str, Any]) -> str:
         _lengths(report.get("lengths")),
         _sources(report.get("sources")),
         _documents(report.get("documents")),
+        _section("synthetic", "Synthetic rows", synthetic_body(report.get("synthetic"))),
     ]
     nav = "".join(f'<li><a href="#{anchor}">{name}</a></li>' for anchor, name in _SECTIONS)
     return (
@@ -94,6 +96,7 @@ _SECTIONS = (
     ("lengths", "Lengths"),
     ("sources", "Sources"),
     ("documents", "Documents"),
+    ("synthetic", "Synthetic"),
 )
 
 

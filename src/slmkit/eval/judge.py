@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from slmkit.config import JudgeConfig
+from slmkit.config import JudgeConfig, plain_http_off_host
 from slmkit.errors import DataError, StageError
 from slmkit.eval.metrics import Metric, bootstrap
 from slmkit.eval.paired import cohen_kappa, quadratic_kappa
@@ -146,6 +146,11 @@ def judge_items(settings: JudgeConfig, items: Sequence[JudgeItem]) -> list[Verdi
 
     if settings.endpoint is None:
         raise StageError("eval.judge.endpoint is not set", hint="point it at an OpenAI-compatible server")
+    if plain_http_off_host(settings.endpoint) and not settings.allow_plain_http:
+        raise StageError(
+            f"refusing to send the judge's key and answers in clear to {settings.endpoint}",
+            hint="use https://, or set eval.judge.allow_plain_http: true if that network is trusted",
+        )
     key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
     if settings.api_key_env and not key:
         raise StageError(

@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from slmkit import atomic
 from slmkit.charts import CHART_CSS
 from slmkit.eval.plots import plots_html
 
@@ -96,7 +97,7 @@ def write_html(report: dict[str, Any], path: Path) -> None:
             f"<td class=l><pre>{e(p[last]['text'][:300])}</pre></td></tr>"
         )
     parts.append("</table>")
-    path.write_text("\n".join(parts), encoding="utf-8")
+    atomic.write_text(path, "\n".join(parts))
 
 
 def _regression_html(regressions: dict[str, Any]) -> list[str]:

@@ -7,7 +7,6 @@ slmkit.yaml: gates are set before training, and editing them afterwards cannot p
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from slmkit import atomic
 from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
 from slmkit.errors import StageError
@@ -291,7 +291,8 @@ def run_eval(
     out_dir = config.state_dir / "runs" / run.run_id / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / "report.json"
-    report_path.write_text(json.dumps(_finite(report), indent=2, ensure_ascii=False))
+    # Atomic: a crash while writing a new report leaves the previous one whole, never a torn file.
+    atomic.write_json(report_path, _finite(report), ensure_ascii=False)
     write_html(report, out_dir / "report.html")
     digest = registry.store.put_file(report_path)
     registry.record_artifact(digest, "eval_report", report_path.stat().st_size, {"run_id": run.run_id})

@@ -11,7 +11,7 @@ import copy
 import inspect
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +97,7 @@ def generate(
     schema: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     logprobs: bool = False,
     forced: Sequence[Sequence[int]] | None = None,
+    stop: Callable[[int], bool] | None = None,
 ) -> list[Generation]:
     """Completions for fully rendered prompts, in input order; greedy unless temperature > 0.
 
@@ -111,6 +112,8 @@ def generate(
     `forced[i]`, when given, is the start of prompt i's answer, already chosen (label scoring's
     label): decoding continues after it, the schema's matcher having read it, and it is part of
     the answer's text and tokens.
+    `stop(i)` is asked after every token: True ends prompt i's answer there (its caller gave up on
+    it, e.g. a server request that timed out), and a batch whose rows all stopped ends at once.
     """
     import torch
 
@@ -172,6 +175,9 @@ def generate(
             processors.append(rows_processor([row_constraints[i] for i in rows], forced_rows))
         if processors:
             sampling["logits_processor"] = processors
+        criteria: list[Any] = [clock] if recorder is None else [recorder.record, clock]
+        if stop is not None:
+            criteria.append(_Stopped(rows, stop))
         with torch.inference_mode():
             output = model.generate(
                 input_ids=input_ids.to(model.device),
@@ -181,7 +187,7 @@ def generate(
                 **sampling,
                 pad_token_id=pad_id,
                 eos_token_id=stop_ids,
-                stopping_criteria=[clock] if recorder is None else [recorder.record, clock],
+                stopping_criteria=criteria,
                 **cached,
             )
         seconds = time.perf_counter() - began
@@ -226,6 +232,19 @@ class _TokenClock:
 
         self.times.append(time.perf_counter())
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+class _Stopped:
+    """A stopping criterion: the rows whose caller no longer wants them (see `generate`'s `stop`)."""
+
+    def __init__(self, rows: list[int], stop: Callable[[int], bool]) -> None:
+        self.rows = rows
+        self.stop = stop
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.tensor([self.stop(i) for i in self.rows], dtype=torch.bool, device=input_ids.device)
 
 
 class _LogprobRecorder:

@@ -24,7 +24,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -305,6 +305,7 @@ def answer_with_labels(
     constrained: bool = True,
     logprobs: bool = False,
     schema: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+    stop: Callable[[int], bool] | None = None,
 ) -> list[Generation]:
     """Answers whose label field is chosen by label scoring and whose other fields are decoded.
 
@@ -313,7 +314,7 @@ def answer_with_labels(
     Label elsewhere: the answer is decoded, the label re-scored given the fields before it, and
     the rest decoded again after the chosen label when it differs from the decoded one. Each
     Generation carries its LabelChoice in `label`. `schema` (default the task's; one per prompt
-    allowed) constrains the decoded fields.
+    allowed) constrains the decoded fields. `stop(i)` ends prompt i's decoding early (see `generate`).
     """
     field = LabelField.of(task)
     if field is None:
@@ -336,6 +337,7 @@ def answer_with_labels(
             prefix=prefix,
             schema=schemas,
             logprobs=logprobs,
+            stop=stop,
         )
         decoded = list(first)
         befores = [field.before_in(g.text) or field.opening() for g in first]
@@ -379,6 +381,7 @@ def answer_with_labels(
             schema=schemas_of(redo),
             logprobs=logprobs,
             forced=forced,
+            stop=None if stop is None else lambda k: stop(redo[k]),
         )
         for i, generation in zip(redo, rest, strict=True):
             results[i] = replace(generation, label=choices[i], seconds=seconds[i] + generation.seconds)

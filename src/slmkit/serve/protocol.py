@@ -41,6 +41,8 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: int | None = Field(None, gt=0)
     max_completion_tokens: int | None = Field(None, gt=0)
     n: int | None = 1
+    # Refused outside OpenAI's range, as OpenAI does (the engine's retries choose their own).
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
 

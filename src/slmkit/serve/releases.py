@@ -32,6 +32,8 @@ class ReleaseSpec:
     task: Task
     max_input_chars: int
     precision: Precision = "auto"  # as recorded for its eval: both decode alike
+    # The longest sequence the adapter was trained on (its train.max_seq_len): no prompt may be longer.
+    max_prompt_tokens: int = 1024
 
 
 def release_spec(release: Release) -> ReleaseSpec:
@@ -47,7 +49,7 @@ def release_spec(release: Release) -> ReleaseSpec:
     if trained.task.output_schema is None:
         raise ServeError(f"{release.ref}: its recorded config has no inlined output schema", hint="release it again")
     task = Task(trained.task, trained.task.output_schema)
-    return ReleaseSpec(release, task, trained.data.max_input_chars, trained.eval.precision)
+    return ReleaseSpec(release, task, trained.data.max_input_chars, trained.eval.precision, trained.train.max_seq_len)
 
 
 @dataclass(frozen=True)

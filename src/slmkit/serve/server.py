@@ -5,14 +5,13 @@ Importing this module is cheap: uvicorn, FastAPI and torch are imported when a s
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from slmkit.config import ProjectConfig
+from slmkit.config import ProjectConfig, is_loopback_host
 from slmkit.errors import ServeError
 
 if TYPE_CHECKING:
@@ -100,6 +99,8 @@ def run_server(
             print("  API keys: off (none created; `slmkit serve keys add NAME` turns them on)")
         if host in ("0.0.0.0", "::"):
             print(f"  listening on every interface ({host}): anyone who can reach this machine can call it")
+        for line in service.monitoring.lines():
+            print(line)
         server = uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="off"))
         server.run(sockets=[sock])
     finally:
@@ -145,7 +146,7 @@ def _check_exposure(service: ChatService, host: str) -> None:
             "serve.require_keys is on but no API key exists, so every request would be refused",
             hint="create one with `slmkit serve keys add NAME` (it prints the token once)",
         )
-    if _is_loopback(host):
+    if is_loopback_host(host):
         return
     if not serve.allow_open_network:
         raise ServeError(
@@ -154,15 +155,6 @@ def _check_exposure(service: ChatService, host: str) -> None:
             "bind 127.0.0.1, or set serve.allow_open_network: true to serve an open API on purpose",
         )
     log.warning("serving on %s WITHOUT API keys (serve.allow_open_network): anyone who can reach it can call it", host)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to any interface
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -13,23 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from slmkit.config import ProjectConfig
+from slmkit.config import ProjectConfig, is_loopback_host
 from slmkit.errors import RegistryError, SlmkitError
-from slmkit.monitor import RequestLog, RequestRecord
+from slmkit.monitor import RequestRecord
 from slmkit.registry import Registry, Release
-from slmkit.serve.engine import Engine, EngineBusy, Job, Outcome
+from slmkit.serve.engine import Engine, EngineBusy, Job, Outcome, PromptTooLong
 from slmkit.serve.keys import ApiKey, KeyStore
 from slmkit.serve.metrics import ServeMetrics, error_kind
+from slmkit.serve.monitoring import start_monitoring
 from slmkit.serve.processes import EngineUnavailable
 from slmkit.serve.protocol import APIError, ChatCompletionRequest, ChatMessage, model_card, parse_chat_request
-from slmkit.serve.recorder import Recorder
 from slmkit.serve.releases import ModelCache, ModelKey, ReleaseSpec, open_backend, release_spec
 from slmkit.task import Task
+
+log = logging.getLogger("slmkit.serve")
+
+# No tokenizer packs more characters than this into one token on average: a longer conversation
+# is refused without tokenizing it (the engine counts the exact tokens of everything shorter).
+MAX_CHARS_PER_TOKEN = 32
 
 
 @dataclass(frozen=True)
@@ -84,8 +92,9 @@ class ChatService:
         self.config = config
         self.default_release = default_release or config.serve.release
         self.registry = Registry(config.state_dir)
-        self.recorder = Recorder(RequestLog(config.state_dir / "requests.db"))
         backend = open_backend(config.serve, config.state_dir)
+        self.monitoring = start_monitoring(config)  # the request log writer and the alert timer
+        self.recorder = self.monitoring.recorder
         self.cache = ModelCache(
             config.state_dir, config.root, capacity=max_loaded or config.serve.max_loaded, backend=backend
         )
@@ -96,12 +105,15 @@ class ChatService:
             max_retries=config.serve.max_retries,
             constrained=config.serve.constrained,
             label_scoring=config.serve.label_scoring,
+            context_tokens=None if config.serve.engine == "transformers" else config.serve.context_tokens,
         )
+        self._redact: Callable[[str], str] | None = None  # built on first use (it loads the PII recognizers)
         self._specs: dict[ModelKey, ReleaseSpec] = {}
         self.keys = KeyStore(config.state_dir / "keys.db")
         self._retriever: Any = None  # opened on the first request of a task that retrieves
         self.in_flight = 0  # chat requests admitted and not answered; only the event loop changes it
         self.metrics = ServeMetrics(queue_depth=lambda: self.engine.stats()["queued"], in_flight=lambda: self.in_flight)
+        self.metrics.registry.register(self.monitoring.collector)
 
     # --- access --------------------------------------------------------------------------
 
@@ -184,6 +196,17 @@ class ChatService:
             cards.extend(model_card(f"{name}@{v}", _epoch(r.created_at)) for v, r in versions.items())
         return [card for card in cards if key is None or key.allows(card["id"])]
 
+    def health_details_allowed(self, header: str | None, client_host: str | None) -> bool:
+        """Who may see /health's details (process ids, loaded releases): a valid key while keys are on;
+        while they are off, clients on this machine only. Anyone else gets the bare liveness answer."""
+        if self.keys_enforced():
+            try:
+                self.authorize(header)
+            except APIError:
+                return False
+            return True
+        return client_host is not None and is_loopback_host(client_host)
+
     def health(self) -> dict[str, Any]:
         return {
             "status": "ok",
@@ -217,6 +240,18 @@ class ChatService:
             release = self.resolve(model_ref, key)
             spec = self.spec(release)
             input_text = user_input(spec.task, request.messages)
+            history = earlier_turns(request.messages)
+            # Counted exactly in tokens by the engine; a conversation this long in characters cannot
+            # fit whatever the tokenizer, and is refused before anything renders or tokenizes it.
+            characters = len(input_text) + sum(len(turn["content"]) for turn in history)
+            if characters > spec.max_prompt_tokens * MAX_CHARS_PER_TOKEN:
+                raise APIError(
+                    400,
+                    f"the conversation is {characters} characters, far past the {spec.max_prompt_tokens} tokens "
+                    f"{release.ref} takes (the train.max_seq_len it was trained with); send fewer earlier turns",
+                    param="messages",
+                    code="prompt_too_long",
+                )
             if len(input_text) > spec.max_input_chars:
                 raise APIError(
                     400,
@@ -232,10 +267,11 @@ class ChatService:
                 model_ref=model_ref,
                 release=release,
                 input_text=input_text,
-                history=earlier_turns(request.messages),
+                history=history,
                 max_new_tokens=min(request.max_completion_tokens or request.max_tokens or limit, limit),
                 received=received,
                 api_key=key_name,
+                messages=turns(request.messages) if self.config.monitor.capture.share > 0 else (),
                 context=context,
             )
             try:
@@ -248,7 +284,7 @@ class ChatService:
             raise
         except SlmkitError as exc:  # the release's recorded config cannot be read
             self.record_error(request_id, model_ref, received, "load_failed", release, key_name)
-            error = APIError(500, str(exc), kind="server_error", code="release_unusable")
+            error = self._unusable(release.ref if release else model_ref, request_id, exc)
             error.release = release.ref if release else None
             raise error from None
         try:
@@ -293,6 +329,7 @@ class ChatService:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.config.serve.timeout_s)
         except TimeoutError:
+            job.cancelled = "timeout"  # the engine stops decoding it at its next token
             if future.cancel():  # it never started, so the engine will not log it
                 self.record_error(job.request_id, job.model_ref, job.received, "timeout", job.release, job.api_key)
             raise APIError(
@@ -302,13 +339,22 @@ class ChatService:
                 code="timeout",
             ) from None
         except asyncio.CancelledError:  # the client went away
+            job.cancelled = "cancelled"
             if future.cancel():
                 self.record_error(job.request_id, job.model_ref, job.received, "cancelled", job.release, job.api_key)
             raise
+        except PromptTooLong as exc:
+            raise APIError(400, exc.message, param="messages", code="prompt_too_long") from None
         except EngineUnavailable as exc:  # the engine process died or cannot start
-            raise APIError(503, str(exc), kind="server_error", code="engine_unavailable") from None
+            self._log_detail(job.request_id, "the engine is unavailable", exc)
+            raise APIError(
+                503,
+                f"the model engine is unavailable; retry shortly (request {job.request_id}: the server log says why)",
+                kind="server_error",
+                code="engine_unavailable",
+            ) from None
         except SlmkitError as exc:  # loading the release failed; the engine logged the row
-            raise APIError(500, str(exc), kind="server_error", code="release_unusable") from None
+            raise self._unusable(job.release.ref, job.request_id, exc) from None
         except Exception:  # the engine logged the traceback and the row
             raise APIError(
                 500,
@@ -316,6 +362,27 @@ class ChatService:
                 kind="server_error",
                 code="internal_error",
             ) from None
+
+    def _unusable(self, ref: str, request_id: str, exc: SlmkitError) -> APIError:
+        """A release that cannot be served: the client learns which and the request id; the operator's
+        server log gets why (paths, hashes, the fix), which is not the client's business."""
+        self._log_detail(request_id, f"{ref} cannot be served", exc)
+        return APIError(
+            500,
+            f"{ref} cannot be served now (request {request_id}: the server log says why)",
+            kind="server_error",
+            code="release_unusable",
+        )
+
+    def _log_detail(self, request_id: str, what: str, exc: SlmkitError) -> None:
+        """The whole error in the server log, PII-redacted like the request log (an engine's log tail
+        may quote a prompt)."""
+        if self._redact is None:
+            from slmkit.config import PiiConfig
+            from slmkit.data.pii import PiiScrubber
+
+            self._redact = PiiScrubber(PiiConfig(enabled=True)).scrub
+        log.error("request %s: %s: %s", request_id, what, self._redact(str(exc)))
 
     def record_error(
         self,
@@ -344,7 +411,7 @@ class ChatService:
             self._retriever.store.close()
         self.engine.close()
         self.cache.close()  # stops engine processes
-        self.recorder.close()
+        self.monitoring.close()
         self.registry.close()
         self.keys.close()
 
@@ -371,6 +438,11 @@ def user_input(task: Task, messages: list[ChatMessage]) -> str:
     if not text:
         raise APIError(400, "the last user message is empty", param="messages")
     return text
+
+
+def turns(messages: list[ChatMessage]) -> tuple[dict[str, str], ...]:
+    """Every user and assistant turn as sent (system messages are not used, so not kept): for capture."""
+    return tuple({"role": m.role, "content": m.text()} for m in messages if m.role in ("user", "assistant"))
 
 
 def earlier_turns(messages: list[ChatMessage]) -> tuple[dict[str, str], ...]:

@@ -20,7 +20,7 @@ from typing import Any
 from slmkit.config import ServeConfig
 from slmkit.errors import ServeError
 from slmkit.serve.generator import CompletionsGenerator, Generator, decoding_schema
-from slmkit.serve.processes import EngineProcess, EngineUnavailable, http_json
+from slmkit.serve.processes import EngineProcess, EngineUnavailable
 from slmkit.serve.releases import CheckedRelease
 
 VLLM_HINT = (
@@ -111,8 +111,6 @@ class VllmServer:
             str(first.base.path),
             "--served-model-name",
             first.base.model_id,
-            "--host",
-            "127.0.0.1",
             "--dtype",
             weights_dtype(first.spec.precision),  # as the release was evaluated
             "--max-model-len",
@@ -145,6 +143,10 @@ class VllmServer:
         self.process = EngineProcess(
             f"vLLM ({first.base.model_id})",
             self._base_argv,
+            # A Unix socket in a private folder: vLLM's key guards only its /v1 routes, while
+            # /invocations and the runtime-LoRA routes answer anyone who can connect.
+            socket_args=("--uds", "{socket}"),
+            token_env="VLLM_API_KEY",
             env=env,
             log_path=log_path,
             start_timeout_s=START_TIMEOUT_S,
@@ -165,8 +167,8 @@ class VllmServer:
         self.process.ensure()
         if self.process.restarts != restarts:
             return  # it died, and came back with this module on its command line
-        status, payload = http_json(
-            f"{self.process.url}/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)}, timeout=300
+        status, payload = self.process.request(
+            "POST", "/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)}, timeout=300
         )
         if status != 200:
             del self.loras[name]

@@ -34,8 +34,10 @@ LAST = "last"
 _PREVIOUS = "last.previous"  # the checkpoint being replaced, for the instant between two renames
 FORMAT = 1
 # Tests set this to make a run kill itself (SIGKILL, as a crash or an OOM killer would) after
-# that optimizer step's metrics are written, to prove `--resume` recovers from it.
+# that optimizer step's metrics are written, to prove `--resume` recovers from it. It is obeyed
+# only beside TEST_HOOKS_ENV=1: a variable left over in a production environment kills nothing.
 KILL_AFTER_STEP_ENV = "SLMKIT_TEST_KILL_AFTER_STEP"
+TEST_HOOKS_ENV = "SLMKIT_TEST_HOOKS"
 
 
 @dataclass
@@ -265,6 +267,8 @@ def version_drift(saved: dict[str, str], current: dict[str, str]) -> list[str]:
 
 def kill_point(step: int) -> None:
     """Die here, without any clean-up, when a test asked for it (see KILL_AFTER_STEP_ENV)."""
+    if os.environ.get(TEST_HOOKS_ENV) != "1":
+        return
     target = os.environ.get(KILL_AFTER_STEP_ENV)
     if target and int(target) == step:
         os.kill(os.getpid(), signal.SIGKILL)

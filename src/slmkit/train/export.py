@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from slmkit import atomic
 from slmkit.config import ProjectConfig
 from slmkit.errors import RegistryError, StageError
 from slmkit.models import BaseModelRef, load_model, load_tokenizer
@@ -154,6 +155,7 @@ def run_export(
     names = {q: _file_name(rel, fmt, q) for q in quants}
     for name in names.values():
         _check_writable(target / name)
+    _read_index(target / INDEX)  # refused now, not after the build
 
     with tempfile.TemporaryDirectory(prefix="slmkit-export-") as scratch_dir:
         scratch = Path(scratch_dir)
@@ -381,17 +383,24 @@ def _record(
 
 
 def _copy_out(source: Path, dest: Path) -> Path:
-    """Copy a file or directory to `dest` through a temporary name, replacing an earlier export there."""
+    """Copy a file or directory to `dest` through a temporary name, replacing an earlier export there
+    in one step: a crash at any instant leaves `dest` whole, the old export or the new one."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp-{secrets.token_hex(4)}")
     try:
         if source.is_dir():
             shutil.copytree(source, tmp)
-            if dest.exists():
-                shutil.rmtree(dest)
+            for file in tmp.rglob("*"):
+                if file.is_file():
+                    with open(file, "rb") as fh:
+                        os.fsync(fh.fileno())
+            atomic.replace_dir(tmp, dest)
         else:
             shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+            atomic.fsync_dir(dest.parent)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -401,27 +410,43 @@ def _copy_out(source: Path, dest: Path) -> Path:
 
 
 def _write_index(target: Path, exports: list[Exported], rel: Release) -> None:
-    """exports.json in the output directory, keyed by file name; earlier entries are kept."""
+    """exports.json in the output directory, keyed by file name; earlier entries are kept.
+
+    Read, updated and written under a lock, so two exports into one directory both land.
+    """
     path = target / INDEX
-    index: dict[str, Any] = {}
-    if path.exists():
-        try:
-            index = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            index = {}
-    for e in exports:
-        index[e.path.name] = {
-            "release": rel.ref,
-            "format": e.format,
-            "quantization": e.quantization,
-            "sha256": e.digest,
-            "size": e.size,
-            "build_seconds": round(e.build_seconds, 2),
-            "check": e.check,
-        }
-    tmp = path.with_name(f".{INDEX}.tmp")
-    tmp.write_text(json.dumps(index, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)
+    with atomic.locked(target / f".{INDEX}.lock"):
+        index = _read_index(path)
+        for e in exports:
+            index[e.path.name] = {
+                "release": rel.ref,
+                "format": e.format,
+                "quantization": e.quantization,
+                "sha256": e.digest,
+                "size": e.size,
+                "build_seconds": round(e.build_seconds, 2),
+                "check": e.check,
+            }
+        atomic.write_json(path, index, ensure_ascii=False)
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    """The export index, {} when there is none yet; one that cannot be read is an error, never
+    silently replaced by an empty one (that would drop every earlier entry)."""
+    if not path.exists():
+        return {}
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+        problem = None if isinstance(index, dict) else f"it holds a JSON {type(index).__name__}"
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        problem = str(exc)
+    if problem is not None:
+        raise StageError(
+            f"{path} is not a readable export index (a JSON object keyed by file name): {problem}",
+            hint="repair it or move it aside, then export again; every export is also recorded in the registry "
+            "(`slmkit releases show`)",
+        )
+    return index
 
 
 def _versions() -> dict[str, str]:

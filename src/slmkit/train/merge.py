@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from slmkit import atomic
 from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
 from slmkit.errors import ModelError, StageError
@@ -182,7 +183,7 @@ def verify_merge(
         "torch_threads": torch.get_num_threads(),
     }
     if gold.run_id is not None:
-        _write_json(_report_path(config, gold.run_id), report)
+        atomic.write_json(_report_path(config, gold.run_id), report, ensure_ascii=False)
     return report
 
 
@@ -328,12 +329,6 @@ def same_parse(task: Task, a: str, b: str) -> bool:
     """Both answers read back to the same JSON value, or neither is JSON at all."""
     pa, pb = task.parse(a), task.parse(b)
     return pa.is_json == pb.is_json and (not pa.is_json or pa.value == pb.value)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)
 
 
 def _now() -> str:

@@ -8,7 +8,6 @@ validation writes a checkpoint (`--resume` continues from it) and may stop the r
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import platform
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from slmkit import atomic
 from slmkit.config import ProjectConfig
 from slmkit.data import open_dataset
 from slmkit.data.split import sample_rows
@@ -55,7 +55,7 @@ from slmkit.train.loss import answer_loss
 from slmkit.train.methods import load_base, make_trainable, save_trained
 from slmkit.train.observe import MetricsLog, check_loggers, flat_params, write_loss_plot
 from slmkit.train.replay import prepare_replay
-from slmkit.train.resume import find_resumable_run, reopen_run, run_lock
+from slmkit.train.resume import find_resumable_run, reopened_run, run_lock
 from slmkit.train.schedule import Schedule
 from slmkit.train.sharded import Sharding, shard
 from slmkit.train.stopping import AUTO_VALIDATION_ROWS, StoppingRule, paired_difference
@@ -145,92 +145,106 @@ def run_train(
             "their earlier turns, then the end of their input, were cut (system prompt and answers kept whole)"
         )
 
-    if resumed:
-        run_id, run_dir = resumed.run_id, config.state_dir / "runs" / resumed.run_id
-        if world.is_main:
-            reopen_run(registry, resumed, run_dir, base.record())
-    else:
-        run_id = world.share(datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2))
-        run_dir = config.state_dir / "runs" / run_id
-        if world.is_main:
-            run_dir.mkdir(parents=True)
-            resolved = config.resolved()
-            (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
-            registry.start_run(run_id, task.name, dataset.version, base.record(), resolved)
-
-    adapter_dir = run_dir / "adapter"
-    digest = ""
-    try:
-        # Logs the memory the method needs first; a 4-bit base for qlora.
-        model = load_base(base, cfg, log, train_set, device=world.device)
-        # Before any adapter: the base answers the general prompts (cached) for replay and the
-        # drift check. The main process fills the cache; the others then read it.
-        if not world.is_main:
-            world.wait()
-        replay = prepare_replay(config, base.sha256, model, tokenizer, len(train_set), log)
-        if world.is_main:
-            world.wait()
-        train_set = train_set + replay.rows
-        model = make_trainable(model, cfg)
-        sharding = shard(model, world, cfg.method) if world.sharded else None
-        if sharding is not None:
-            log(f"FSDP: every weight sharded across {world.size} processes (each decoder layer its own unit)")
-        metrics = _train_loop(
-            model, tokenizer, train_set, val_set, config, run_dir, progress, log, world, sharding, validation_available
-        )
-        if sharding is not None:
-            # The loop left the kept weights in the shards; the main process checks drift and
-            # saves from an ordinary copy of the model that holds them whole.
-            weights = sharding.capture()
+    # The main process holds the run's lock from the moment it opens (or reopens) the run to its
+    # last record: a second `--resume` of the same run is refused before it writes anything.
+    with contextlib.ExitStack() as held:
+        if resumed:
+            run_id, run_dir = resumed.run_id, config.state_dir / "runs" / resumed.run_id
             if world.is_main:
-                model = make_trainable(load_base(base, cfg, _silent, train_set, device=world.device), cfg)
-                load_trainable_weights(model, weights)
-        if world.is_main:
-            metrics |= replay.finish(model, log)
-            save_trained(model, adapter_dir, cfg.method)
-            digest = registry.store.put_dir(adapter_dir)
-            registry.record_artifact(digest, "adapter", _dir_size(adapter_dir), {"run_id": run_id})
-        digest = world.share(digest)
-    except BaseException as exc:
-        if world.is_main:
-            registry.fail_run(run_id, f"{type(exc).__name__}: {exc}")
-        raise
-    metrics["processes"] = world.size
+                held.enter_context(reopened_run(registry, resumed, run_dir, base.record()))
+        else:
+            run_id = world.share(datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2))
+            run_dir = config.state_dir / "runs" / run_id
+            if world.is_main:
+                run_dir.mkdir(parents=True)
+                held.enter_context(run_lock(run_dir))
+                resolved = config.resolved()
+                atomic.write_json(run_dir / "config.json", resolved)
+                registry.start_run(run_id, task.name, dataset.version, base.record(), resolved)
 
-    metrics |= {
-        "train_examples": len(train_set),
-        "validation_examples": len(val_set),
-        "truncated": truncated,
-        # Eval and serving re-render prompts from the recorded config; these let them prove
-        # they render exactly what the adapter was trained on.
-        "prompt_sha256": task.prompt_fingerprint(tokenizer),
-    }
-    if not world.is_main:
-        return TrainResult(run_id, run_dir, adapter_dir, digest, dataset.version, metrics, is_main=False)
-    manifest = {
-        "run_id": run_id,
-        "task": task.name,
-        "dataset_version": dataset.version,
-        "gold_hash": dataset.gold_hash,
-        "base_model": base.record(),
-        "adapter_digest": digest,
-        "method": cfg.method,
-        "seed": cfg.seed,
-        "metrics": metrics,
-        "versions": library_versions(),
-        "hardware": {
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "threads": torch.get_num_threads(),
-            "processes": world.size,
-            "device": world.device,
-            "gpu": torch.cuda.get_device_name(world.device) if world.device != "cpu" else None,
-        },
-    }
-    # Written last: a run folder with run.json is complete.
-    (run_dir / "run.json").write_text(json.dumps(manifest, indent=2))
-    registry.finish_run(run_id, digest, metrics)
-    return TrainResult(run_id, run_dir, adapter_dir, digest, dataset.version, metrics)
+        adapter_dir = run_dir / "adapter"
+        digest = ""
+        try:
+            # Logs the memory the method needs first; a 4-bit base for qlora.
+            model = load_base(base, cfg, log, train_set, device=world.device)
+            # Before any adapter: the base answers the general prompts (cached) for replay and the
+            # drift check. The main process fills the cache; the others then read it.
+            if not world.is_main:
+                world.wait()
+            replay = prepare_replay(config, base.sha256, model, tokenizer, len(train_set), log)
+            if world.is_main:
+                world.wait()
+            train_set = train_set + replay.rows
+            model = make_trainable(model, cfg)
+            sharding = shard(model, world, cfg.method) if world.sharded else None
+            if sharding is not None:
+                log(f"FSDP: every weight sharded across {world.size} processes (each decoder layer its own unit)")
+            metrics = _train_loop(
+                model,
+                tokenizer,
+                train_set,
+                val_set,
+                config,
+                run_dir,
+                progress,
+                log,
+                world,
+                sharding,
+                validation_available,
+            )
+            if sharding is not None:
+                # The loop left the kept weights in the shards; the main process checks drift and
+                # saves from an ordinary copy of the model that holds them whole.
+                weights = sharding.capture()
+                if world.is_main:
+                    model = make_trainable(load_base(base, cfg, _silent, train_set, device=world.device), cfg)
+                    load_trainable_weights(model, weights)
+            if world.is_main:
+                metrics |= replay.finish(model, log)
+                save_trained(model, adapter_dir, cfg.method)
+                digest = registry.store.put_dir(adapter_dir)
+                registry.record_artifact(digest, "adapter", _dir_size(adapter_dir), {"run_id": run_id})
+            digest = world.share(digest)
+        except BaseException as exc:
+            if world.is_main:
+                registry.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        metrics["processes"] = world.size
+
+        metrics |= {
+            "train_examples": len(train_set),
+            "validation_examples": len(val_set),
+            "truncated": truncated,
+            # Eval and serving re-render prompts from the recorded config; these let them prove
+            # they render exactly what the adapter was trained on.
+            "prompt_sha256": task.prompt_fingerprint(tokenizer),
+        }
+        if not world.is_main:
+            return TrainResult(run_id, run_dir, adapter_dir, digest, dataset.version, metrics, is_main=False)
+        manifest = {
+            "run_id": run_id,
+            "task": task.name,
+            "dataset_version": dataset.version,
+            "gold_hash": dataset.gold_hash,
+            "base_model": base.record(),
+            "adapter_digest": digest,
+            "method": cfg.method,
+            "seed": cfg.seed,
+            "metrics": metrics,
+            "versions": library_versions(),
+            "hardware": {
+                "machine": platform.machine(),
+                "cpus": os.cpu_count(),
+                "threads": torch.get_num_threads(),
+                "processes": world.size,
+                "device": world.device,
+                "gpu": torch.cuda.get_device_name(world.device) if world.device != "cpu" else None,
+            },
+        }
+        # Written last, atomically: a run folder with run.json is complete.
+        atomic.write_json(run_dir / "run.json", manifest)
+        registry.finish_run(run_id, digest, metrics)
+        return TrainResult(run_id, run_dir, adapter_dir, digest, dataset.version, metrics)
 
 
 def _train_loop(
@@ -343,9 +357,8 @@ def _train_loop(
         dynamic_ncols=True,
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, ETA {remaining}{postfix}]",
     )
-    # The lock first: only the process that holds it may cut metrics.jsonl back to the checkpoint.
+    # run_train holds the run's lock: only that process may cut metrics.jsonl back to the checkpoint.
     with (
-        run_lock(run_dir) if world.is_main else contextlib.nullcontext(),
         MetricsLog(
             run_dir,
             cfg.loggers,

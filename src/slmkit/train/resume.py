@@ -58,8 +58,13 @@ def find_resumable_run(
     return run
 
 
-def reopen_run(registry: Registry, run: RunRecord, run_dir: Path, base_record: dict[str, Any]) -> None:
-    """Check the base model and that nobody trains the run now, then mark it running again."""
+@contextmanager
+def reopened_run(registry: Registry, run: RunRecord, run_dir: Path, base_record: dict[str, Any]) -> Iterator[None]:
+    """Check the base model, take the run's lock and mark the run running again; the lock is held
+    until the block ends, so no other process can resume (or fail) the run meanwhile.
+
+    A process that cannot take the lock is refused before it writes anything to the run.
+    """
     if not run_dir.is_dir():
         raise StageError(f"run {run.run_id} has no folder {run_dir}", hint="start a new run with `slmkit train`")
     if base_record.get("sha256") != run.base_model.get("sha256"):
@@ -70,8 +75,15 @@ def reopen_run(registry: Registry, run: RunRecord, run_dir: Path, base_record: d
             hint="resume with the base model the run started on, or start a new run",
         )
     with run_lock(run_dir):
-        pass  # free: the process that trained it is gone
-    registry.reopen_run(run.run_id)
+        # Read again under the lock: another process may have finished the run since it was found.
+        now = next((r for r in registry.list_runs(run.task) if r.run_id == run.run_id), run)
+        if now.status == "completed":
+            raise StageError(
+                f"run {run.run_id} already completed (adapter sha256:{(now.adapter_digest or '')[:12]})",
+                hint="nothing to resume; train a new run with `slmkit train`",
+            )
+        registry.reopen_run(run.run_id)
+        yield
 
 
 @contextmanager

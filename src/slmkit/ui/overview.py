@@ -30,8 +30,13 @@ def overview(ctx: Context) -> str:
     if current is None:
         parts.append(f"<p>No release behind <b>{esc(alias)}</b> yet: run <code>slmkit release</code>.</p>")
     else:
+        from slmkit.monitor.rules import release_rule_checks
+
         checklist = release_checklist(
-            registry, current, alerts=[r.text for r in config.monitor.alerts], blocking=config.release.blocking
+            registry,
+            current,
+            alerts=release_rule_checks(config, registry, current, quick=True),
+            blocking=config.release.blocking,
         )
         parts += [
             f'<h2>{esc(alias)}: <a href="/releases/{current.version}">{esc(current.ref)}</a></h2>',

@@ -81,8 +81,13 @@ def releases(ctx: Context) -> str:
 
 def release(ctx: Context, version: int) -> str:
     rel = ctx.registry.get_release(ctx.config.task.name, version)
+    from slmkit.monitor.rules import release_rule_checks
+
     checklist = release_checklist(
-        ctx.registry, rel, alerts=[r.text for r in ctx.config.monitor.alerts], blocking=ctx.config.release.blocking
+        ctx.registry,
+        rel,
+        alerts=release_rule_checks(ctx.config, ctx.registry, rel, quick=True),
+        blocking=ctx.config.release.blocking,
     )
     links = (
         f'<p><a href="/runs/{esc(rel.run_id)}/eval">eval report</a> · '

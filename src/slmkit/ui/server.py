@@ -9,9 +9,9 @@ import threading
 import time
 from typing import Any
 
-from slmkit.config import ProjectConfig
+from slmkit.config import ProjectConfig, is_loopback_host
 from slmkit.errors import ServeError
-from slmkit.serve.server import _bind, _client_host, _is_loopback
+from slmkit.serve.server import _bind, _client_host
 
 
 class ConsoleHandle:
@@ -77,7 +77,7 @@ def _prepare(config: ProjectConfig, host: str, port: int, *, allow_network: bool
     from slmkit.ui.app import create_app
     from slmkit.ui.security import allowed_hosts
 
-    if not _is_loopback(host) and not allow_network:
+    if not is_loopback_host(host) and not allow_network:
         raise ServeError(
             f"refusing to serve the console on {host}: anyone who can reach it could read the project's releases, "
             "data cards and review items",
