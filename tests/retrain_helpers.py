@@ -28,9 +28,9 @@ def send_traffic(config: ProjectConfig, rows: list[dict[str, Any]]) -> dict[str,
             config.task.name,
             requests,
             concurrency=4,
-            on_answer=lambda i, reply: answered.__setitem__(reply.id, rows[i]["output"])
-            if not isinstance(reply, Exception)
-            else None,
+            on_answer=lambda i, reply: (
+                answered.__setitem__(reply.id, rows[i]["output"]) if not isinstance(reply, Exception) else None
+            ),
         )
     assert stats.answered == len(rows), stats.errors
     return answered

@@ -83,7 +83,7 @@ def test_a_retrain_on_reviewed_traffic_releases_when_every_gate_passes_and_says_
     assert {"dataset", "eval", "release", "alias", "retrain_start", "retrain_released"} <= by_retrain
     started = next(e for e in entries if e.action == "retrain_start")
     assert started.detail["why"] == "test: drift alert"
-    assert [e for e in entries if e.action == "release"][0].actor == "retrain"
+    assert next(e for e in entries if e.action == "release").actor == "retrain"
 
     # The same input again: nothing is built, trained or released, and it says so.
     again = run_retrain(config, why="cron", progress=False, log=lines.append)

@@ -177,7 +177,10 @@ def check_answer(
     if verdict not in VERDICTS:
         problems.append(f"{entry.where}: column verdict: {entry.verdict!r} is not one of accept, correct, reject")
         return None
+    unreadable = len(problems)
     correction = _correction(entry, problems)
+    if len(problems) > unreadable:
+        return None  # the correction is not JSON: said once, nothing more to check in it
     served = _parsed(item.answer)
     if correction is not None and allow_served and verdict != "correct" and correction == served:
         correction = None  # the tools show the served answer in the correction box; left as it was, it says nothing

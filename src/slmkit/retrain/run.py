@@ -112,11 +112,7 @@ class _Retrain:
         inputs = inputs_fingerprint(self.config, self.registry)
         history = self.registry.list_retrains(self.name)
         pending = next((r for r in history if not r.finished), None)
-        if pending is not None and (pending.inputs, pending.config_hash, pending.production) != (
-            inputs,
-            self.config_hash,
-            self.production,
-        ):
+        if pending is not None and not self._same_input(pending, inputs):
             self._abandon(pending, "its input changed before it could resume")
             pending = None
         if pending is None:
@@ -135,6 +131,16 @@ class _Retrain:
         if record.stage == "eval":
             record = self._eval(record)
         return self._release(record)
+
+    def _same_input(self, pending: RetrainRecord, inputs: str) -> bool:
+        """The unfinished retrain read what a new one would, against the same production release (or
+        production is already the release it made: killed between its release and its record)."""
+        if (pending.inputs, pending.config_hash) != (inputs, self.config_hash):
+            return False
+        if pending.production == self.production:
+            return True
+        made = [r.ref for r in self.registry.list_releases(self.name) if r.run_id and r.run_id == pending.run_id]
+        return self.production in made
 
     # --- the stages --------------------------------------------------------------------------
 
