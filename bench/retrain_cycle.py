@@ -1,0 +1,431 @@
+"""The retraining cycle, end to end on the example, with the time of every stage.
+
+Takes the demo's release (`.demo/support-tickets`, made by `make demo`; run here first when it is
+missing), copies the project into `--work` and:
+
+1. serves it (`slmkit serve`, its own process) with every answer captured for review and the alert
+   rules evaluated every `--every` seconds;
+2. replays `--unshifted` tickets of examples/support-tickets/traffic/unshifted.jsonl, then
+   `--shifted` of traffic/shifted.jsonl (a product line the model never saw, refunds asked for in
+   new words) through the official `openai` client, until the drift alert fires and the rest is in;
+   the last `--held-out` shifted tickets are never sent: they are the slice measured at the end;
+3. draws the production review queue (`slmkit review queue --traffic`), exports it, and answers it
+   WITH THE TRAFFIC FILES' OWN LABELS standing in for a human reviewer (accept when the served
+   answer is the label, else correct it to the label), then imports it (`slmkit review import`);
+4. `slmkit retrain --if-due` (due: the drift alert fires) builds, trains, evaluates every gate and
+   `no_regression_vs production` on the locked gold set, and releases; the running server
+   answers with the new release on its next request, without a restart;
+5. sends the held-out shifted slice to both releases through the server (`support-tickets@1`,
+   `@2`) and prints label accuracy before -> after with Wilson intervals and the paired test;
+6. (`--phase bad`) reviews the next batch with CORRUPTED answers (every category rotated to a
+   wrong one), retrains, and shows the retrain blocked with production unmoved.
+
+    .venv/bin/python bench/retrain_cycle.py --phase good   # or: make cycle
+    .venv/bin/python bench/retrain_cycle.py --phase bad    # afterwards, on the same --work
+
+The good phase's clock for "alert -> new production release" starts when the cycle acts on the
+firing alert (after the replay) and ends when the server answers with the new release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TRAFFIC = REPO / "examples" / "support-tickets" / "traffic"
+ROTATE = {"billing": "shipping", "shipping": "returns", "returns": "technical", "technical": "account",
+          "account": "billing", "out_of_scope": "billing"}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phase", choices=["good", "bad", "both"], default="both")
+    parser.add_argument("--project", type=Path, default=REPO / ".demo" / "support-tickets")
+    parser.add_argument("--work", type=Path, default=REPO / ".cycle")
+    parser.add_argument("--unshifted", type=int, default=200)
+    parser.add_argument("--shifted", type=int, default=250)
+    parser.add_argument("--held-out", type=int, default=150)
+    parser.add_argument("--queue", type=int, default=200, help="items drawn into the review queue")
+    parser.add_argument("--every", type=float, default=10.0, help="seconds between the server's alert evaluations")
+    parser.add_argument("--bad-traffic", type=int, default=150, help="more tickets sent before the bad review")
+    parser.add_argument("--warm-start", action="store_true", help="monitor.retrain.warm_start: true")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a setting")
+    args = parser.parse_args()
+    project = args.work / "support-tickets"
+    if args.phase in ("good", "both"):
+        good(args, project)
+    if args.phase in ("bad", "both"):
+        bad(args, project)
+
+
+# --- the good cycle -------------------------------------------------------------------------------
+
+
+def good(args: argparse.Namespace, project: Path) -> None:
+    if not (args.project / ".slmkit" / "registry.db").exists():
+        print(f"no release at {args.project}: running `slmkit demo` first (10 to 25 minutes)", flush=True)
+        subprocess.run([sys.executable, "-m", "slmkit", "demo"], cwd=REPO, check=True)
+    if project.exists():
+        shutil.rmtree(project)
+    ignore = shutil.ignore_patterns("requests.db*", "runs", "monitor", "replay", "keys.db*", "review", "retrain*")
+    shutil.copytree(args.project, project, ignore=ignore)
+    _configure(project, args)
+    print(f"== project {project} (a copy of {args.project}); settings: {_settings_line(project)}", flush=True)
+    shifted = _rows("shifted")
+    sent_shifted, held_out = shifted[: args.shifted], shifted[len(shifted) - args.held_out :]
+    assert args.shifted + args.held_out <= len(shifted), "--shifted and --held-out overlap"
+    labels: dict[str, dict[str, Any]] = {}
+    server, url = _serve(project)
+    try:
+        fired = _replay(project, url, _rows("unshifted")[: args.unshifted], sent_shifted, labels)
+        _save(args.work / "labels.json", labels)
+        began = time.perf_counter()
+        seconds: dict[str, float] = {}
+        print("\n== the cycle: review queue -> answers -> retrain -> release", flush=True)
+        seconds["review queue"] = _timed(
+            lambda: _cli("review", "queue", "--traffic", "--size", str(args.queue), "-p", project)
+        )
+        out = project / ".slmkit" / "review" / "traffic"
+        seconds["export"] = _timed(lambda: _cli("review", "export", "--traffic", "--out", out, "-p", project))
+        counts = _answer(out / "queue.csv", labels, corrupt=False)
+        print(f"answered with the traffic's own labels (a stand-in reviewer): {counts}", flush=True)
+        seconds["import"] = _timed(
+            lambda: _cli("review", "import", out / "queue.csv", "--reviewer", "traffic-labels", "-p", project)
+        )
+        retrain_began = time.perf_counter()
+        due = ["--if-due"] if fired else ["--why", "bench: the drift alert did not fire; retraining anyway"]
+        code = _cli("retrain", *due, "-q", "-p", project, check=False)
+        seconds["retrain"] = time.perf_counter() - retrain_began
+        if code != 0:
+            raise SystemExit(f"the retrain did not release (exit {code})")
+        switched = _wait_for_release(url, "support-tickets", 2, _rows("unshifted")[-1], labels)
+        seconds["server follows"] = switched
+        total = time.perf_counter() - began
+        print(f"\n== time per stage (alert -> new production release): {_stages(seconds)}")
+        print(f"   total {total:.0f}s ({total / 60:.1f} min; target: under 15 min)")
+        print(
+            f"   (the drift alert fired {fired or 'never'}; the replay went on until {args.shifted} shifted were in)"
+        )
+        print("\n== the shifted slice: held-out shifted tickets never sent before, through the server to both releases")
+        _compare(url, held_out, project, labels)
+        _save(args.work / "labels.json", labels)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=120)
+    print("\n== slmkit retrain list")
+    _cli("retrain", "list", "-p", project)
+
+
+# --- the bad retrain ------------------------------------------------------------------------------
+
+
+def bad(args: argparse.Namespace, project: Path) -> None:
+    labels = json.loads((args.work / "labels.json").read_text())
+    server, url = _serve(project)
+    try:
+        # More traffic: unshifted tickets not sent yet (the last one was the probe).
+        rest = _rows("unshifted")[args.unshifted : -1][: args.bad_traffic]
+        print(f"\n== {len(rest)} more tickets through the server (answered by support-tickets@2)")
+        _send(url, rest, labels)
+        _save(args.work / "labels.json", labels)
+        out = project / ".slmkit" / "review" / "traffic-bad"
+        _cli("review", "queue", "--traffic", "--size", str(args.queue), "-p", project)
+        _cli("review", "export", "--traffic", "--out", out, "-p", project)
+        counts = _answer(out / "queue.csv", labels, corrupt=True)
+        print(f"answered with CORRUPTED labels (every category rotated to a wrong one): {counts}", flush=True)
+        _cli("review", "import", out / "queue.csv", "--reviewer", "corrupted-labels", "-p", project)
+        began = time.perf_counter()
+        code = _cli("retrain", "-q", "--why", "bench: a batch of corrupted review answers", "-p", project, check=False)
+        print(f"retrain exit {code} after {time.perf_counter() - began:.0f}s")
+        reply = _ask(url, "support-tickets", rest[0])
+        print(f"production after this retrain: {_production(project)}; the server answers as {reply['model']}")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=120)
+    print("\n== slmkit retrain list")
+    _cli("retrain", "list", "-p", project)
+    print("\n== slmkit releases audit (the retrain's own entries)")
+    out = subprocess.run([sys.executable, "-m", "slmkit", "releases", "audit", "-p", str(project)],
+                         capture_output=True, text=True, check=False).stdout  # fmt: skip
+    print("\n".join(line for line in out.splitlines() if "retrain" in line)[:4000])
+
+
+# --- pieces ---------------------------------------------------------------------------------------
+
+
+def _configure(project: Path, args: argparse.Namespace) -> None:
+    import yaml
+
+    path = project / "slmkit.yaml"
+    settings = yaml.safe_load(path.read_text())
+    example = yaml.safe_load((REPO / "examples" / "support-tickets" / "slmkit.yaml").read_text())
+    monitor = settings.setdefault("monitor", {})
+    embeddings = monitor.get("embeddings", True)  # input drift needs them (a project may have them off)
+    monitor["alerts"] = [r for r in example["monitor"]["alerts"] if embeddings or r["metric"] != "input_drift"]
+    monitor["evaluate_every_s"] = args.every
+    monitor["capture"] = {"share": 1.0, "retention_days": 30}
+    monitor["review"] = {"size": args.queue, "random": 0.2, "low_confidence": 0.4, "flagged": 0.3, "refused": 0.1}
+    monitor["retrain"] = {"on_drift_alert": True, "warm_start": bool(args.warm_start)}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        target = settings
+        *parents, last = key.split(".")
+        for name in parents:
+            target = target.setdefault(name, {})
+        target[last] = json.loads(value)
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+
+
+def _settings_line(project: Path) -> str:
+    import yaml
+
+    s = yaml.safe_load((project / "slmkit.yaml").read_text())
+    train = {k: s["train"][k] for k in ("epochs", "max_steps") if k in s["train"]}
+    return (
+        f"capture {s['monitor']['capture']['share']:.0%}, review {s['monitor']['review']}, "
+        f"retrain {s['monitor']['retrain']}, train {train}, eval gates {s['eval']['gates']}"
+    )
+
+
+def _rows(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (TRAFFIC / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _serve(project: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "slmkit", "serve", "-p", str(project), "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    assert server.stdout is not None
+    url = ""
+    for line in server.stdout:
+        if line.startswith(("slmkit serve:", "  capture", "  monitoring")):
+            print(line.rstrip(), flush=True)
+        match = re.search(r"OpenAI base URL: (\S+)", line)
+        if match:
+            url = match.group(1)
+        if "monitoring:" in line:
+            break
+    else:
+        raise SystemExit(f"the server stopped (exit {server.wait()})")
+    threading.Thread(target=lambda: [None for _ in server.stdout or ()], daemon=True).start()
+    return server, url
+
+
+def _send(url: str, rows: list[dict[str, Any]], labels: dict[str, dict[str, Any]], concurrency: int = 8) -> None:
+    from slmkit.monitor.replay import replay
+
+    requests = [[{"role": "user", "content": json.dumps({"subject": r["subject"], "body": r["body"]})}] for r in rows]
+
+    def note(i: int, reply: Any) -> None:
+        if not isinstance(reply, Exception):
+            labels[reply.id] = rows[i]["output"]
+
+    stats = replay(url, "support-tickets", requests, concurrency=concurrency, on_answer=note)
+    if stats.errors:
+        print(f"  errors: {stats.errors}")
+
+
+def _replay(project: Path, url: str, unshifted: list[dict[str, Any]], shifted: list[dict[str, Any]],
+            labels: dict[str, dict[str, Any]]) -> str:  # fmt: skip
+    print(f"\n== replaying {len(unshifted)} unshifted, then {len(shifted)} shifted tickets through {url}")
+    began, fired = time.perf_counter(), ""
+    for phase, rows in (("unshifted", unshifted), ("shifted", shifted)):
+        for lo in range(0, len(rows), 25):
+            _send(url, rows[lo : lo + 25], labels)
+            states = _after_next_evaluation(project, len(labels))
+            drift = {rule: state for rule, state in states.items() if "drift" in rule}
+            print(
+                f"  {phase:<10}{lo + len(rows[lo : lo + 25]):>5}  " + "  ".join(f"{r}: {s}" for r, s in drift.items()),
+                flush=True,
+            )
+            if not fired and any(s == "firing" for s in drift.values()):
+                sent = lo + len(rows[lo : lo + 25])
+                fired = f"after {sent} {phase} tickets, {time.perf_counter() - began:.0f}s into the replay"
+    return fired
+
+
+def _after_next_evaluation(project: Path, logged: int) -> dict[str, str]:
+    db = project / ".slmkit" / "requests.db"
+    deadline, seen = time.monotonic() + 300, None
+    while True:
+        conn = sqlite3.connect(db)
+        try:
+            count = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+            rows = conn.execute("SELECT rule, state, evaluated_at FROM alert_state").fetchall()
+        finally:
+            conn.close()
+        if seen is None and count >= logged:
+            seen = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        if seen is not None and rows and min(r[2] for r in rows) > seen:
+            return {r[0]: r[1] for r in rows}
+        if time.monotonic() > deadline:
+            raise SystemExit("the server did not evaluate its alert rules within 5 minutes")
+        time.sleep(1.0)
+
+
+def _answer(path: Path, labels: dict[str, dict[str, Any]], *, corrupt: bool) -> dict[str, int]:
+    """The stand-in reviewer: the traffic file's label is the right answer (rotated, when corrupt)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    counts = {"accept": 0, "correct": 0, "left unanswered (not from the traffic files)": 0}
+    for row in rows:
+        known = labels.get(row["id"].removeprefix("requests.db#"))
+        if known is None:
+            counts["left unanswered (not from the traffic files)"] += 1
+            continue
+        right = dict(known)
+        if corrupt:
+            right["category"] = ROTATE[right["category"]]
+        try:
+            served = json.loads(row["answer"])
+        except ValueError:
+            served = None
+        row["verdict"] = "accept" if served == right else "correct"
+        row["correction"] = "" if row["verdict"] == "accept" else json.dumps(right)
+        counts[row["verdict"]] += 1
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return counts
+
+
+def _wait_for_release(url: str, model: str, version: int, probe: dict[str, Any], labels: dict[str, Any]) -> float:
+    """Ask with one more ticket (its label noted: the request is captured like any) until `version` answers."""
+    began = time.perf_counter()
+    while True:
+        reply = _ask(url, model, probe)
+        labels[reply["id"]] = probe["output"]
+        if reply["model"] == f"{model}@{version}":
+            print(f"the running server answers as {reply['model']} (no restart)", flush=True)
+            return time.perf_counter() - began
+        if time.perf_counter() - began > 120:
+            raise SystemExit(f"the server still answers as {reply['model']}")
+        time.sleep(1.0)
+
+
+def _ask(url: str, model: str, row: dict[str, Any]) -> dict[str, Any]:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=url, api_key="unused", max_retries=2, timeout=600)
+    reply = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": json.dumps({"subject": row["subject"], "body": row["body"]})}],
+    )
+    return {"id": reply.id, "model": reply.model, "text": reply.choices[0].message.content}
+
+
+def _compare(url: str, rows: list[dict[str, Any]], project: Path, labels: dict[str, Any]) -> None:
+    """Label accuracy of v1 and v2 on the same held-out shifted tickets, paired."""
+    from slmkit.eval.metrics import wilson
+    from slmkit.eval.paired import mcnemar_exact, newcombe_paired
+
+    right: dict[int, list[bool]] = {}
+    for version in (1, 2):
+        answers: list[dict[str, Any]] = [{} for _ in rows]
+        _collect(url, f"support-tickets@{version}", rows, answers, labels)
+        right[version] = [_label(a.get("text")) == r["output"]["category"] for a, r in zip(answers, rows, strict=True)]
+    groups: dict[str, list[int]] = {"all": list(range(len(rows)))}
+    for i, row in enumerate(rows):
+        groups.setdefault(f"shift: {row.get('shift') or 'none (the usual tickets)'}", []).append(i)
+    print(
+        f"{'slice':<34}{'n':>5}  {'v1 label accuracy':<26}{'v2 label accuracy':<26}{'difference [95% CI]':<24}McNemar p"
+    )
+    for name, idx in groups.items():
+        a, b = [right[1][i] for i in idx], [right[2][i] for i in idx]
+        one, two = wilson(sum(a), len(a)), wilson(sum(b), len(b))
+        both = sum(x and y for x, y in zip(a, b, strict=True))
+        gained = sum(y and not x for x, y in zip(a, b, strict=True))
+        lost = sum(x and not y for x, y in zip(a, b, strict=True))
+        low, high = newcombe_paired(both, gained, lost, len(idx) - both - gained - lost)
+        before = f"{one.value:.3f} [{one.low:.3f}-{one.high:.3f}]"
+        after = f"{two.value:.3f} [{two.low:.3f}-{two.high:.3f}]"
+        change = f"{two.value - one.value:+.3f} [{low:+.3f}, {high:+.3f}]"
+        print(f"{name:<34}{len(idx):>5}  {before:<26}{after:<26}{change:<24}{mcnemar_exact(gained, lost):.2g}")
+    report = _latest_retrain_report(project)
+    print("\n== the retrain's gates on the locked gold set (its eval report)")
+    for gate in report["detail"]["gates"]:
+        mark = "PASS" if gate["passed"] else "FAIL"
+        ci = gate.get("ci95") or [math.nan, math.nan]
+        extra = f" vs {gate['compared_with']}: {gate['reason']}" if gate.get("compared_with") else ""
+        print(
+            f"  {mark}  {gate['gate']:<52} observed {gate['observed']:+.3f} [95% CI {ci[0]:+.3f}, {ci[1]:+.3f}]{extra}"
+        )
+
+
+def _collect(
+    url: str, model: str, rows: list[dict[str, Any]], answers: list[dict[str, Any]], labels: dict[str, Any]
+) -> None:
+    from slmkit.monitor.replay import replay
+
+    requests = [[{"role": "user", "content": json.dumps({"subject": r["subject"], "body": r["body"]})}] for r in rows]
+
+    def note(i: int, reply: Any) -> None:
+        if not isinstance(reply, Exception):
+            answers[i].update(model=reply.model, text=reply.choices[0].message.content)
+            labels[reply.id] = rows[i]["output"]
+
+    replay(url, model, requests, concurrency=8, on_answer=note)
+
+
+def _label(text: str | None) -> str | None:
+    try:
+        return json.loads(text or "").get("category")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _latest_retrain_report(project: Path) -> dict[str, Any]:
+    reports = sorted((project / ".slmkit" / "retrains").glob("*.json"), key=lambda p: int(p.stem))
+    return json.loads(reports[-1].read_text())
+
+
+def _production(project: Path) -> str:
+    conn = sqlite3.connect(project / ".slmkit" / "registry.db")
+    try:
+        row = conn.execute("SELECT name, version FROM aliases WHERE alias = 'production'").fetchone()
+    finally:
+        conn.close()
+    return f"{row[0]}@{row[1]}"
+
+
+def _cli(*args: Any, check: bool = True) -> int:
+    shown = " ".join(str(a).replace(str(REPO) + "/", "") for a in args)
+    print(f"$ slmkit {shown}", flush=True)
+    done = subprocess.run([sys.executable, "-m", "slmkit", *map(str, args)], check=False)
+    if check and done.returncode != 0:
+        raise SystemExit(f"slmkit {shown} exited {done.returncode}")
+    return done.returncode
+
+
+def _timed(fn: Any) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
+def _stages(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items())
+
+
+def _save(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+
+
+if __name__ == "__main__":
+    main()
