@@ -103,3 +103,15 @@ def test_the_random_share_starts_a_gold_slice_only_when_asked(tmp_path: Path) ->
 
     again = build(root)  # the slice is part of the locked set now: nothing is appended twice
     assert again.gold_hash == sliced.gold_hash
+
+
+def test_a_new_gold_draw_takes_the_reviewed_random_share_whole(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", {"tickets.jsonl": jsonl([ticket(n) for n in range(200)])})
+    first = build(root)
+    _write(root, [reviewed(1000 + n, stratum="random" if n < 3 else "flagged") for n in range(6)])
+    redrawn = build(root, new_gold=True)
+    gold_ids = {r["id"] for r in read_jsonl(redrawn.path / "gold.jsonl")}
+    assert {f"requests.db#chatcmpl-{1000 + n}" for n in range(3)} <= gold_ids
+    assert redrawn.gold_hash != first.gold_hash
+    assert any("3 of the random share added to the gold set as a production slice (--new-gold)" in line
+               for line in redrawn.summary_lines())  # fmt: skip
