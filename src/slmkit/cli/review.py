@@ -220,10 +220,11 @@ def _traffic_queue(config: ProjectConfig, size: int | None, show: bool) -> None:
     for item in open_items:
         by_stratum[item.stratum] = by_stratum.get(item.stratum, 0) + 1
     answered = len(items) - len(open_items)
+    strata = ", ".join(f"{n} {s}" for s, n in sorted(by_stratum.items()))
     say(
-        f"production review queue: {len(open_items)} open ("
-        + ", ".join(f"{n} {s}" for s, n in sorted(by_stratum.items()))
-        + f"), {answered} answered"
+        f"production review queue: {len(open_items)} open"
+        + (f" ({strata})" if strata else "")
+        + f", {answered} answered"
     )
     if show:
         for item in open_items:
