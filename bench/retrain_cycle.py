@@ -33,17 +33,17 @@ import argparse
 import csv
 import json
 import math
-import os
-import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from drift_drill import _after_next_evaluation, _cell, _serve
 
 REPO = Path(__file__).resolve().parents[1]
 TRAFFIC = REPO / "examples" / "support-tickets" / "traffic"
@@ -242,26 +242,6 @@ def _rows(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (TRAFFIC / f"{name}.jsonl").read_text().splitlines() if line.strip()]
 
 
-def _serve(project: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "slmkit", "serve", "-p", str(project), "--port", "0"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
-    assert server.stdout is not None
-    url = ""
-    for line in server.stdout:
-        if line.startswith(("slmkit serve:", "  capture", "  monitoring")):
-            print(line.rstrip(), flush=True)
-        match = re.search(r"OpenAI base URL: (\S+)", line)
-        if match:
-            url = match.group(1)
-        if "monitoring:" in line:
-            break
-    else:
-        raise SystemExit(f"the server stopped (exit {server.wait()})")
-    threading.Thread(target=lambda: [None for _ in server.stdout or ()], daemon=True).start()
-    return server, url
-
-
 def _send(url: str, rows: list[dict[str, Any]], labels: dict[str, dict[str, Any]], concurrency: int = 8) -> None:
     from slmkit.monitor.replay import replay
 
@@ -285,33 +265,12 @@ def _replay(project: Path, url: str, unshifted: list[dict[str, Any]], shifted: l
             _send(url, rows[lo : lo + 25], labels)
             states = _after_next_evaluation(project, len(labels))
             drift = {rule: state for rule, state in states.items() if "drift" in rule}
-            print(
-                f"  {phase:<10}{lo + len(rows[lo : lo + 25]):>5}  " + "  ".join(f"{r}: {s}" for r, s in drift.items()),
-                flush=True,
-            )
-            if not fired and any(s == "firing" for s in drift.values()):
+            shown = "  ".join(f"{rule}: {_cell(state)}" for rule, state in drift.items())
+            print(f"  {phase:<10}{lo + len(rows[lo : lo + 25]):>5}  {shown}", flush=True)
+            if not fired and any(s["state"] == "firing" for s in drift.values()):
                 sent = lo + len(rows[lo : lo + 25])
                 fired = f"after {sent} {phase} tickets, {time.perf_counter() - began:.0f}s into the replay"
     return fired
-
-
-def _after_next_evaluation(project: Path, logged: int) -> dict[str, str]:
-    db = project / ".slmkit" / "requests.db"
-    deadline, seen = time.monotonic() + 300, None
-    while True:
-        conn = sqlite3.connect(db)
-        try:
-            count = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
-            rows = conn.execute("SELECT rule, state, evaluated_at FROM alert_state").fetchall()
-        finally:
-            conn.close()
-        if seen is None and count >= logged:
-            seen = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        if seen is not None and rows and min(r[2] for r in rows) > seen:
-            return {r[0]: r[1] for r in rows}
-        if time.monotonic() > deadline:
-            raise SystemExit("the server did not evaluate its alert rules within 5 minutes")
-        time.sleep(1.0)
 
 
 def _answer(path: Path, labels: dict[str, dict[str, Any]], *, corrupt: bool) -> dict[str, int]:

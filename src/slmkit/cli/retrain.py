@@ -8,12 +8,7 @@ from typing import Annotated
 
 import typer
 
-from slmkit.cli.common import ProjectOption, load, say
-
-SubProjectOption = Annotated[
-    Path | None,
-    typer.Option("--project", "-p", help="Project directory (holding slmkit.yaml) or the file itself."),
-]
+from slmkit.cli.common import ProjectOption, SubProjectOption, load, say
 
 
 def retrain(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from slmkit import atomic
+from slmkit.eval.review import PAGE_STYLE
 from slmkit.monitor.queue import VERDICTS, QueueItem
 
 CSV_COLUMNS = ("id", "stratum", "release", "confidence", "input", "answer", "verdict", "correction", "note")
@@ -106,19 +107,11 @@ def _write_csv(items: list[QueueItem], path: Path) -> Path:
     return path
 
 
-_STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-table{border-collapse:collapse;width:100%}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}pre{white-space:pre-wrap;margin:0;max-width:40em}.r{white-space:nowrap}
-"""
-
-
 def _write_html(task_name: str, items: list[QueueItem], path: Path) -> Path:
     e = html.escape
     parts = [
         f"<!doctype html><meta charset=utf-8><title>slmkit production review: {e(task_name)}</title>",
-        f"<style>{_STYLE}</style><h1>Production review: {e(task_name)}</h1>",
+        f"<style>{PAGE_STYLE}</style><h1>Production review: {e(task_name)}</h1>",
         f"<p>{len(items)} open items · PII was replaced before capture · write accept, correct (with the right "
         "answer as JSON) or reject in the <code>verdict</code> column of queue.csv</p>",
         "<table><tr><th>id</th><th>why</th><th>release</th><th>confidence</th><th>input</th><th>answer</th></tr>",
