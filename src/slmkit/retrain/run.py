@@ -185,15 +185,12 @@ class _Retrain:
                 # Killed before the run was recorded (or never started): whatever its folder holds is unrecorded.
                 shutil.rmtree(self.config.state_dir / "runs" / run_id, ignore_errors=True)
                 kwargs |= {"dataset_version": record.dataset_version, "run_id": run_id}
-                warm = self._warm_start_adapter()
-                if warm is not None:
-                    kwargs["init_adapter"] = warm
             else:
                 self.log(f"resuming run {run_id} ({run.status}) from its last checkpoint")
                 kwargs["resume"] = run_id
-                warm = self._warm_start_adapter()
-                if warm is not None:
-                    kwargs["init_adapter"] = warm
+            warm = self._warm_start_adapter()  # a resumed run's checkpoint, when it has one, overrides it
+            if warm is not None:
+                kwargs["init_adapter"] = warm
             trained = self._timed("train", lambda: run_train(self.config, **kwargs))
             for line in trained.summary_lines():
                 self.log(line)
