@@ -25,6 +25,13 @@ missing), copies the project into `--work` and:
 
 The good phase's clock for "alert -> new production release" starts when the cycle acts on the
 firing alert (after the replay) and ends when the server answers with the new release.
+
+`--shared it_tickets` runs the same cycle on a real shared set (../shared/data/it_tickets: IT
+service-desk tickets routed to 8 queues): its base release is trained here on 640 tickets of
+seven queues (Purchase left out, as a product line that did not exist yet), gold is 240 tickets
+of its test file, and the shifted traffic mixes in Purchase tickets (40%) that no release saw.
+
+    .venv/bin/python bench/retrain_cycle.py --shared it_tickets --phase good
 """
 
 from __future__ import annotations
@@ -33,12 +40,15 @@ import argparse
 import csv
 import json
 import math
+import os
+import random
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +56,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from drift_drill import _after_next_evaluation, _cell, _serve
 
 REPO = Path(__file__).resolve().parents[1]
-TRAFFIC = REPO / "examples" / "support-tickets" / "traffic"
-ROTATE = {"billing": "shipping", "shipping": "returns", "returns": "technical", "technical": "account",
-          "account": "billing", "out_of_scope": "billing"}  # fmt: skip
+SHARED = Path(os.environ.get("SLMKIT_SHARED_DATA") or REPO.parent / "shared" / "data")
+
+
+@dataclass
+class Spec:
+    """The task the cycle runs on, read from the project: requests are records of its input fields."""
+
+    name: str
+    fields: list[str]
+    label: str
+    labels: list[str]
+    traffic: Path
+
+    @classmethod
+    def of(cls, project: Path, traffic: Path) -> Spec:
+        from slmkit.config import load_config
+
+        config = load_config(project, check_files=False)
+        label = config.task.label_field
+        assert label is not None, "the cycle measures label accuracy: the task needs a label_field"
+        labels = [str(v) for v in config.output_schema()["properties"][label]["enum"] if v is not None]
+        return cls(config.task.name, list(config.task.input_fields), label, labels, traffic)
+
+    def message(self, row: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"role": "user", "content": json.dumps({f: row[f] for f in self.fields}, ensure_ascii=False)}]
+
+    def rotated(self, label: str) -> str:
+        """A wrong label, for the corrupted review: the next one in the schema's order."""
+        return self.labels[(self.labels.index(label) + 1) % len(self.labels)]
+
+
+SPEC: Spec  # set by main()
 
 
 def main() -> None:
@@ -64,8 +103,20 @@ def main() -> None:
     parser.add_argument("--bad-traffic", type=int, default=120, help="more tickets sent before the bad review")
     parser.add_argument("--warm-start", action="store_true", help="monitor.retrain.warm_start: true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a setting")
+    parser.add_argument("--shared", choices=["it_tickets"], help="run on a real shared set instead of the example")
+    parser.add_argument("--base-model", default="smollm2-135m-instruct", help="--shared: the base release's model")
+    parser.add_argument("--base-set", action="append", default=[], metavar="KEY=JSON", help="--shared: base settings")
     args = parser.parse_args()
-    project = args.work / "support-tickets"
+    global SPEC
+    traffic = REPO / "examples" / "support-tickets" / "traffic"
+    if args.shared:
+        args.work = REPO / f".cycle-{args.shared}" if args.work == REPO / ".cycle" else args.work
+        args.project, traffic = prepare_shared(args.shared, args.work, args.base_model, args.base_set)
+    elif not (args.project / ".slmkit" / "registry.db").exists():
+        print(f"no release at {args.project}: running `slmkit demo` first (10 to 25 minutes)", flush=True)
+        subprocess.run([sys.executable, "-m", "slmkit", "demo"], cwd=REPO, check=True)
+    SPEC = Spec.of(args.project, traffic)
+    project = args.work / SPEC.name
     if args.phase in ("good", "both"):
         good(args, project)
     if args.phase in ("bad", "both"):
@@ -78,9 +129,6 @@ def main() -> None:
 
 
 def good(args: argparse.Namespace, project: Path) -> None:
-    if not (args.project / ".slmkit" / "registry.db").exists():
-        print(f"no release at {args.project}: running `slmkit demo` first (10 to 25 minutes)", flush=True)
-        subprocess.run([sys.executable, "-m", "slmkit", "demo"], cwd=REPO, check=True)
     if project.exists():
         shutil.rmtree(project)
     ignore = shutil.ignore_patterns("requests.db*", "runs", "monitor", "replay", "keys.db*", "review", "retrain*")
@@ -116,7 +164,7 @@ def good(args: argparse.Namespace, project: Path) -> None:
         seconds["retrain"] = time.perf_counter() - retrain_began
         if code != 0:
             raise SystemExit(f"the retrain did not release (exit {code})")
-        switched = _wait_for_release(url, "support-tickets", 2, _rows("unshifted")[-1], labels)
+        switched = _wait_for_release(url, SPEC.name, 2, _rows("unshifted")[-1], labels)
         seconds["server follows"] = switched
         total = time.perf_counter() - began
         print(f"\n== time per stage (alert -> new production release): {_stages(seconds)}")
@@ -139,7 +187,7 @@ def other(args: argparse.Namespace) -> None:
     """Retrain a copy of the project as the good phase's retrain found it, with `--set` overrides, and
     measure the held-out slice the same way: how the settings change time and the fix."""
     labels = json.loads((args.work / "labels.json").read_text())
-    project = args.work / "other" / "support-tickets"
+    project = args.work / "other" / SPEC.name
     if project.parent.exists():
         shutil.rmtree(project.parent)
     shutil.copytree(args.work / "before-retrain", project)
@@ -166,19 +214,19 @@ def bad(args: argparse.Namespace, project: Path) -> None:
     try:
         # More traffic: unshifted tickets not sent yet (the last one was the probe).
         rest = _rows("unshifted")[args.unshifted : -1][: args.bad_traffic]
-        print(f"\n== {len(rest)} more tickets through the server (answered by support-tickets@2)")
+        print(f"\n== {len(rest)} more tickets through the server (answered by {SPEC.name}@2)")
         _send(url, rest, labels)
         _save(args.work / "labels.json", labels)
         out = project / ".slmkit" / "review" / "traffic-bad"
         _cli("review", "queue", "--traffic", "--size", str(args.queue), "-p", project)
         _cli("review", "export", "--traffic", "--out", out, "-p", project)
         counts = _answer(out / "queue.csv", labels, corrupt=True)
-        print(f"answered with CORRUPTED labels (every category rotated to a wrong one): {counts}", flush=True)
+        print(f"answered with CORRUPTED labels (every {SPEC.label} rotated to a wrong one): {counts}", flush=True)
         _cli("review", "import", out / "queue.csv", "--reviewer", "corrupted-labels", "-p", project)
         began = time.perf_counter()
         code = _cli("retrain", "-q", "--why", "bench: a batch of corrupted review answers", "-p", project, check=False)
         print(f"retrain exit {code} after {time.perf_counter() - began:.0f}s")
-        reply = _ask(url, "support-tickets", rest[0])
+        reply = _ask(url, SPEC.name, rest[0])
         print(f"production after this retrain: {_production(project)}; the server answers as {reply['model']}")
     finally:
         server.send_signal(signal.SIGINT)
@@ -189,6 +237,104 @@ def bad(args: argparse.Namespace, project: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "slmkit", "releases", "audit", "-p", str(project)],
                          capture_output=True, text=True, check=False).stdout  # fmt: skip
     print("\n".join(line for line in out.splitlines() if "retrain" in line)[:4000])
+
+
+# --- a real shared set ----------------------------------------------------------------------------
+
+
+def prepare_shared(name: str, work: Path, base_model: str, overrides: list[str]) -> tuple[Path, Path]:
+    """The base project (released once, here, with the --set overrides) and its traffic files; made once
+    per --work."""
+    base, traffic = work / "base" / "it-tickets", work / "traffic"
+    if (base / ".slmkit" / "registry.db").exists() and (traffic / "shifted.jsonl").exists():
+        return base, traffic
+    import yaml
+
+    rng = random.Random(7)
+    new_queue = "Purchase"
+
+    def rows(file: str) -> list[dict[str, Any]]:
+        out = []
+        for line in (SHARED / name / file).read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            out.append({"text": record["input"], "output": json.loads(record["output"])})
+        return out
+
+    train_file, test_file = rows("train.jsonl"), rows("test.jsonl")
+    rng.shuffle(train_file)
+    rng.shuffle(test_file)
+    queues = sorted({r["output"]["queue"] for r in train_file})
+    old = [r for r in train_file if r["output"]["queue"] != new_queue]
+    training = _stratified(old, 640, rng)
+    gold = _stratified(test_file, 240, rng)
+    taken = {r["text"] for r in training + gold}
+    usual = [r for r in test_file if r["output"]["queue"] != new_queue and r["text"] not in taken]
+    purchases = [r for r in train_file if r["output"]["queue"] == new_queue and r["text"] not in taken]
+    unshifted = [{**r, "shift": None} for r in usual[:200]]
+    mixed = [{**r, "shift": None} for r in usual[200:440]] + [{**r, "shift": f"new queue: {new_queue}"}
+                                                               for r in purchases[:160]]  # fmt: skip
+    rng.shuffle(mixed)
+    traffic.mkdir(parents=True, exist_ok=True)
+    for file, part in (("unshifted", unshifted), ("shifted", mixed)):
+        (traffic / f"{file}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
+    if base.exists():
+        shutil.rmtree(base)
+    (base / "data").mkdir(parents=True)
+    # A planted secret the PII stage must catch (the release checklist asks for one, as the example has).
+    canary = "4111 1111 1111 1111"
+    training = [
+        *training,
+        {"text": f"card {canary} charged twice laptop invoice please refund", "output": {"queue": "Miscellaneous"}},
+    ]
+    for file, part in (("train", training), ("gold", gold)):
+        (base / "data" / f"{file}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
+    project = {
+        "base_model": base_model,
+        "task": {
+            "name": "it-tickets",
+            "input_fields": ["text"],
+            "system_prompt": "Route the IT service-desk ticket to the team queue that should handle it. "
+            "The ticket text is lower-cased with stop words removed.",
+            "output_schema": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["queue"],
+                "properties": {"queue": {"enum": queues}},
+            },
+            "label_field": "queue",
+        },
+        "data": {
+            "sources": [{"path": "data/train.jsonl"}, {"path": "data/gold.jsonl", "role": "gold"}],
+            "pii": {"canaries": [canary]},
+        },
+        "eval": {
+            "compare_base": False,
+            "decoding": "as_served",
+            "forgetting": False,
+            "gates": ["schema_validity >= 0.95", "label_accuracy >= 0.5"],
+        },
+    }
+    (base / "slmkit.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    _apply(base, overrides)
+    print(f"== {name}: the base release, trained on {len(training)} tickets of {len(queues) - 1} queues "
+          f"({new_queue} left out); gold: {len(gold)} tickets of its test file", flush=True)  # fmt: skip
+    began = time.perf_counter()
+    for command in (["data", "build"], ["train", "-q"], ["eval"], ["release", "-m", "base release"]):
+        _cli(*command, "-p", base)
+    print(f"   base release made in {time.perf_counter() - began:.0f}s", flush=True)
+    return base, traffic
+
+
+def _stratified(rows: list[dict[str, Any]], n: int, rng: random.Random) -> list[dict[str, Any]]:
+    """About n rows, each queue in its share (at least 10 of each)."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by.setdefault(row["output"]["queue"], []).append(row)
+    out = []
+    for group in by.values():
+        out += group[: max(10, round(n * len(group) / len(rows)))]
+    rng.shuffle(out)
+    return out
 
 
 # --- pieces ---------------------------------------------------------------------------------------
@@ -212,11 +358,15 @@ def _configure(project: Path, args: argparse.Namespace) -> None:
 
 
 def _configure_overrides(project: Path, overrides: list[str], *, warm_start: bool) -> None:
+    _apply(project, [*overrides, f"monitor.retrain.warm_start={json.dumps(warm_start)}"])
+
+
+def _apply(project: Path, overrides: list[str]) -> None:
+    """KEY=JSON settings written into the project's slmkit.yaml."""
     import yaml
 
     path = project / "slmkit.yaml"
     settings = yaml.safe_load(path.read_text())
-    settings["monitor"]["retrain"]["warm_start"] = warm_start
     for item in overrides:
         key, _, value = item.partition("=")
         target = settings
@@ -239,19 +389,19 @@ def _settings_line(project: Path) -> str:
 
 
 def _rows(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (TRAFFIC / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in (SPEC.traffic / f"{name}.jsonl").read_text().splitlines() if line.strip()]
 
 
 def _send(url: str, rows: list[dict[str, Any]], labels: dict[str, dict[str, Any]], concurrency: int = 8) -> None:
     from slmkit.monitor.replay import replay
 
-    requests = [[{"role": "user", "content": json.dumps({"subject": r["subject"], "body": r["body"]})}] for r in rows]
+    requests = [SPEC.message(r) for r in rows]
 
     def note(i: int, reply: Any) -> None:
         if not isinstance(reply, Exception):
             labels[reply.id] = rows[i]["output"]
 
-    stats = replay(url, "support-tickets", requests, concurrency=concurrency, on_answer=note)
+    stats = replay(url, SPEC.name, requests, concurrency=concurrency, on_answer=note)
     if stats.errors:
         print(f"  errors: {stats.errors}")
 
@@ -285,7 +435,7 @@ def _answer(path: Path, labels: dict[str, dict[str, Any]], *, corrupt: bool) -> 
             continue
         right = dict(known)
         if corrupt:
-            right["category"] = ROTATE[right["category"]]
+            right[SPEC.label] = SPEC.rotated(right[SPEC.label])
         try:
             served = json.loads(row["answer"])
         except ValueError:
@@ -318,10 +468,7 @@ def _ask(url: str, model: str, row: dict[str, Any]) -> dict[str, Any]:
     from openai import OpenAI
 
     client = OpenAI(base_url=url, api_key="unused", max_retries=2, timeout=600)
-    reply = client.chat.completions.create(
-        model=model,
-        messages=[{"role": "user", "content": json.dumps({"subject": row["subject"], "body": row["body"]})}],
-    )
+    reply = client.chat.completions.create(model=model, messages=SPEC.message(row))  # type: ignore[arg-type]
     return {"id": reply.id, "model": reply.model, "text": reply.choices[0].message.content}
 
 
@@ -333,8 +480,8 @@ def _compare(url: str, rows: list[dict[str, Any]], project: Path, labels: dict[s
     right: dict[int, list[bool]] = {}
     for version in (1, 2):
         answers: list[dict[str, Any]] = [{} for _ in rows]
-        _collect(url, f"support-tickets@{version}", rows, answers, labels)
-        right[version] = [_label(a.get("text")) == r["output"]["category"] for a, r in zip(answers, rows, strict=True)]
+        _collect(url, f"{SPEC.name}@{version}", rows, answers, labels)
+        right[version] = [_label(a.get("text")) == r["output"][SPEC.label] for a, r in zip(answers, rows, strict=True)]
     groups: dict[str, list[int]] = {"all": list(range(len(rows)))}
     for i, row in enumerate(rows):
         groups.setdefault(f"shift: {row.get('shift') or 'none (the usual tickets)'}", []).append(i)
@@ -368,7 +515,7 @@ def _collect(
 ) -> None:
     from slmkit.monitor.replay import replay
 
-    requests = [[{"role": "user", "content": json.dumps({"subject": r["subject"], "body": r["body"]})}] for r in rows]
+    requests = [SPEC.message(r) for r in rows]
 
     def note(i: int, reply: Any) -> None:
         if not isinstance(reply, Exception):
@@ -380,7 +527,7 @@ def _collect(
 
 def _label(text: str | None) -> str | None:
     try:
-        return json.loads(text or "").get("category")
+        return json.loads(text or "").get(SPEC.label)
     except (ValueError, AttributeError):
         return None
 
