@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from slmkit.config import ProjectConfig, load_config
-from slmkit.monitor.replay import read_requests, replay
+from slmkit.config import ProjectConfig
+from slmkit.monitor.replay import replay
 from tests.conftest import EXAMPLE, read_jsonl
 
 TRAFFIC = EXAMPLE / "traffic"
@@ -40,19 +40,14 @@ def traffic_rows(name: str, start: int, stop: int) -> list[dict[str, Any]]:
     return read_jsonl(TRAFFIC / f"{name}.jsonl")[start:stop]
 
 
-def fill_csv(path: Path, labels: dict[str, dict[str, Any]], *, corrupt: bool = False) -> dict[str, int]:
-    """The reviewer: accept the served answer when it is the traffic's label, else correct it to the label.
-
-    `corrupt` writes a wrong category into every answer instead (a bad review batch).
-    """
+def fill_csv(path: Path, labels: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """The reviewer: accept the served answer when it is the traffic's label, else correct it to the label."""
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
         columns = list(rows[0]) if rows else []
     counts = {"accept": 0, "correct": 0}
     for row in rows:
         right = dict(labels[row["id"].removeprefix("requests.db#")])
-        if corrupt:
-            right["category"] = "account" if right["category"] != "account" else "billing"
         served = _json(row["answer"])
         if served == right:
             row["verdict"] = "accept"
@@ -71,10 +66,3 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
-
-
-def reload(config: ProjectConfig) -> ProjectConfig:
-    return load_config(config.root)
-
-
-__all__ = ["fill_csv", "read_requests", "reload", "send_traffic", "traffic_rows"]

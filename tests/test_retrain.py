@@ -5,6 +5,7 @@ answered with the traffic's own labels (the traffic files carry them), then buil
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,20 +45,29 @@ FAST = {
 }
 
 
-@pytest.fixture
-def released(tmp_path: Path, tiny_model_dir: Path):
-    """The example project on the tiny model, released once (production -> v1), its traffic reviewed."""
-    config = load_config(write_project(tmp_path / "project", tiny_model_dir, rows=120, overrides=FAST))
+@pytest.fixture(scope="module")
+def reviewed_project(tmp_path_factory, tiny_model_dir: Path) -> Path:
+    """The example project on the tiny model, released once (production -> v1), 24 shifted tickets sent
+    through a real server and 12 of them reviewed (built once per module)."""
+    root = tmp_path_factory.mktemp("retrain") / "project"
+    config = load_config(write_project(root, tiny_model_dir, rows=120, overrides=FAST))
     result = run_pipeline(config, progress=False, log=lambda _: None)
     assert result.release is not None and result.release.version == 1
     labels = send_traffic(config, traffic_rows("shifted", 0, 24))
     with RequestLog(config.state_dir / "requests.db") as log, Registry(config.state_dir) as registry:
         build_queue(log, config.monitor.review, actor="test")
-        export = export_items(config.task.name, queue_items(log, open_only=True), tmp_path / "review")
-        fill_csv(export.out_dir / "queue.csv", {k: v for k, v in labels.items()})
+        export = export_items(config.task.name, queue_items(log, open_only=True), root.parent / "review")
+        fill_csv(export.out_dir / "queue.csv", labels)
         imported = import_answers(config, log, registry, export.out_dir / "queue.csv", reviewer="alice")
     assert sum(imported.recorded.values()) == 12
-    return config
+    return root
+
+
+@pytest.fixture
+def released(reviewed_project: Path, tmp_path: Path):
+    """A copy of the reviewed project for one test."""
+    shutil.copytree(reviewed_project, tmp_path / "project")
+    return load_config(tmp_path / "project")
 
 
 def test_a_retrain_on_reviewed_traffic_releases_when_every_gate_passes_and_says_so_when_rerun(released):

@@ -9,7 +9,7 @@ from slmkit.registry import Registry
 from slmkit.retrain.run import KILL_AFTER_ENV
 from slmkit.train.checkpoint import KILL_AFTER_STEP_ENV, TEST_HOOKS_ENV
 from tests.killwrite import run_killed
-from tests.test_retrain import released  # noqa: F401  (the fixture)
+from tests.test_retrain import released, reviewed_project  # noqa: F401  (the fixtures)
 
 
 def test_a_retrain_killed_at_each_stage_resumes_and_never_leaves_anything_half_done(released, monkeypatch):  # noqa: F811
