@@ -123,6 +123,27 @@ def test_a_retrain_that_fails_the_paired_gate_moves_nothing_and_says_by_how_much
     registry.close()
 
 
+def test_a_warm_started_retrain_that_never_improves_on_production_is_blocked_before_eval(released):
+    retrain = released.monitor.retrain.model_copy(update={"warm_start": True})
+    config = released.model_copy(
+        update={
+            "monitor": released.monitor.model_copy(update={"retrain": retrain}),
+            # A learning rate too small to move a weight: every validation loss equals the warm start's.
+            "train": released.train.model_copy(update={"learning_rate": 1e-12}),
+        }
+    )
+
+    result = run_retrain(config, why="test", progress=False, log=lambda _: None)
+
+    assert result.outcome == "blocked" and result.exit_code == 6, result.lines()
+    (line,) = result.failed
+    assert line.startswith("training never improved on support-tickets@1's adapter")
+    registry = Registry(config.state_dir)
+    assert registry.latest_eval(result.record.run_id) is None  # not evaluated against itself
+    assert registry.aliases(config.task.name)["production"] == 1
+    registry.close()
+
+
 def test_a_second_retrain_is_refused_while_one_holds_the_lock(released):
     with retrain_lock(released.state_dir):
         done = subprocess.run(

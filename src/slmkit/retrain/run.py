@@ -129,6 +129,14 @@ class _Retrain:
         if record.stage == "train":
             record = self._train(record)
         if record.stage == "eval":
+            if self._kept_production(record):
+                why = f"training never improved on {self.production}'s adapter: its best checkpoint is the warm start"
+                return self._finish(
+                    record,
+                    "blocked",
+                    [why],
+                    "nothing new to evaluate or release; review more traffic, or turn monitor.retrain.warm_start off",
+                )
             record = self._eval(record)
         return self._release(record)
 
@@ -293,6 +301,14 @@ class _Retrain:
         self.log(f"retrain #{record.id} (stopped at {record.stage}) is abandoned: {why}; nothing it made was released")
         self.registry.update_retrain(record.id, outcome="abandoned", error=why)
         self.registry.note("retrain_abandoned", self.name, {"retrain": record.id, "why": why, "run_id": record.run_id})
+
+    def _kept_production(self, record: RetrainRecord) -> bool:
+        """The run kept production's own adapter (a warm start whose validation loss never improved):
+        evaluating it against production would only measure two decodings of one model."""
+        run = self.registry.find_run(record.run_id) if record.run_id else None
+        if run is None or not run.adapter_digest or not self.production:
+            return False
+        return run.adapter_digest == self.registry.resolve(self.production).adapter_digest
 
     def _warm_start_adapter(self) -> Any:
         if not self.config.monitor.retrain.warm_start or not self.production:
