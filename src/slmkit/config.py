@@ -452,7 +452,19 @@ class TrainConfig(_Section):
         "metrics.jsonl and a loss-curve plot are always written to the run folder.",
     )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="Adapter shape.")
-    epochs: float = Field(1.0, gt=0.0, description="Passes over the training rows (fractions allowed).")
+    epochs: float | Literal["auto"] = Field(
+        "auto",
+        description="Passes over the training rows (fractions allowed); auto: from the tokens an epoch computes, "
+        "1 to 4 (slmkit.train.schedule; printed with its arithmetic before training).",
+    )
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs_positive(cls, value: float | str) -> float | str:
+        if not isinstance(value, str) and value <= 0:
+            raise ValueError(f"must be > 0 or auto (got {value})")
+        return value
+
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
     learning_rate: float = Field(1e-3, gt=0.0, lt=1.0, description="Peak learning rate (cosine decay).")
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Share of steps with linear warm-up.")
