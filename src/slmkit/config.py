@@ -124,7 +124,30 @@ class RetrievalSettings(_Section):
         ge=0.0,
         le=1.0,
         description="Share of answerable training rows whose context holds the answer's chunk (plus distractors); "
-        "the rest get distractors only and the refusal as the answer (RAFT).",
+        "the rest get the answer's chunk under another name (`entity_swap_share`) or distractors only, and the "
+        "refusal as the answer (RAFT).",
+    )
+    counterfactual_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of the rows holding the answer's chunk whose answer value is changed in that chunk (its "
+        "numbers moved: 18 months -> 24 months) and in the answer, so the adapter learns to copy the value from the "
+        "documents rather than recall it. Answers without a number are never changed.",
+    )
+    entity_swap_share: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of answerable training rows whose context holds the answer's chunk with the question's "
+        "name (a product, a country: 'HaloCam 2K') replaced by another name from the same section, and the refusal "
+        "as the answer: the adapter learns to refuse when the documents describe a neighbour. Rows whose question "
+        "names nothing the chunk holds get distractors only instead. oracle_share + entity_swap_share <= 1.",
+    )
+    shuffle_context: bool = Field(
+        True,
+        description="Shuffle the order of each training row's chunks, so the adapter reads all of them instead of "
+        "trusting the first (serving keeps the ranked order).",
     )
     training_groups: list[str] = Field(
         default_factory=list,
@@ -1693,6 +1716,12 @@ def _check_retrieval(task: TaskConfig, properties: dict[str, Any], add: Any) -> 
             ("task", "retrieval", "citations_field"),
             f"'{settings.citations_field}' is already a property of the output schema; retrieval adds it itself "
             "(remove it from the schema, or name another field)",
+        )
+    if settings.oracle_share + settings.entity_swap_share > 1.0 + 1e-9:
+        add(
+            ("task", "retrieval", "entity_swap_share"),
+            f"oracle_share + entity_swap_share must be <= 1 (got {settings.oracle_share} + "
+            f"{settings.entity_swap_share}): both are shares of the same answerable rows",
         )
     if settings.answer_field is not None:
         spec = properties.get(settings.answer_field)
