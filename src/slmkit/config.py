@@ -128,7 +128,7 @@ class RetrievalSettings(_Section):
         "refusal as the answer (RAFT).",
     )
     counterfactual_share: float = Field(
-        0.5,
+        0.0,
         ge=0.0,
         le=1.0,
         description="Share of the rows holding the answer's chunk whose answer value is changed in that chunk (its "
@@ -136,7 +136,7 @@ class RetrievalSettings(_Section):
         "documents rather than recall it. Answers without a number are never changed.",
     )
     entity_swap_share: float = Field(
-        0.1,
+        0.0,
         ge=0.0,
         le=1.0,
         description="Share of answerable training rows whose context holds the answer's chunk with the question's "
@@ -145,7 +145,7 @@ class RetrievalSettings(_Section):
         "names nothing the chunk holds get distractors only instead. oracle_share + entity_swap_share <= 1.",
     )
     shuffle_context: bool = Field(
-        True,
+        False,
         description="Shuffle the order of each training row's chunks, so the adapter reads all of them instead of "
         "trusting the first (serving keeps the ranked order).",
     )

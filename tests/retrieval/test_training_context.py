@@ -99,7 +99,7 @@ def test_data_build_attaches_the_answer_chunk_or_distractors_and_only_public_doc
 
 def _named_project(root):
     """The policy project plus a public warranty page whose questions name a product."""
-    shares = {"oracle_share": 0.5, "counterfactual_share": 0.6, "entity_swap_share": 0.4}
+    shares = {"oracle_share": 0.5, "counterfactual_share": 0.6, "entity_swap_share": 0.4, "shuffle_context": True}
     write_policy_project(root, "smollm2-135m-instruct", {f"task.retrieval.{k}": v for k, v in shares.items()})
     (root / "docs" / "warranty.md").write_text(WARRANTY_MD)
     (root / "docs" / "repairs.md").write_text(REPAIRS_MD)
