@@ -124,7 +124,30 @@ class RetrievalSettings(_Section):
         ge=0.0,
         le=1.0,
         description="Share of answerable training rows whose context holds the answer's chunk (plus distractors); "
-        "the rest get distractors only and the refusal as the answer (RAFT).",
+        "the rest get the answer's chunk under another name (`entity_swap_share`) or distractors only, and the "
+        "refusal as the answer (RAFT).",
+    )
+    counterfactual_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the rows holding the answer's chunk whose answer value is changed in that chunk (its "
+        "numbers moved: 18 months -> 24 months) and in the answer, so the adapter learns to copy the value from the "
+        "documents rather than recall it. Answers without a number are never changed.",
+    )
+    entity_swap_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of answerable training rows whose context holds the answer's chunk with the question's "
+        "name (a product, a country: 'HaloCam 2K') replaced by another name from the same section, and the refusal "
+        "as the answer: the adapter learns to refuse when the documents describe a neighbour. Rows whose question "
+        "names nothing the chunk holds get distractors only instead. oracle_share + entity_swap_share <= 1.",
+    )
+    shuffle_context: bool = Field(
+        False,
+        description="Shuffle the order of each training row's chunks, so the adapter reads all of them instead of "
+        "trusting the first (serving keeps the ranked order).",
     )
     training_groups: list[str] = Field(
         default_factory=list,
@@ -331,6 +354,25 @@ class DedupConfig(_Section):
 FieldNormalizer = Literal["date", "datetime", "lower", "upper", "strip", "number", "collapse_spaces"]
 
 
+# Where `slmkit review import` writes the reviewed production items, relative to the project root.
+REVIEWED_SOURCE = f"{STATE_DIR}/reviewed.jsonl"
+
+
+class ReviewedDataConfig(_Section):
+    enabled: bool = Field(
+        True,
+        description=f"Read {REVIEWED_SOURCE} (the production requests a reviewer accepted or corrected, written by "
+        "`slmkit review import` and `slmkit review answer`) as a training source, ids requests.db#<request>, "
+        "with PII removal, dedup and gold-leak removal like any source.",
+    )
+    gold_extra: bool = Field(
+        False,
+        description="Add the reviewed items of the random share to the locked gold set as a production slice "
+        "(the gold set is locked again, audited; earlier gold items stay as they are). Off: they train, and the "
+        "gold set stays as locked. `slmkit data build --new-gold` also puts them in the new gold set.",
+    )
+
+
 class DataConfig(_Section):
     sources: list[SourceConfig] = Field(description="Where the labelled rows come from.", min_length=1)
     documents: DocumentsConfig = Field(
@@ -353,6 +395,10 @@ class DataConfig(_Section):
         "(default: train.max_seq_len).",
     )
     workers: int | None = Field(None, gt=0, description="Processes reading and cleaning rows (default: CPU cores).")
+    reviewed: ReviewedDataConfig = Field(
+        default_factory=ReviewedDataConfig,
+        description="Production traffic a reviewer accepted or corrected, read as one more source.",
+    )
 
 
 # --- train ------------------------------------------------------------------------------
@@ -429,7 +475,19 @@ class TrainConfig(_Section):
         "metrics.jsonl and a loss-curve plot are always written to the run folder.",
     )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="Adapter shape.")
-    epochs: float = Field(1.0, gt=0.0, description="Passes over the training rows (fractions allowed).")
+    epochs: float | Literal["auto"] = Field(
+        "auto",
+        description="Passes over the training rows (fractions allowed); auto: from the tokens an epoch computes, "
+        "1 to 4 (slmkit.train.schedule; printed with its arithmetic before training).",
+    )
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs_positive(cls, value: float | str) -> float | str:
+        if not isinstance(value, str) and value <= 0:
+            raise ValueError(f"must be > 0 or auto (got {value})")
+        return value
+
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
     learning_rate: float = Field(1e-3, gt=0.0, lt=1.0, description="Peak learning rate (cosine decay).")
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Share of steps with linear warm-up.")
@@ -888,6 +946,84 @@ class CaptureConfig(_Section):
     )
 
 
+STRATA = ("random", "low_confidence", "flagged", "refused")
+
+
+class TrafficReviewConfig(_Section):
+    size: int = Field(
+        100, gt=0, le=100_000, description="Items `slmkit review queue --traffic` adds to the production review queue."
+    )
+    random: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share drawn uniformly at random from the traffic captured since the last queue: an unbiased "
+        "estimate of production accuracy (with its interval), and training rows that are not only hard cases.",
+    )
+    low_confidence: float = Field(
+        0.4, ge=0.0, le=1.0, description="Share of the least confident answers (their label's probability)."
+    )
+    flagged: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of inputs flagged as unlike the training inputs (drift), the most novel first.",
+    )
+    refused: float = Field(
+        0.2, ge=0.0, le=1.0, description="Share of refusals and escalations, the least confident first."
+    )
+    seed: int = Field(13, description="Seed of the random share's draw (with the queue's number).")
+
+    @field_validator("refused")
+    @classmethod
+    def _shares_add_up(cls, refused: float, info: ValidationInfo) -> float:
+        shares = [info.data.get(name) for name in ("random", "low_confidence", "flagged")]
+        if None not in shares and abs(sum(shares) + refused - 1.0) > 1e-6:  # type: ignore[arg-type]
+            total = sum(shares) + refused  # type: ignore[arg-type]
+            raise ValueError(
+                f"the shares random, low_confidence, flagged and refused must add up to 1 (they add up to {total:g})"
+            )
+        return refused
+
+    def shares(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in STRATA}
+
+
+class RetrainConfig(_Section):
+    every_days: float | None = Field(
+        None, gt=0, description="`slmkit retrain --if-due`: due when the last retrain started this many days ago."
+    )
+    new_reviewed: int | None = Field(
+        None,
+        gt=0,
+        description="`slmkit retrain --if-due`: due once this many production items were reviewed since the last "
+        "retrain started.",
+    )
+    on_drift_alert: bool = Field(
+        False,
+        description="`slmkit retrain --if-due`: due while a drift alert (label_drift, confidence_drift, input_drift, "
+        "drift) fires for the release behind release.alias.",
+    )
+    regression_gate: str | None = Field(
+        None,
+        description="The paired gate a retrained adapter must pass against the release it would replace, added to "
+        "eval.gates when they hold no no_regression_vs gate for release.alias. Default: "
+        "'label_accuracy no_regression_vs <release.alias> margin 0.05' (exact_match without a label field).",
+    )
+    warm_start: bool = Field(
+        False,
+        description="Start training from the adapter of the release behind release.alias (same LoRA shape) "
+        "instead of a fresh one.",
+    )
+
+    @field_validator("regression_gate")
+    @classmethod
+    def _paired_gate(cls, gate: str | None) -> str | None:
+        if gate is not None and parse_gate(gate).vs_alias is None:
+            raise ValueError("write a paired gate, e.g. 'label_accuracy no_regression_vs production margin 0.05'")
+        return gate
+
+
 class DriftConfig(_Section):
     alpha: float = Field(
         0.01,
@@ -957,6 +1093,14 @@ class MonitorConfig(_Section):
         description="Embeddings older than this are erased from the request log (the rest of the row stays).",
     )
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    review: TrafficReviewConfig = Field(
+        default_factory=TrafficReviewConfig,
+        description="The production review queue (`slmkit review queue --traffic`): how many items, by which strata.",
+    )
+    retrain: RetrainConfig = Field(
+        default_factory=RetrainConfig,
+        description="`slmkit retrain`: when it is due (`--if-due`), the paired gate it adds, warm start.",
+    )
     drift: DriftConfig = Field(default_factory=DriftConfig)
     evaluate_every_s: float = Field(
         60.0, ge=0, description="How often `slmkit serve` evaluates the alert rules (0: only `slmkit monitor alerts`)."
@@ -1572,6 +1716,12 @@ def _check_retrieval(task: TaskConfig, properties: dict[str, Any], add: Any) -> 
             ("task", "retrieval", "citations_field"),
             f"'{settings.citations_field}' is already a property of the output schema; retrieval adds it itself "
             "(remove it from the schema, or name another field)",
+        )
+    if settings.oracle_share + settings.entity_swap_share > 1.0 + 1e-9:
+        add(
+            ("task", "retrieval", "entity_swap_share"),
+            f"oracle_share + entity_swap_share must be <= 1 (got {settings.oracle_share} + "
+            f"{settings.entity_swap_share}): both are shares of the same answerable rows",
         )
     if settings.answer_field is not None:
         spec = properties.get(settings.answer_field)

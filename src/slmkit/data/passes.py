@@ -14,11 +14,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from slmkit.config import ProjectConfig
+from slmkit.config import REVIEWED_SOURCE, ProjectConfig
 from slmkit.data import dedup
 from slmkit.data.dataset import Example
 from slmkit.data.gold import LockedGold
@@ -34,6 +34,7 @@ CHUNK = 2048  # rows cleaned, token-counted and MinHashed together
 LARGE_INPUT_BYTES = 16 * 2**20  # above this, worker processes and sampled token lengths
 TOKEN_SAMPLE = 16
 SPLITS = ("train", "validation", "gold")
+GROUND_BATCH = 128  # rows given retrieved context together (their questions embedded in one pass)
 
 
 class _SplitRow(NamedTuple):
@@ -57,7 +58,8 @@ class BuildState:
     gold_from_sources: int = 0
     stages: list[dict[str, Any]] = field(default_factory=list)
     # A task with retrieval: gives each row written to a split its context (slmkit.retrieval.context).
-    ground: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # A task with retrieval: rows in, the same rows with their retrieved context out (data.build).
+    ground: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
         from slmkit.data.clean import Cleaner
@@ -76,6 +78,11 @@ class BuildState:
         self.signatures: list[np.ndarray] = []
         self.gold_marked: dict[int, int] = {}  # spool row -> locked gold row it is
         self.gold_source_rows: set[int] = set()  # spool rows read from a role: gold source, drawing a new gold set
+        # Reviewed production rows of the random share that go to gold as a new slice (data.reviewed.gold_extra
+        # or --new-gold; set by the build), and the lines that slice appends to the locked gold file.
+        self.gold_slice = False
+        self.slice_rows: set[int] = set()
+        self._slice_lines: list[bytes] = []
         self._dropped: Counter[str] = Counter()  # rows rejected per cleaning stage
         self.canaries_checked = 0
         self._gold_keys: dict[int, int] = {}
@@ -178,6 +185,11 @@ class BuildState:
                 )
             elif item.gold_source:
                 self.gold_source_rows.add(index)
+            elif self.gold_slice and _in_gold_slice(item.line):
+                self.slice_rows.add(index)
+                if self.locked is not None:
+                    # Pinned like a gold source's row: dedup keeps it and removes its copies as gold leaks.
+                    self.gold_source_rows.add(index)
 
     def _match_gold(self, index: int, gold_row: int, output: dict[str, Any]) -> None:
         """A row with a locked gold row's input: that gold row (same answer) or a gold overlap."""
@@ -262,6 +274,10 @@ class BuildState:
         chosen = np.asarray(rows, dtype=np.int64)
         for number, positions in enumerate((parts.train, parts.validation, parts.gold)):
             where[chosen[np.asarray(positions, dtype=np.int64)]] = number
+        if self.slice_rows:
+            # A new gold draw (--new-gold) drew from every row; the production slice joins it whole.
+            slice_alive = [row for row in self.slice_rows if alive[row]]
+            where[np.asarray(slice_alive, dtype=np.int64)] = SPLITS.index("gold")
         self.stages.append({"stage": "split", "in": len(rows), "out": len(rows), "rejected": 0})
         return where
 
@@ -293,6 +309,7 @@ class BuildState:
         names = ("train", "validation", "gold")
         self.written = {name: [] for name in names}
         label_counts: dict[str, Counter[str]] = {name: Counter() for name in names}
+        ungrounded: list[tuple[IO[bytes], bytes]] = []  # (file, line) waiting for their context, in order
         length_rows: dict[str, list[int]] = {name: [] for name in names}
         stage_of = {
             "duplicate": "dedup",
@@ -324,14 +341,24 @@ class BuildState:
                 name = SPLITS[where[row]]
                 if name == "gold":
                     self.gold_from_sources += 1
-                if name != "gold" or gold_fh is not None:
-                    if self.ground is not None:
-                        line = json.dumps(self.ground(json.loads(line)), ensure_ascii=False).encode()
-                    (gold_fh if name == "gold" else files[name]).write(line + b"\n")  # type: ignore[union-attr]
+                if name == "gold" and gold_fh is None and row in self.slice_rows:
+                    if self.ground is not None:  # a few rows: grounded one by one, as they come
+                        line = json.dumps(self.ground([json.loads(line)])[0], ensure_ascii=False).encode()
+                    self._slice_lines.append(line + b"\n")  # appended to the locked gold file below
+                elif name != "gold" or gold_fh is not None:
+                    target = gold_fh if name == "gold" else files[name]
+                    assert target is not None
+                    if self.ground is None:
+                        target.write(line + b"\n")
+                    else:  # grounded in batches: one embedding pass for many questions
+                        ungrounded.append((target, line))
+                        if len(ungrounded) >= GROUND_BATCH:
+                            self._write_grounded(ungrounded)
                 self.written[name].append(row)
                 length_rows[name].append(row)
                 if self.labels[row] is not None:
                     label_counts[name][self.labels[row]] += 1  # type: ignore[index]
+            self._write_grounded(ungrounded)
         finally:
             for fh in files.values():
                 fh.close()
@@ -339,8 +366,13 @@ class BuildState:
                 gold_fh.close()
         if self.locked is not None:
             shutil.copyfile(self.locked.path, out / "gold.jsonl")
-            self.written["gold"] = list(range(len(self.locked.examples)))
+            appended = [row for row in self.written["gold"] if row in self.slice_rows]
+            if self._slice_lines:
+                with (out / "gold.jsonl").open("ab") as fh:
+                    fh.writelines(self._slice_lines)
+            self.written["gold"] = list(range(len(self.locked.examples))) + appended
             label_counts["gold"] = Counter(_label_name(e.label) for e in self.locked.examples)
+            label_counts["gold"].update(self.labels[row] for row in appended if self.labels[row] is not None)
         labels = self.task.labels
         if labels is not None:
             self.by_label = {
@@ -348,6 +380,16 @@ class BuildState:
             }
         self._length_rows = length_rows
         self.spool.close()
+
+    def _write_grounded(self, pending: list[tuple[IO[bytes], bytes]]) -> None:
+        """Give the pending rows their context and write each to its file, in the order they came."""
+        if not pending:
+            return
+        assert self.ground is not None
+        grounded = self.ground([json.loads(line) for _, line in pending])
+        for (target, _), row in zip(pending, grounded, strict=True):
+            target.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+        pending.clear()
 
     # --- report ---------------------------------------------------------------------------------
 
@@ -381,6 +423,14 @@ class BuildState:
         if documents is not None:
             sections["documents"] = documents
         return sections
+
+
+def _in_gold_slice(line: bytes) -> bool:
+    """A reviewed production row of the random share (tagged so by slmkit.monitor.reviewed)."""
+    record = json.loads(line)
+    return str(record.get("source", "")).startswith(REVIEWED_SOURCE + ":") and "stratum:random" in (
+        record.get("tags") or ()
+    )
 
 
 def _key64(hex_key: str) -> int:
