@@ -332,10 +332,13 @@ def main() -> None:
           f"the {TARGET_MS:.0f} ms target)")  # fmt: skip
     print("\nthe monitoring page's computations (background thread), seconds:")
     print(f"{'page':<44}{'small s':>10}{'big s':>10}")
-    for key in (k for k in big_live if k.startswith("compute ")):
+    # The same pages in the same order; their paths differ where they name the release (1 vs 100).
+    small_keys = [k for k in small_live if k.startswith("compute ")]
+    big_keys = [k for k in big_live if k.startswith("compute ")]
+    for small_key, key in zip(small_keys, big_keys, strict=True):
         path = key.removeprefix("compute ")
         shown = path if len(path) < 43 else path[:40] + "..."
-        print(f"{shown:<44}{small_live[key]:>10.2f}{big_live[key]:>10.2f}")
+        print(f"{shown:<44}{small_live[small_key]:>10.2f}{big_live[key]:>10.2f}")
     for name, live in (("small", small_live), ("big", big_live)):
         during = live["during"]
         shown = f"median {statistics.median(during):.1f} ms, slowest {max(during):.1f} ms" if during else "none"
