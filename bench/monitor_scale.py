@@ -118,7 +118,7 @@ def _releases(project: Path) -> None:
             answer = {"category": label, "priority": "normal", "order_id": None, "product": None}
             predictions.append({"id": i, "adapter": {"text": json.dumps(answer), "confidence": rng.uniform(0.4, 1.0)}})
         report = Path(tmp) / "report.json"
-        report.write_text(json.dumps({"predictions": predictions}))
+        report.write_text(json.dumps({"predictions": predictions, "decoding": {"label_scoring": True}}))  # as served
         report_digest = registry.store.put_file(report)
         adapter = Path(tmp) / "adapter"
         adapter.mkdir()
