@@ -14,8 +14,9 @@ out of training entirely: they are the "new traffic". The reference is 500 train
 the other labels; unshifted traffic is drawn from the rest of those labels (never the
 reference rows). Three kinds of shifted traffic replace a share of a window's requests:
 - new labels: requests of the held-out labels (a product or kind of request never seen);
-- label mix: more requests of one known label, drawn from the same unshifted pool (nothing new
-  in the inputs, only the mix moved; the label test would see it too, here only MMD^2 is judged);
+- label mix: one known label's share raised from its usual one (the pool's) to share + (1 - share)
+  x usual, drawn from the same unshifted pool (nothing new in the inputs, only the mix moved; the
+  label test would see it too, here only MMD^2 is judged);
 - typos: known-label requests (never in the reference or the pool) with two adjacent letters
   swapped in 30% of their words of four letters or more (a noisier channel upstream).
 Sets:
@@ -89,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--replays", type=int, default=60, help="replays per cell (>= 50)")
-    parser.add_argument("--pool", type=int, default=3000, help="unshifted requests embedded per set")
+    parser.add_argument("--pool", type=int, default=5000, help="unshifted requests embedded per set")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="requests per window")
     args = parser.parse_args()
 
@@ -124,6 +125,7 @@ def main() -> None:
             "typos": dequantize(quantize(embed([typos(texts[i], rng) for i in typo_rows]))),
         }
         mix_idx = np.array([j for j, i in enumerate(pool_rows) if matches(labels[i], spec["mix"])])
+        rest_idx = np.array([j for j, i in enumerate(pool_rows) if not matches(labels[i], spec["mix"])])
         mix_base = len(mix_idx) / len(pool_rows)
         embedded = time.perf_counter() - began
         print(
@@ -144,14 +146,15 @@ def main() -> None:
             pool: np.ndarray = pool,
             sources: dict[str, np.ndarray] = sources,
             mix_idx: np.ndarray = mix_idx,
+            rest_idx: np.ndarray = rest_idx,
+            mix_base: float = mix_base,
             reference: Reference = reference,
         ) -> tuple[bool, bool, float]:
             r = np.random.default_rng(seed)
             k = round(share * n)
-            if kind == "mix":  # k more of one known label, never the same request twice in a window
-                extra = mix_idx[r.choice(len(mix_idx), k, replace=False)]
-                rest = np.setdiff1d(np.arange(len(pool)), extra)
-                parts = [pool[r.choice(rest, n - k, replace=False)], pool[extra]]
+            if kind == "mix":  # the label's share goes from its usual one to share + (1 - share) x usual
+                m = round(n * (share + (1 - share) * mix_base))
+                parts = [pool[r.choice(mix_idx, m, replace=False)], pool[r.choice(rest_idx, n - m, replace=False)]]
             else:
                 shifted = sources.get(kind, pool[:0])
                 parts = [pool[r.choice(len(pool), n - k, replace=False)]]
