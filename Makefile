@@ -9,7 +9,7 @@ VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_PY    := $(VLLM_VENV)/bin/python
 
-.PHONY: setup vllm demo demo-policy drill test test-fast lint format bench clean
+.PHONY: setup vllm demo demo-policy drill cycle test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,12 @@ demo: setup
 # when .demo/ has none); prints the drift tests and alert states after each batch (docs/monitoring.md).
 drill: setup
 	$(PY) bench/drift_drill.py
+
+# The retraining cycle (docs/retraining.md): serve the demo's release, replay shifted traffic until the drift
+# alert fires, review the queue (the traffic's own labels stand in for the reviewer), `slmkit retrain`, the
+# shifted slice before -> after; then a retrain on corrupted review answers, blocked. Runs the demo first if needed.
+cycle: setup
+	$(PY) bench/retrain_cycle.py
 
 # The retrieval example: policy answers with citations, access groups per API key, a live document update.
 demo-policy: setup

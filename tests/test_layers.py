@@ -28,6 +28,7 @@ RANK = {
     "serve": 4,
     "train": 4,
     "pipeline": 5,
+    "retrain": 5,
     "provenance": 5,
     "advise": 5,
     "cli": 6,

@@ -331,6 +331,25 @@ class DedupConfig(_Section):
 FieldNormalizer = Literal["date", "datetime", "lower", "upper", "strip", "number", "collapse_spaces"]
 
 
+# Where `slmkit review import` writes the reviewed production items, relative to the project root.
+REVIEWED_SOURCE = f"{STATE_DIR}/reviewed.jsonl"
+
+
+class ReviewedDataConfig(_Section):
+    enabled: bool = Field(
+        True,
+        description=f"Read {REVIEWED_SOURCE} (the production requests a reviewer accepted or corrected, written by "
+        "`slmkit review import` and `slmkit review answer`) as a training source, ids requests.db#<request>, "
+        "with PII removal, dedup and gold-leak removal like any source.",
+    )
+    gold_extra: bool = Field(
+        False,
+        description="Add the reviewed items of the random share to the locked gold set as a production slice "
+        "(the gold set is locked again, audited; earlier gold items stay as they are). Off: they train, and the "
+        "gold set stays as locked. `slmkit data build --new-gold` also puts them in the new gold set.",
+    )
+
+
 class DataConfig(_Section):
     sources: list[SourceConfig] = Field(description="Where the labelled rows come from.", min_length=1)
     documents: DocumentsConfig = Field(
@@ -353,6 +372,10 @@ class DataConfig(_Section):
         "(default: train.max_seq_len).",
     )
     workers: int | None = Field(None, gt=0, description="Processes reading and cleaning rows (default: CPU cores).")
+    reviewed: ReviewedDataConfig = Field(
+        default_factory=ReviewedDataConfig,
+        description="Production traffic a reviewer accepted or corrected, read as one more source.",
+    )
 
 
 # --- train ------------------------------------------------------------------------------
@@ -888,6 +911,84 @@ class CaptureConfig(_Section):
     )
 
 
+STRATA = ("random", "low_confidence", "flagged", "refused")
+
+
+class TrafficReviewConfig(_Section):
+    size: int = Field(
+        100, gt=0, le=100_000, description="Items `slmkit review queue --traffic` adds to the production review queue."
+    )
+    random: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share drawn uniformly at random from the traffic captured since the last queue: an unbiased "
+        "estimate of production accuracy (with its interval), and training rows that are not only hard cases.",
+    )
+    low_confidence: float = Field(
+        0.4, ge=0.0, le=1.0, description="Share of the least confident answers (their label's probability)."
+    )
+    flagged: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of inputs flagged as unlike the training inputs (drift), the most novel first.",
+    )
+    refused: float = Field(
+        0.2, ge=0.0, le=1.0, description="Share of refusals and escalations, the least confident first."
+    )
+    seed: int = Field(13, description="Seed of the random share's draw (with the queue's number).")
+
+    @field_validator("refused")
+    @classmethod
+    def _shares_add_up(cls, refused: float, info: ValidationInfo) -> float:
+        shares = [info.data.get(name) for name in ("random", "low_confidence", "flagged")]
+        if None not in shares and abs(sum(shares) + refused - 1.0) > 1e-6:  # type: ignore[arg-type]
+            total = sum(shares) + refused  # type: ignore[arg-type]
+            raise ValueError(
+                f"the shares random, low_confidence, flagged and refused must add up to 1 (they add up to {total:g})"
+            )
+        return refused
+
+    def shares(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in STRATA}
+
+
+class RetrainConfig(_Section):
+    every_days: float | None = Field(
+        None, gt=0, description="`slmkit retrain --if-due`: due when the last retrain started this many days ago."
+    )
+    new_reviewed: int | None = Field(
+        None,
+        gt=0,
+        description="`slmkit retrain --if-due`: due once this many production items were reviewed since the last "
+        "retrain started.",
+    )
+    on_drift_alert: bool = Field(
+        False,
+        description="`slmkit retrain --if-due`: due while a drift alert (label_drift, confidence_drift, input_drift, "
+        "drift) fires for the release behind release.alias.",
+    )
+    regression_gate: str | None = Field(
+        None,
+        description="The paired gate a retrained adapter must pass against the release it would replace, added to "
+        "eval.gates when they hold no no_regression_vs gate for release.alias. Default: "
+        "'label_accuracy no_regression_vs <release.alias> margin 0.05' (exact_match without a label field).",
+    )
+    warm_start: bool = Field(
+        False,
+        description="Start training from the adapter of the release behind release.alias (same LoRA shape) "
+        "instead of a fresh one.",
+    )
+
+    @field_validator("regression_gate")
+    @classmethod
+    def _paired_gate(cls, gate: str | None) -> str | None:
+        if gate is not None and parse_gate(gate).vs_alias is None:
+            raise ValueError("write a paired gate, e.g. 'label_accuracy no_regression_vs production margin 0.05'")
+        return gate
+
+
 class DriftConfig(_Section):
     alpha: float = Field(
         0.01,
@@ -957,6 +1058,14 @@ class MonitorConfig(_Section):
         description="Embeddings older than this are erased from the request log (the rest of the row stays).",
     )
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    review: TrafficReviewConfig = Field(
+        default_factory=TrafficReviewConfig,
+        description="The production review queue (`slmkit review queue --traffic`): how many items, by which strata.",
+    )
+    retrain: RetrainConfig = Field(
+        default_factory=RetrainConfig,
+        description="`slmkit retrain`: when it is due (`--if-due`), the paired gate it adds, warm start.",
+    )
     drift: DriftConfig = Field(default_factory=DriftConfig)
     evaluate_every_s: float = Field(
         60.0, ge=0, description="How often `slmkit serve` evaluates the alert rules (0: only `slmkit monitor alerts`)."

@@ -73,22 +73,26 @@ def private_socket(pid: int) -> Path:
     return Path(argv[flag + 1].decode())
 
 
-def tcp_listeners(pids: list[int]) -> list[int]:
-    """Of these process groups' members, those holding a listening TCP socket (Linux /proc)."""
-    listening = set()
+def tcp_listeners(pids: list[int]) -> list[tuple[str, str]]:
+    """Of these process groups' members, (process name, local address) of each listening TCP socket (Linux /proc)."""
+    listening = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
             if fields[3] == "0A":  # LISTEN
-                listening.add(fields[9])
+                listening[fields[9]] = fields[1]
     found = []
     for member in (m for pid in pids for m in group_members(pid)):
+        name = Path(f"/proc/{member}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
         for fd in Path(f"/proc/{member}/fd").iterdir():
             with contextlib.suppress(OSError):
                 target = os.readlink(fd)
                 if target.startswith("socket:[") and target[8:-1] in listening:
-                    found.append(member)
+                    found.append((name, listening[target[8:-1]]))
     return found
+
+
+LOOPBACK = ("0100007F:", "00000000000000000000000001000000:")  # 127.0.0.1 and ::1 as /proc/net/tcp writes them
 
 
 def raw_request(socket_path: Path, method: str, path: str, body: dict | None = None, token: str | None = None):
@@ -362,7 +366,12 @@ def test_a_gateway_killed_outright_takes_its_vllm_server_with_it(vllm_project) -
     with gateway_process(vllm_project) as url:
         (pid,) = gateway_engines(url)
         where = private_socket(pid)
-        assert stat.S_IMODE(where.parent.stat().st_mode) == 0o700 and tcp_listeners([pid]) == []
+        assert stat.S_IMODE(where.parent.stat().st_mode) == 0o700
+        # The HTTP API listens on no TCP port. vLLM's worker keeps torch.distributed's own rendezvous
+        # sockets (gloo, one process even at world size 1): loopback only, and never its API server's.
+        listeners = tcp_listeners([pid])
+        assert all(address.startswith(LOOPBACK) for _, address in listeners), listeners
+        assert all(name.startswith("VLLM::Worker") for name, _ in listeners), listeners
         lora = {"lora_name": "intruder", "lora_path": str(where.parent)}
         assert raw_request(where, "POST", "/v1/load_lora_adapter", lora)[0] == 401
         assert raw_request(where, "POST", "/v1/completions", {"model": "x", "prompt": "hi"}, token="guessed")[0] == 401

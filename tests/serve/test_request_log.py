@@ -23,7 +23,9 @@ def test_migrations_are_named_and_applied_once(tmp_path) -> None:
     with RequestLog(path) as again:
         assert again.count() == 0
     names = [r[0] for r in sqlite3.connect(path).execute("SELECT name FROM schema_migrations")]
-    assert names == ["0001_requests", "0002_api_key", "0003_signals", "0004_captures", "0005_alerts"]
+    assert names == [
+        "0001_requests", "0002_api_key", "0003_signals", "0004_captures", "0005_alerts", "0006_traffic_review",
+    ]  # fmt: skip
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -325,3 +325,45 @@ def test_a_post_without_the_token_or_from_another_origin_is_refused(
     with Registry(project / ".slmkit") as registry:
         assert registry.aliases(TASK)["production"] == 2
         assert not registry.audit_log(TASK, limit=10, actions=["rollback"])
+
+
+def test_a_reviewer_answers_the_production_review_queue_in_the_page(page, project: Path, shots: Path) -> None:
+    from slmkit.config import TrafficReviewConfig
+    from slmkit.monitor.queue import build_queue, queue_items
+    from slmkit.monitor.requests import RequestLog
+    from tests.monitor.test_traffic_queue import capture
+
+    with RequestLog(project / ".slmkit" / "requests.db") as log:
+        capture(log, 3, confidence=lambda n: 0.3 + n / 10)
+        build_queue(log, TrafficReviewConfig(size=3, random=1.0, low_confidence=0, flagged=0, refused=0))
+    page.goto("/review/traffic")
+    assert page.locator("div.item").count() == 3 and page.locator("form[method=post]").count() == 0  # read-only
+
+    log_in(page, add_key(project, "bob", "reviewer"))
+    page.goto("/review/traffic")
+    items = page.locator("div.item")
+    ids = [items.nth(i).get_attribute("data-item") for i in range(items.count())]
+
+    def item(item_id: str):  # type: ignore[no-untyped-def]
+        return page.locator(f'div.item[data-item="{item_id}"]')
+
+    first = item(ids[0])
+    first.locator('select[name="field.category"]').select_option('"shipping"')
+    first.locator('input[name="field.order_id"]').fill("ORD-9")
+    submit(page, first.get_by_role("button", name="correct"))
+    assert "order_id: 'ORD-9' does not match" in item(ids[0]).locator(".flash.error").inner_text()
+    fixed = item(ids[0])
+    fixed.locator('select[name="field.category"]').select_option('"shipping"')
+    fixed.locator('input[name="field.order_id"]').fill("ORD-900001")
+    submit(page, fixed.get_by_role("button", name="correct"))
+    submit(page, item(ids[1]).get_by_role("button", name="accept"))
+    assert page.locator("div.item").count() == 1  # answered items leave the page
+    assert "Production accuracy, support-tickets@1: answers right 1/2" in page.locator(".estimate").inner_text()
+    screenshot(page, shots, "review-traffic", readme=True)
+
+    with RequestLog(project / ".slmkit" / "requests.db") as log:
+        answered = {i.id: i.current for i in queue_items(log) if i.current is not None}
+    assert answered[ids[0]].verdict == "correct" and answered[ids[0]].reviewer == "bob@console"
+    assert answered[ids[0]].correction["order_id"] == "ORD-900001" and answered[ids[0]].via == "console"
+    reviewed = [line for line in (project / ".slmkit" / "reviewed.jsonl").read_text().splitlines() if line]
+    assert len(reviewed) == 2

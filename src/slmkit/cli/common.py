@@ -13,6 +13,11 @@ ProjectOption = Annotated[
     Path,
     typer.Option("--project", "-p", help="Project directory (holding slmkit.yaml) or the file itself."),
 ]
+# On a subcommand, --project may also come before it: `slmkit serve -p DIR keys list`.
+SubProjectOption = Annotated[
+    Path | None,
+    typer.Option("--project", "-p", help="Project directory (holding slmkit.yaml) or the file itself."),
+]
 
 
 def load(project: Path, *, check_files: bool = True) -> ProjectConfig:

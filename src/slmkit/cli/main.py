@@ -9,7 +9,21 @@ import warnings
 
 import typer
 
-from slmkit.cli import export, index, merge, monitor, project, release, releases, review, serve, stages, synth, ui
+from slmkit.cli import (
+    export,
+    index,
+    merge,
+    monitor,
+    project,
+    release,
+    releases,
+    retrain,
+    review,
+    serve,
+    stages,
+    synth,
+    ui,
+)
 from slmkit.errors import SlmkitError
 
 app = typer.Typer(
@@ -31,6 +45,10 @@ review_app = typer.Typer(
     help="Human review of gold items: export what needs a look and import the verdicts, or answer item by item "
     "(queue, answer, signoff).",
     no_args_is_help=True,
+)
+retrain_app = typer.Typer(
+    help="Retrain on reviewed production traffic; release only when every gate passes. Alone: retrain.",
+    invoke_without_command=True,
 )
 index_app = typer.Typer(
     help="The retrieval index over data.documents: build, update, search, eval.", no_args_is_help=True
@@ -88,6 +106,10 @@ monitor_app.command("alerts")(monitor.alerts)
 monitor_app.command("rules")(monitor.rules)
 monitor_app.command("replay")(monitor.replay)
 app.add_typer(monitor_app, name="monitor")
+retrain_app.callback()(retrain.retrain)
+retrain_app.command("schedule")(retrain.schedule)
+retrain_app.command("list")(retrain.history)
+app.add_typer(retrain_app, name="retrain")
 app.command("ui")(ui.ui)
 app.command("demo")(serve.demo)
 

@@ -7,16 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from slmkit.cli.common import ProjectOption, load, say
+from slmkit.cli.common import ProjectOption, SubProjectOption, load, say
 
 if TYPE_CHECKING:
     from slmkit.serve.keys import KeyStore
-
-# On a keys command, --project may also come before it: `slmkit serve -p DIR keys list`.
-SubProjectOption = Annotated[
-    Path | None,
-    typer.Option("--project", "-p", help="Project directory (holding slmkit.yaml) or the file itself."),
-]
 
 
 def serve(

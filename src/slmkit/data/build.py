@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from slmkit import __version__
-from slmkit.config import ProjectConfig
+from slmkit.config import REVIEWED_SOURCE, ProjectConfig, SourceConfig
 from slmkit.data.dedup import deduplicate
 from slmkit.data.documents import write_corpus
 from slmkit.data.gold import load_locked_gold
@@ -52,15 +52,18 @@ def run_data_build(
     registry's audit log records it).
     """
     registry = registry or Registry(config.state_dir)
+    config = with_reviewed_source(config)
     task = Task.from_config(config)
     lock = registry.gold_lock(task.name)
     # Read the locked gold set before the data: if it is gone or altered, say so at once.
     locked = load_locked_gold(registry, lock, task) if lock is not None and not new_gold else None
+    gold_slice = reads_reviewed(config) and (new_gold or config.data.reviewed.gold_extra)
 
     with tempfile.TemporaryDirectory(dir=registry.home, prefix="data-build-") as tmp:
         out = Path(tmp) / "dataset"
         out.mkdir()
         build = BuildState(config, task, locked, Path(tmp))
+        build.gold_slice = gold_slice
         clock = _Clock()
         with RejectLog(out / "rejects.jsonl", scrub=build.cleaner.scrub_value) as rejects:
             build.read(rejects)
@@ -93,6 +96,12 @@ def run_data_build(
         if contexts is not None:
             report["retrieval"] = contexts.report()
         report.update({"task": task.name, "built_with": f"slmkit {__version__}"})
+        if reads_reviewed(config):
+            report["reviewed"] = {
+                "source": REVIEWED_SOURCE,
+                "gold_slice": len(build.slice_rows & set(build.written["gold"])),
+                "gold_slice_by": ("--new-gold" if new_gold else "data.reviewed.gold_extra") if gold_slice else None,
+            }
         _write_json(out / "report.json", report)
         from slmkit.data.card import write_card
 
@@ -114,13 +123,26 @@ def run_data_build(
         },
     }
     registry.record_dataset(version, task.name, digest, gold_hash, counts, meta)
+    sliced = report.get("reviewed", {}).get("gold_slice", 0)
     if locked is None:
         registry.lock_gold(
             task.name,
             gold_hash,
             version,
             replace=lock is not None,
-            reason=f"slmkit data build --new-gold: replaced by the gold set of {version}",
+            reason=f"slmkit data build --new-gold: replaced by the gold set of {version}"
+            + (f", with {sliced} reviewed production items as a slice" if sliced else ""),
+        )
+    elif gold_hash != locked.gold_hash:
+        # data.reviewed.gold_extra appended a production slice: the locked rows are unchanged, the lock
+        # moves to the longer file (audited), and earlier reports still pair on the items they share.
+        registry.lock_gold(
+            task.name,
+            gold_hash,
+            version,
+            replace=True,
+            reason=f"data.reviewed.gold_extra: {sliced} reviewed production items (random share) added to the "
+            f"gold set of {locked.dataset_version} as a slice",
         )
     return DataBuildResult(
         version=version,
@@ -132,6 +154,20 @@ def run_data_build(
         timings=clock.laps,
         report=report,
     )
+
+
+def reads_reviewed(config: ProjectConfig) -> bool:
+    """Whether the build reads the reviewed production items (data.reviewed, and the file is there)."""
+    return config.data.reviewed.enabled and config.resolve_path(REVIEWED_SOURCE).is_file()
+
+
+def with_reviewed_source(config: ProjectConfig) -> ProjectConfig:
+    """The config with the reviewed production items as one more source, when the build reads them."""
+    if not reads_reviewed(config) or any(s.path == REVIEWED_SOURCE for s in config.data.sources):
+        return config
+    source = SourceConfig(path=REVIEWED_SOURCE, format="jsonl", id_field="id", tags_field="tags")
+    data = config.data.model_copy(update={"sources": [*config.data.sources, source]})
+    return config.model_copy(update={"data": data})
 
 
 def _training_contexts(config: ProjectConfig, task: Task, build: BuildState) -> Any:

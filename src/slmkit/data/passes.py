@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from slmkit.config import ProjectConfig
+from slmkit.config import REVIEWED_SOURCE, ProjectConfig
 from slmkit.data import dedup
 from slmkit.data.dataset import Example
 from slmkit.data.gold import LockedGold
@@ -76,6 +76,11 @@ class BuildState:
         self.signatures: list[np.ndarray] = []
         self.gold_marked: dict[int, int] = {}  # spool row -> locked gold row it is
         self.gold_source_rows: set[int] = set()  # spool rows read from a role: gold source, drawing a new gold set
+        # Reviewed production rows of the random share that go to gold as a new slice (data.reviewed.gold_extra
+        # or --new-gold; set by the build), and the lines that slice appends to the locked gold file.
+        self.gold_slice = False
+        self.slice_rows: set[int] = set()
+        self._slice_lines: list[bytes] = []
         self._dropped: Counter[str] = Counter()  # rows rejected per cleaning stage
         self.canaries_checked = 0
         self._gold_keys: dict[int, int] = {}
@@ -178,6 +183,11 @@ class BuildState:
                 )
             elif item.gold_source:
                 self.gold_source_rows.add(index)
+            elif self.gold_slice and _in_gold_slice(item.line):
+                self.slice_rows.add(index)
+                if self.locked is not None:
+                    # Pinned like a gold source's row: dedup keeps it and removes its copies as gold leaks.
+                    self.gold_source_rows.add(index)
 
     def _match_gold(self, index: int, gold_row: int, output: dict[str, Any]) -> None:
         """A row with a locked gold row's input: that gold row (same answer) or a gold overlap."""
@@ -262,6 +272,10 @@ class BuildState:
         chosen = np.asarray(rows, dtype=np.int64)
         for number, positions in enumerate((parts.train, parts.validation, parts.gold)):
             where[chosen[np.asarray(positions, dtype=np.int64)]] = number
+        if self.slice_rows:
+            # A new gold draw (--new-gold) drew from every row; the production slice joins it whole.
+            slice_alive = [row for row in self.slice_rows if alive[row]]
+            where[np.asarray(slice_alive, dtype=np.int64)] = SPLITS.index("gold")
         self.stages.append({"stage": "split", "in": len(rows), "out": len(rows), "rejected": 0})
         return where
 
@@ -324,7 +338,11 @@ class BuildState:
                 name = SPLITS[where[row]]
                 if name == "gold":
                     self.gold_from_sources += 1
-                if name != "gold" or gold_fh is not None:
+                if name == "gold" and gold_fh is None and row in self.slice_rows:
+                    if self.ground is not None:
+                        line = json.dumps(self.ground(json.loads(line)), ensure_ascii=False).encode()
+                    self._slice_lines.append(line + b"\n")  # appended to the locked gold file below
+                elif name != "gold" or gold_fh is not None:
                     if self.ground is not None:
                         line = json.dumps(self.ground(json.loads(line)), ensure_ascii=False).encode()
                     (gold_fh if name == "gold" else files[name]).write(line + b"\n")  # type: ignore[union-attr]
@@ -339,8 +357,13 @@ class BuildState:
                 gold_fh.close()
         if self.locked is not None:
             shutil.copyfile(self.locked.path, out / "gold.jsonl")
-            self.written["gold"] = list(range(len(self.locked.examples)))
+            appended = [row for row in self.written["gold"] if row in self.slice_rows]
+            if self._slice_lines:
+                with (out / "gold.jsonl").open("ab") as fh:
+                    fh.writelines(self._slice_lines)
+            self.written["gold"] = list(range(len(self.locked.examples))) + appended
             label_counts["gold"] = Counter(_label_name(e.label) for e in self.locked.examples)
+            label_counts["gold"].update(self.labels[row] for row in appended if self.labels[row] is not None)
         labels = self.task.labels
         if labels is not None:
             self.by_label = {
@@ -381,6 +404,14 @@ class BuildState:
         if documents is not None:
             sections["documents"] = documents
         return sections
+
+
+def _in_gold_slice(line: bytes) -> bool:
+    """A reviewed production row of the random share (tagged so by slmkit.monitor.reviewed)."""
+    record = json.loads(line)
+    return str(record.get("source", "")).startswith(REVIEWED_SOURCE + ":") and "stratum:random" in (
+        record.get("tags") or ()
+    )
 
 
 def _key64(hex_key: str) -> int:

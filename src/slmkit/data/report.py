@@ -45,7 +45,12 @@ class DataBuildResult:
             + (f" ({c['blank_lines']} blank lines skipped)" if c["blank_lines"] else "")
         )
         if self.gold_reused:
-            gold = f"gold set sha256:{self.gold_hash[:12]} kept as locked (byte-identical)"
+            sliced = (self.report.get("reviewed") or {}).get("gold_slice")
+            gold = (
+                f"gold set sha256:{self.gold_hash[:12]}: the locked rows kept byte-identical, {sliced} appended"
+                if sliced
+                else f"gold set sha256:{self.gold_hash[:12]} kept as locked (byte-identical)"
+            )
             if c["gold"] > c["gold_from_sources"]:
                 gold += f"; {c['gold'] - c['gold_from_sources']} of its rows are no longer in the sources"
         else:
@@ -60,6 +65,20 @@ class DataBuildResult:
                 + ")"
             )
         lines.append(gold)
+        reviewed = self.report.get("reviewed")
+        if reviewed:
+            read = next((s["rows"] for s in self.report.get("sources", []) if s["path"] == reviewed["source"]), 0)
+            line = f"reviewed production items: {read} rows read from {reviewed['source']}"
+            if reviewed["gold_slice"]:
+                line += (
+                    f"; {reviewed['gold_slice']} of the random share added to the gold set as a production slice "
+                    f"({reviewed['gold_slice_by']}), and the gold set locked again"
+                )
+            else:
+                line += (
+                    "; they train, the gold set stays as locked (data.reviewed.gold_extra starts a production slice)"
+                )
+            lines.append(line)
         if c["rejected"]:
             lines.append(f"rejected rows with their line and reason: {self.path / 'rejects.jsonl'}")
         pii = self.report.get("pii") or {}

@@ -151,7 +151,8 @@ def export_review(
     return ReviewExport(out_dir, items, len(candidates), source)
 
 
-_STYLE = """
+# The static review pages' style (this one and the production queue's, slmkit.monitor.review_export).
+PAGE_STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;width:100%}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
@@ -165,7 +166,7 @@ def write_review_html(items: list[ReviewItem], source: ReportSource, path: Path)
     where = source.release or f"run {source.report.get('run_id', '?')}"
     parts = [
         f"<!doctype html><meta charset=utf-8><title>slmkit review: {e(str(source.report.get('task', '')))}</title>",
-        f"<style>{_STYLE}</style><h1>Review: {e(str(source.report.get('task', '')))} ({e(where)})</h1>",
+        f"<style>{PAGE_STYLE}</style><h1>Review: {e(str(source.report.get('task', '')))} ({e(where)})</h1>",
         f"<p>{len(items)} items · eval report <code>{e(source.digest[:16])}</code> · "
         "write ok, wrong or unsure in the <code>verdict</code> column of review.csv</p>",
         "<table><tr><th>id</th><th>reasons</th><th>confidence</th><th>input</th><th>gold</th><th>answer</th></tr>",

@@ -112,12 +112,18 @@ def purge_expired(
     erased = 0
     with log.transaction() as conn:
         deleted = conn.execute("DELETE FROM captures WHERE ts < ?", (stamp(retention_days),)).rowcount
+        # A queued request nobody reviewed is still only captured traffic: it goes when its capture would.
+        # A reviewed one is training data from then on (see monitor.queue) and stays.
+        unreviewed = conn.execute(
+            "DELETE FROM review_queue WHERE ts < ? AND request_id NOT IN (SELECT request_id FROM review_answers)",
+            (stamp(retention_days),),
+        ).rowcount
         if embedding_retention_days is not None:
             erased = conn.execute(
                 "UPDATE requests SET embedding = NULL WHERE ts < ? AND embedding IS NOT NULL",
                 (stamp(embedding_retention_days),),
             ).rowcount
-    if deleted or erased:
+    if deleted or erased or unreviewed:
         # The old pages would otherwise linger in the write-ahead log until its next checkpoint.
         log.read("PRAGMA wal_checkpoint(TRUNCATE)")
     return int(deleted)

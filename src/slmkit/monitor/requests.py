@@ -127,6 +127,55 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX alert_events_ts ON alert_events(ts)",
         ],
     ),
+    (
+        "0006_traffic_review",
+        [
+            # The production review queue (monitor.queue): each draw of `slmkit review queue --traffic`,
+            # and every captured request it put in the queue, copied so that capture retention cannot
+            # take an item out from under a reviewer; a request is queued at most once (the key).
+            """CREATE TABLE review_batches (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                created_at TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                window_from TEXT,
+                window_to TEXT NOT NULL,
+                population INTEGER NOT NULL,
+                counts TEXT NOT NULL,
+                settings TEXT NOT NULL)""",
+            """CREATE TABLE review_queue (
+                request_id TEXT PRIMARY KEY,
+                batch INTEGER NOT NULL REFERENCES review_batches(id),
+                stratum TEXT NOT NULL CHECK (stratum IN ('random', 'low_confidence', 'flagged', 'refused')),
+                queued_at TEXT NOT NULL,
+                ts TEXT NOT NULL,
+                release_name TEXT,
+                release_version INTEGER,
+                messages TEXT NOT NULL,
+                answer TEXT,
+                label TEXT,
+                confidence REAL,
+                refused INTEGER,
+                escalate INTEGER,
+                flagged INTEGER,
+                novelty REAL)""",
+            "CREATE INDEX review_queue_batch ON review_queue(batch, stratum)",
+            # A reviewer's verdict on a queued request; append-only, the newest per request is current.
+            """CREATE TABLE review_answers (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                request_id TEXT NOT NULL REFERENCES review_queue(request_id),
+                verdict TEXT NOT NULL CHECK (verdict IN ('accept', 'correct', 'reject')),
+                correction TEXT,
+                note TEXT NOT NULL DEFAULT '',
+                reviewer TEXT NOT NULL,
+                answered_at TEXT NOT NULL,
+                via TEXT NOT NULL)""",
+            "CREATE INDEX review_answers_request ON review_answers(request_id, id)",
+            """CREATE TRIGGER review_answers_no_update BEFORE UPDATE ON review_answers
+                BEGIN SELECT RAISE(ABORT, 'review answers are append-only; record a newer one instead'); END""",
+            """CREATE TRIGGER review_answers_no_delete BEFORE DELETE ON review_answers
+                BEGIN SELECT RAISE(ABORT, 'review answers are append-only; record a newer one instead'); END""",
+        ],
+    ),
 ]
 
 

@@ -103,6 +103,22 @@ MIGRATIONS: list[tuple[str, str]] = [
             BEGIN SELECT RAISE(ABORT, 'verdicts are append-only; record a newer one instead'); END;
         """,
     ),
+    (
+        # One row per `slmkit retrain`: what it read, where it got to, how it ended. A retrain is keyed
+        # by (dataset version, config hash, production release) so that an unchanged input is not
+        # trained twice; `stage` and `run_id` let a killed retrain resume where it stopped.
+        "0005_retrains",
+        """
+        CREATE TABLE retrains (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT NOT NULL, inputs TEXT NOT NULL,
+            config_hash TEXT NOT NULL, production TEXT NOT NULL, dataset_version TEXT, key TEXT,
+            run_id TEXT, stage TEXT NOT NULL, outcome TEXT, release_version INTEGER, why TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}', started_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            finished_at TEXT, error TEXT);
+        CREATE INDEX retrains_task ON retrains(task, id);
+        CREATE INDEX retrains_key ON retrains(key);
+        """,
+    ),
 ]
 
 

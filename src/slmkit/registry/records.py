@@ -6,6 +6,9 @@ import getpass
 import json
 import socket
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,8 +176,24 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
+_ACTING_AS: ContextVar[str | None] = ContextVar("slmkit_acting_as", default=None)
+
+
+@contextmanager
+def acting_as(actor: str) -> Iterator[None]:
+    """Record `actor` as who did everything in the block (`slmkit retrain` acts as `retrain`)."""
+    token = _ACTING_AS.set(actor)
+    try:
+        yield
+    finally:
+        _ACTING_AS.reset(token)
+
+
 def default_actor() -> str:
-    """`user@host` of this process, recorded as who released or moved an alias."""
+    """`user@host` of this process, recorded as who released or moved an alias (or who it acts as)."""
+    acting = _ACTING_AS.get()
+    if acting:
+        return acting
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no login name (some containers)

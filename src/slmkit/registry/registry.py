@@ -12,7 +12,7 @@ from types import EllipsisType, TracebackType
 from typing import Any
 
 from slmkit.errors import RegistryError
-from slmkit.registry import releases
+from slmkit.registry import releases, retrains
 from slmkit.registry.db import audit, connect, now
 from slmkit.registry.records import (
     AuditEntry,
@@ -34,6 +34,7 @@ from slmkit.registry.records import (
     to_json_ordered,
     verdict_from_row,
 )
+from slmkit.registry.retrains import RetrainRecord
 from slmkit.registry.store import ObjectStore
 
 
@@ -538,6 +539,32 @@ class Registry:
             (name, version),
         )
         return {r["item_id"]: verdict_from_row(r) for r in rows}
+
+    # --- retrains (the SQL lives in retrains.py) --------------------------------------------
+
+    def start_retrain(self, *, task: str, inputs: str, config_hash: str, production: str, why: str) -> RetrainRecord:
+        """Record a retrain starting at its first stage (build)."""
+        with self._write() as conn:
+            retrain_id = retrains.insert(
+                conn, task=task, inputs=inputs, config_hash=config_hash, production=production, why=why
+            )
+        return retrains.get(self.conn, retrain_id)
+
+    def update_retrain(self, retrain_id: int, **changes: Any) -> RetrainRecord:
+        """Move a retrain on (stage, run id, dataset version, key) or end it (outcome)."""
+        with self._write() as conn:
+            retrains.update(conn, retrain_id, changes)
+        return retrains.get(self.conn, retrain_id)
+
+    def list_retrains(self, task: str, limit: int = 100) -> list[RetrainRecord]:
+        """The task's retrains, newest first."""
+        return retrains.listed(self.conn, task, limit)
+
+    def note(self, action: str, name: str | None, detail: dict[str, Any], actor: str | None = None) -> None:
+        """Append an entry to the audit log for an action recorded elsewhere (a production review import,
+        a retrain's start and outcome); `actor` defaults to user@host."""
+        with self._write() as conn:
+            audit(conn, action, name, detail, actor)
 
     def audit_log(
         self, name: str | None = None, limit: int = 100, actions: Sequence[str] | None = None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from slmkit.config import TrainConfig
+from slmkit.errors import StageError
 from slmkit.models.load import FULL_WEIGHTS_MARKER, load_model, load_model_4bit, quiet_bitsandbytes
 from slmkit.models.precision import resolve_precision
 from slmkit.models.resolve import BaseModelRef
@@ -168,6 +169,37 @@ def _with_lora(model: Any, cfg: TrainConfig) -> Any:
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, peft_config)
+
+
+def warm_start(model: Any, adapter_dir: Path, log: Callable[[str], None]) -> None:
+    """Load a saved adapter's weights into the fresh LoRA of the same shape (rank, targets, method)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights_file = Path(adapter_dir) / "adapter_model.safetensors"
+    if not weights_file.is_file():
+        raise StageError(
+            f"warm start: no adapter weights in {adapter_dir}",
+            hint="warm start needs a LoRA or DoRA release; set monitor.retrain.warm_start: false",
+        )
+    saved = load_file(str(weights_file))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    problem = ""
+    try:
+        result: Any = set_peft_model_state_dict(model, saved)
+    except RuntimeError as exc:  # torch names the tensors whose shapes differ
+        problem = str(exc).splitlines()[-1].strip()
+    else:
+        missing = [k for k in result.missing_keys if k in trainable]
+        if missing or result.unexpected_keys or len(saved) != len(trainable):
+            problem = f"{len(saved)} saved tensors, {len(trainable)} trainable, {len(missing)} not loaded"
+    if problem:
+        raise StageError(
+            f"warm start: the adapter in {adapter_dir} does not have this run's LoRA shape ({problem})",
+            hint="warm start needs the same train.method, lora.r and lora.target_modules as the release; "
+            "set monitor.retrain.warm_start: false to train a fresh adapter",
+        )
+    log(f"warm start: {len(saved)} adapter tensors loaded from {adapter_dir}")
 
 
 def save_trained(model: Any, out_dir: Path, method: Method) -> None:

@@ -52,7 +52,7 @@ from slmkit.train.checkpoint import (
 )
 from slmkit.train.distributed import World
 from slmkit.train.loss import answer_loss
-from slmkit.train.methods import load_base, make_trainable, save_trained
+from slmkit.train.methods import load_base, make_trainable, save_trained, warm_start
 from slmkit.train.observe import MetricsLog, check_loggers, flat_params, write_loss_plot
 from slmkit.train.replay import prepare_replay
 from slmkit.train.resume import find_resumable_run, reopened_run, run_lock
@@ -90,10 +90,15 @@ def run_train(
     resume: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    run_id: str | None = None,
+    init_adapter: Path | None = None,
 ) -> TrainResult:
     """Train an adapter on the latest (or given) dataset version and record the run.
 
     `resume=RUN_ID` continues an unfinished run from its last checkpoint, in its own folder.
+    `run_id` names a new run (`slmkit retrain` records it before training, to find it again after a
+    kill); `init_adapter` starts the LoRA weights from an adapter of the same shape (a warm start
+    from the release in production) instead of PEFT's fresh initialisation.
     Under `accelerate launch` every process trains on its share of each batch (see
     slmkit.train.distributed) and only the main one writes and logs.
     """
@@ -152,12 +157,14 @@ def run_train(
             if world.is_main:
                 held.enter_context(reopened_run(registry, resumed, run_dir, base.record()))
         else:
-            run_id = world.share(datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2))
+            run_id = world.share(run_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2))
             run_dir = config.state_dir / "runs" / run_id
             if world.is_main:
                 run_dir.mkdir(parents=True)
                 held.enter_context(run_lock(run_dir))
                 resolved = config.resolved()
+                if init_adapter is not None:
+                    resolved["_warm_start"] = {"adapter": str(init_adapter)}
                 atomic.write_json(run_dir / "config.json", resolved)
                 registry.start_run(run_id, task.name, dataset.version, base.record(), resolved)
 
@@ -175,6 +182,8 @@ def run_train(
                 world.wait()
             train_set = train_set + replay.rows
             model = make_trainable(model, cfg)
+            if init_adapter is not None:
+                warm_start(model, init_adapter, log)  # a checkpoint of a resumed run overrides it
             sharding = shard(model, world, cfg.method) if world.sharded else None
             if sharding is not None:
                 log(f"FSDP: every weight sharded across {world.size} processes (each decoder layer its own unit)")

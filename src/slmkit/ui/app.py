@@ -22,7 +22,7 @@ from slmkit.charts import esc
 from slmkit.config import ProjectConfig
 from slmkit.errors import RegistryError, SlmkitError
 from slmkit.registry import Registry
-from slmkit.ui import history, overview, releases, review
+from slmkit.ui import history, overview, releases, review, traffic
 from slmkit.ui.context import Context
 from slmkit.ui.layout import page
 from slmkit.ui.security import (
@@ -160,6 +160,10 @@ def create_app(config: ProjectConfig, allowed_hosts: set[str]) -> FastAPI:
     def review_page(request: Request, release: str | None = None) -> Response:
         return render(request, lambda ctx: review.review(ctx, release))
 
+    @app.get("/review/traffic")
+    def traffic_page(request: Request) -> Response:
+        return render(request, traffic.traffic)
+
     @app.get("/login")
     def login_page(request: Request) -> Response:
         token = request.cookies.get(LOGIN_COOKIE) or new_token()
@@ -241,6 +245,28 @@ def create_app(config: ProjectConfig, allowed_hosts: set[str]) -> FastAPI:
             return f"item {recorded.item_id}: {recorded.verdict} recorded for {recorded.name}@{recorded.version}"
 
         return await act(request, "reviewer", f"/review?release={version}", do)
+
+    @app.post("/actions/review/traffic/answer")
+    async def traffic_answer(request: Request) -> Response:
+        def do(visitor: Visitor, form: dict[str, str]) -> str:
+            from slmkit.eval.verdicts import correction_from_form
+            from slmkit.monitor.requests import RequestLog
+            from slmkit.monitor.review_import import answer_item as answer_traffic_item
+            from slmkit.task import Task
+
+            item, answer = form.get("item", ""), form.get("verdict", "")
+            correction = None
+            if answer == "correct":
+                fields = {k.removeprefix("field."): v for k, v in form.items() if k.startswith("field.")}
+                correction = correction_from_form(Task.from_config(config), fields)
+            with Registry(config.state_dir) as registry, RequestLog(config.state_dir / "requests.db") as log:
+                recorded = answer_traffic_item(
+                    config, log, registry, item, answer, correction=correction,
+                    note=form.get("note", ""), reviewer=visitor.actor, via="console",
+                )  # fmt: skip
+            return f"{item}: {recorded.verdict} recorded; .slmkit/reviewed.jsonl updated"
+
+        return await act(request, "reviewer", "/review/traffic", do)
 
     @app.post("/actions/review/{version}/signoff")
     async def signoff(request: Request, version: int) -> Response:

@@ -31,6 +31,8 @@ def review(ctx: Context, ref: str | None) -> str:
         flash(ctx.done),
         "" if ctx.error_item in {i.id for i in queue.items} else flash(ctx.error, "error"),
         _release_picker(ctx, rel.version),
+        "<p class=muted>Review of the gold items behind a release. Captured production traffic has its own queue: "
+        '<a href="/review/traffic">production review</a>.</p>',
         f'<p><b>{len(queue.items)}</b> items to review for <a href="/releases/{rel.version}">{esc(rel.ref)}</a>'
         f" (eval report <code>{esc(queue.report_digest[:12])}</code>): <b>{answered}</b> answered"
         + "".join(f", {n} {esc(v)}" for v, n in sorted(counts.items()))
@@ -108,7 +110,7 @@ def _item(ctx: Context, queue: ReviewQueue, item: ReviewItem, can: bool, error: 
                 target,
                 ctx.visitor,
                 '<input type="hidden" name="verdict" value="correct"><div class=muted>or correct the answer:</div>'
-                f'<div class="fields">{_fields(form_fields(queue.task), _start(item, current))}</div>{note} ',
+                f'<div class="fields">{fields_html(form_fields(queue.task), _start(item, current))}</div>{note} ',
                 "correct",
             )
         )
@@ -143,7 +145,8 @@ def _start(item: ReviewItem, current: ReviewVerdict | None) -> dict[str, Any]:
     return {}
 
 
-def _fields(fields: list[FormField], start: dict[str, Any]) -> str:
+def fields_html(fields: list[FormField], start: dict[str, Any]) -> str:
+    """The correction form's inputs, one per property of the output schema, filled from `start`."""
     parts = []
     for field in fields:
         name = f"field.{field.name}"
