@@ -9,7 +9,7 @@ VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_PY    := $(VLLM_VENV)/bin/python
 
-.PHONY: setup vllm demo demo-policy drill cycle test test-fast lint format bench clean
+.PHONY: setup vllm demo demo-policy drill cycle screenshots test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,11 @@ demo: setup
 # when .demo/ has none); prints the drift tests and alert states after each batch (docs/monitoring.md).
 drill: setup
 	$(PY) bench/drift_drill.py
+
+# docs/img/console-*.png: two short releases of the tiny test model, real traffic through `slmkit
+# serve`, the console in headless chromium (about 2 minutes on 2 cores; docs/console.md).
+screenshots: setup
+	$(PY) bench/console_screenshots.py
 
 # The retraining cycle (docs/retraining.md): serve the demo's release, replay shifted traffic until the drift
 # alert fires, review the queue (the traffic's own labels stand in for the reviewer), `slmkit retrain`, the

@@ -90,16 +90,23 @@ def main() -> None:
 
 
 def run_one(name: str, base: str, args: argparse.Namespace) -> dict[str, Any]:
+    root, counts = write_project(name, base, args.work / f"{name}-{base.replace('/', '_')}-{args.tag}", args)
+    print(f"== {name} on {base} [{args.tag}]: {counts[0]} train rows, {counts[1]} test rows, {counts[2]} labels")
+    return measure(root, name, base, args, counts[2])
+
+
+def write_project(name: str, base: str, root: Path, args: argparse.Namespace) -> tuple[Path, tuple[int, int, int]]:
+    """A project at `root` for set `name`: its train file as the training source, its test file as gold,
+    slmkit's defaults but for `args.option`; (root, (train rows, test rows, labels))."""
     spec = SETS[name]
     field = spec["field"]
     train = _rows(SHARED / name / "train.jsonl", field)
     test = _rows(SHARED / name / "test.jsonl", field)
+    labels = sorted({r["output"][field] for r in train + test})  # of the whole set, however sampled
     if args.train_rows:
         train = _sample(train, args.train_rows)
     if args.gold_rows:
         test = _sample(test, args.gold_rows)
-    labels = sorted({r["output"][field] for r in train + test})
-    root = args.work / f"{name}-{base.replace('/', '_')}-{args.tag}"
     shutil.rmtree(root, ignore_errors=True)
     (root / "data").mkdir(parents=True)
     _write_jsonl(root / "data" / "train.jsonl", train)
@@ -132,8 +139,7 @@ def run_one(name: str, base: str, args: argparse.Namespace) -> dict[str, Any]:
             target = target.setdefault(part, {})
         target[last] = yaml.safe_load(value)
     (root / "slmkit.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-    print(f"== {name} on {base} [{args.tag}]: {len(train)} train rows, {len(test)} test rows, {len(labels)} labels")
-    return measure(root, name, base, args, len(labels))
+    return root, (len(train), len(test), len(labels))
 
 
 def measure(root: Path, name: str, base: str, args: argparse.Namespace, n_labels: int) -> dict[str, Any]:
@@ -176,13 +182,15 @@ def slmkit_side(config: Any) -> dict[str, Any]:
     from slmkit.eval import run_eval
     from slmkit.train import run_train
 
-    began = time.perf_counter()
-    trained = run_train(config)
+    began, cpu_began = time.perf_counter(), _cpu_seconds()
+    trained = run_train(config, progress=False)  # the lines before and after training say what it did
     train_wall = time.perf_counter() - began
+    train_cpu = cpu_share(_cpu_seconds() - cpu_began, train_wall)
     print("\n".join(trained.summary_lines()))
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), _cpu_seconds()
     evaluated = run_eval(config, run_id=trained.run_id)
     eval_wall = time.perf_counter() - began
+    eval_cpu = cpu_share(_cpu_seconds() - cpu_began, eval_wall)
     print("\n".join(evaluated.summary_lines()[:4]))
     m = evaluated.metrics["adapter"]
     report = json.loads(evaluated.report_path.read_text())
@@ -197,6 +205,11 @@ def slmkit_side(config: Any) -> dict[str, Any]:
         "train_wall_s": round(train_wall, 1),  # run_train whole: load, drift check, validations, save
         "eval_s": report["timing"]["adapter"]["seconds"],
         "eval_wall_s": round(eval_wall, 1),
+        # This process's CPU time over wall time x cores: near 1.0 when it had the machine to itself.
+        # Another process computing beside it (outside the shared lock) shows here, and costs far more
+        # than its share: torch's threads wait for each other at every parallel region.
+        "train_cpu_share": train_cpu,
+        "eval_cpu_share": eval_cpu,
         "steps": metrics["steps"],
         "epochs": metrics["epochs"],
         "tokens": metrics["tokens"],
@@ -208,6 +221,18 @@ def slmkit_side(config: Any) -> dict[str, Any]:
         "refusal_threshold": (report.get("label_scoring") or {}).get("threshold"),
         "run_id": trained.run_id,
     }
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_share(cpu_seconds: float, wall_seconds: float) -> float:
+    """CPU time / (wall time x cores): how much of the machine the measured stage had."""
+    return round(cpu_seconds / max(wall_seconds * (os.cpu_count() or 1), 1e-9), 3)
 
 
 # --- the baseline --------------------------------------------------------------------------
@@ -306,10 +331,16 @@ def print_table(records: list[dict[str, Any]], *, title: str) -> None:
         if "slmkit" in r:
             verdict = "meets" if r["slmkit"]["accuracy"] >= b["accuracy"] else "BELOW"
             within = r["slmkit"]["train_wall_s"] <= 45 * 60
+            share = r["slmkit"].get("train_cpu_share")
+            shared = ""
+            if share is not None:
+                shared = f"; CPU share {share:.2f}" + (
+                    " (the machine was shared: times too long)" if share < 0.85 else ""
+                )
             print(
                 f"{'':<11} slmkit - baseline accuracy {r['slmkit']['accuracy'] - b['accuracy']:+.3f} ({verdict} the "
                 f"baseline); training {'within' if within else 'OVER'} 45 min; {r['slmkit']['epochs']} epochs, "
-                f"{r['slmkit']['tokens_per_s']:.0f} tokens/s"
+                f"{r['slmkit']['tokens_per_s']:.0f} tokens/s{shared}"
             )
 
 

@@ -70,8 +70,13 @@ class Released:
 @pytest.fixture(scope="module")
 def released(tmp_path_factory, tiny_model_dir) -> Released:
     """Data, then two trainings (learning rate 0.001, then 0.002), each evaluated and released."""
+    return make_released(tmp_path_factory.mktemp("releases") / "project", tiny_model_dir)
+
+
+def make_released(root: Path, tiny_model_dir: Path) -> Released:
+    """The `released` fixture's project, made in `root` (tests/ui shares one across its modules)."""
     project = write_project(
-        tmp_path_factory.mktemp("releases") / "project",
+        root,
         tiny_model_dir,
         overrides={
             "train.max_steps": 3,

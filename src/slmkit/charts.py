@@ -132,11 +132,13 @@ def line_chart(
     x_label: str = "",
     colours: Mapping[str, str] | None = None,
     y_range: tuple[float | None, float | None] = (None, None),
+    x_range: tuple[float | None, float | None] = (None, None),
 ) -> str:
     """Lines over a shared numeric x axis, one per (series, points), with a key; `marks` are labelled rules.
 
     `colours` names a colour per series where COLOURS has none (e.g. one per release); `y_range`
-    fixes either end of the y axis (0 and 1 for a rate). Points whose y is not finite are left out.
+    fixes either end of the y axis (0 and 1 for a rate), `x_range` of the x axis (a whole time
+    span, however little of it has points). Points whose y is not finite are left out.
     Colours and strokes are attributes as well as classes, so the SVG also reads right as a file of
     its own, outside a page with `CHART_CSS`.
     """
@@ -151,6 +153,10 @@ def line_chart(
     if fixed_lo is not None or fixed_hi is not None:
         y_lo = min(y_lo, fixed_lo) if fixed_lo is not None else y_lo
         y_hi = max(y_hi, fixed_hi) if fixed_hi is not None else y_hi
+    if x_range[0] is not None:
+        x_lo = min(x_lo, x_range[0]) if xs else x_range[0]
+    if x_range[1] is not None:
+        x_hi = max(x_hi, x_range[1]) if xs else x_range[1]
     x_hi, y_hi = max(x_hi, x_lo + 1e-9), max(y_hi, y_lo + 1e-9)
     pad = (y_hi - y_lo) * 0.05
     y_lo, y_hi = y_lo - pad, y_hi + pad

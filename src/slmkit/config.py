@@ -124,7 +124,30 @@ class RetrievalSettings(_Section):
         ge=0.0,
         le=1.0,
         description="Share of answerable training rows whose context holds the answer's chunk (plus distractors); "
-        "the rest get distractors only and the refusal as the answer (RAFT).",
+        "the rest get the answer's chunk under another name (`entity_swap_share`) or distractors only, and the "
+        "refusal as the answer (RAFT).",
+    )
+    counterfactual_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the rows holding the answer's chunk whose answer value is changed in that chunk (its "
+        "numbers moved: 18 months -> 24 months) and in the answer, so the adapter learns to copy the value from the "
+        "documents rather than recall it. Answers without a number are never changed.",
+    )
+    entity_swap_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of answerable training rows whose context holds the answer's chunk with the question's "
+        "name (a product, a country: 'HaloCam 2K') replaced by another name from the same section, and the refusal "
+        "as the answer: the adapter learns to refuse when the documents describe a neighbour. Rows whose question "
+        "names nothing the chunk holds get distractors only instead. oracle_share + entity_swap_share <= 1.",
+    )
+    shuffle_context: bool = Field(
+        False,
+        description="Shuffle the order of each training row's chunks, so the adapter reads all of them instead of "
+        "trusting the first (serving keeps the ranked order).",
     )
     training_groups: list[str] = Field(
         default_factory=list,
@@ -452,7 +475,19 @@ class TrainConfig(_Section):
         "metrics.jsonl and a loss-curve plot are always written to the run folder.",
     )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="Adapter shape.")
-    epochs: float = Field(1.0, gt=0.0, description="Passes over the training rows (fractions allowed).")
+    epochs: float | Literal["auto"] = Field(
+        "auto",
+        description="Passes over the training rows (fractions allowed); auto: from the tokens an epoch computes, "
+        "1 to 4 (slmkit.train.schedule; printed with its arithmetic before training).",
+    )
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs_positive(cls, value: float | str) -> float | str:
+        if not isinstance(value, str) and value <= 0:
+            raise ValueError(f"must be > 0 or auto (got {value})")
+        return value
+
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
     learning_rate: float = Field(1e-3, gt=0.0, lt=1.0, description="Peak learning rate (cosine decay).")
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Share of steps with linear warm-up.")
@@ -1681,6 +1716,12 @@ def _check_retrieval(task: TaskConfig, properties: dict[str, Any], add: Any) -> 
             ("task", "retrieval", "citations_field"),
             f"'{settings.citations_field}' is already a property of the output schema; retrieval adds it itself "
             "(remove it from the schema, or name another field)",
+        )
+    if settings.oracle_share + settings.entity_swap_share > 1.0 + 1e-9:
+        add(
+            ("task", "retrieval", "entity_swap_share"),
+            f"oracle_share + entity_swap_share must be <= 1 (got {settings.oracle_share} + "
+            f"{settings.entity_swap_share}): both are shares of the same answerable rows",
         )
     if settings.answer_field is not None:
         spec = properties.get(settings.answer_field)

@@ -268,7 +268,10 @@ def test_chat_logs_parquet_and_documents_go_through_one_build(tmp_path):
         by_conversation.setdefault(r["id"].split("#")[0], set()).add(where[r["id"]])
     assert all(len(splits) == 1 for splits in by_conversation.values())  # a conversation never straddles splits
     corpus = read_jsonl(result.path / "corpus.jsonl")
-    assert [chunk["title"] for chunk in corpus] == ["Refunds", "Returns"]
+    assert [(chunk["section"], chunk["source"]) for chunk in corpus] == [
+        ("Refunds", "docs/refunds.md:3"),
+        ("Returns", "docs/refunds.md:7"),
+    ]
     assert "<EMAIL_1>" in corpus[0]["text"] and "refunds-lead" not in corpus[0]["text"]
     report = json.loads((result.path / "report.json").read_text())
     assert report["documents"] == {"files": 1, "chunks": 2, "chars": sum(len(ch["text"]) for ch in corpus)}

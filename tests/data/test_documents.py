@@ -1,8 +1,10 @@
-"""The documents corpus: md, html and txt files become plain-text chunks titled by their section,
-each traceable to the line it starts on; paths that name nothing usable stop the build."""
+"""The documents corpus: md, html and txt files become the retrieval index's chunks, each under its
+section with the exact span of its text and the line it starts on; paths that name nothing usable stop
+the build."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -74,40 +76,52 @@ def _config(root: Path, files: dict[str, bytes | str], paths: list[str], chunk_c
     return load_config(root)
 
 
-def test_markdown_chunks_follow_headings_with_plain_text_and_lines(tmp_path):
-    chunks = list(iter_documents(_config(tmp_path / "p", {"docs/guide.md": GUIDE_MD}, ["docs/guide.md"])))
-    assert [(c.title, c.source) for c in chunks] == [
-        ("Returns guide", "docs/guide.md:4"),  # before any heading: the front matter title
+def test_markdown_chunks_follow_headings_with_exact_spans_and_lines(tmp_path):
+    config = _config(tmp_path / "p", {"docs/guide.md": GUIDE_MD}, ["docs/guide.md"])
+    chunks = list(iter_documents(config))
+    assert [(c.section, c.source) for c in chunks] == [
+        ("", "docs/guide.md:4"),  # before any heading
         ("Returns", "docs/guide.md:8"),
-        ("Refunds", "docs/guide.md:15"),
-        ("Shipping", "docs/guide.md:25"),
+        ("Returns > Refunds", "docs/guide.md:15"),  # a setext heading, under the ATX one
+        ("Returns > Shipping", "docs/guide.md:25"),
     ]
-    by_title = {c.title: c for c in chunks}
-    assert by_title["Returns guide"].text == "Read this before you send anything back, see the form."
-    assert by_title["Returns"].text == "You can return any item within 30 days of delivery.\n\nItems must be unused."
-    # The fenced code stays whole and its '#' line is text, not a heading.
-    assert "# a comment in code, not a heading\n\nrefund --order ORD-123456" in by_title["Refunds"].text
-    assert by_title["Shipping"].text == "Returns ship free with the prepaid label."
+    assert {c.title for c in chunks} == {"Returns guide"}  # the front matter's title
+    for chunk in chunks:  # a chunk is exactly the characters of the file its span names
+        start, end = chunk.as_dict()["span"]
+        assert GUIDE_MD[start:end] == chunk.text
+        assert GUIDE_MD.count("\n", 0, start) + 1 == chunk.start_line
+    by_section = {c.section: c.text for c in chunks}
+    assert by_section["Returns"] == "You can return any item within **30 days** of delivery.\n\nItems must be unused."
+    # The fenced code stays whole and its '#' line is text, not a heading; heading lines are no text.
+    assert "# a comment in code, not a heading\n\nrefund --order ORD-123456" in by_section["Returns > Refunds"]
+    assert not any(t.startswith(("#", "Refunds\n---")) for t in by_section.values())
+    assert not any("title:" in t for t in by_section.values())  # front matter is not text
     assert [c.id for c in chunks] == [f"docs/guide.md#{n}" for n in range(1, 5)]
-    assert chunks[1].start_line == 8
     assert chunks[1].as_dict() == {
         "id": "docs/guide.md#2",
+        "document": "docs/guide.md",
+        "title": "Returns guide",
+        "section": "Returns",
+        "span": [GUIDE_MD.index("You can return"), GUIDE_MD.index("unused.") + len("unused.")],
+        "groups": [],
         "source": "docs/guide.md:8",
-        "title": "Returns",
-        "text": chunks[1].text,
         "start_line": 8,
+        "text": chunks[1].text,
     }
 
 
-def test_html_loses_tags_scripts_and_styles_and_keeps_headings_as_titles(tmp_path):
+def test_html_loses_tags_scripts_and_styles_and_keeps_headings_as_sections(tmp_path):
     chunks = list(iter_documents(_config(tmp_path / "p", {"help/faq.html": FAQ_HTML}, ["help/faq.html"])))
-    assert [(c.title, c.source) for c in chunks] == [
+    # The wrapped <h1> is one heading; each chunk points at the page line its first words are on.
+    assert [(c.section, c.source) for c in chunks] == [
         ("Warranty terms", "help/faq.html:9"),
-        ("Claims", "help/faq.html:13"),
+        ("Warranty terms > Claims", "help/faq.html:13"),
     ]
-    assert chunks[0].text == "Every device has a two-year warranty — keep the receipt.\n\nRegister online\nKeep the box"
-    assert chunks[1].text == "Email support with your order id."
-    everything = " ".join(c.text + c.title for c in chunks)
+    first = " ".join(chunks[0].text.split())
+    assert first.startswith("Every device has a two-year warranty — keep the receipt.")
+    assert "Register online" in first and "Keep the box" in first
+    assert " ".join(chunks[1].text.replace("*", "").split()) == "Email support with your order id."
+    everything = " ".join(c.text + c.title + c.section for c in chunks)
     for hidden in ("tracking pixel", "color: red", "internal", "<", "&amp;"):
         assert hidden not in everything
 
@@ -120,17 +134,22 @@ def test_text_is_packed_into_chunks_of_about_chunk_chars_on_paragraph_boundaries
     chunks = list(iter_documents(config))
     assert all(len(c.text) <= 300 for c in chunks)
     assert all(c.title == "policy" for c in chunks)  # a text file's title is its name
-    # Paragraphs are never cut unless longer than a chunk, and nothing is lost or reordered.
-    assert sum(c.text.count("Paragraph ") for c in chunks) == 30
+    spans = [c.as_dict()["span"] for c in chunks]
+    assert all(text[start:end] == c.text for (start, end), c in zip(spans, chunks, strict=True))
+    # In order, overlapping only by whole sentences repeated, and nothing lost between them.
+    for (start, end), (next_start, next_end) in pairwise(spans):
+        assert start < next_start <= end + 2 and end < next_end
+        assert text[next_start - 2 : next_start] in (". ", "\n\n") or next_start == end + 2
+    assert text[spans[0][0] : spans[-1][1]] == text.strip()
+    # Paragraphs are never cut unless longer than a chunk, and short ones are packed together.
     for paragraph in paragraphs:
         assert any(paragraph in c.text for c in chunks)
-    assert " ".join(" ".join(c.text.split()) for c in chunks) == " ".join(text.split())
-    assert len(chunks) < 30  # short paragraphs are packed together
+    assert any(c.text.count("Paragraph ") >= 2 for c in chunks)
     for chunk in chunks:  # paragraph n starts on line 2n + 1 (one more paragraph before it from 15 on)
         if chunk.text.startswith("Paragraph "):
             n = int(chunk.text.split()[1])
             assert chunk.start_line == 2 * (n + (n >= 15)) + 1
-    cut = [c for c in chunks if "A sentence that goes on." in c.text]
+    cut = [c for c in chunks if c.text.startswith("A sentence that goes on.")]
     assert len(cut) >= 4 and all(c.source == f"notes/policy.txt:{2 * 15 + 1}" for c in cut)
 
 

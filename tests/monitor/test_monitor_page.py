@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from slmkit.monitor.alerts import evaluate_alerts
+from slmkit.monitor.requests import CaptureRow, RequestLog
 from slmkit.monitor.run import run_monitor, write_reports
 from tests.data.test_card import CHROMIUM, chart, dump_dom, needs_chromium, section
 from tests.monitor.conftest import T0, Monitored, monitored_project, record_release
@@ -99,3 +101,31 @@ def test_two_releases_that_served_in_the_span_are_side_by_side(tmp_path: Path) -
         "300.0",
     ]
     assert result.releases[1].reference["eval_labels"] == {"billing": 50, "shipping": 50}
+
+
+def test_a_read_only_report_changes_nothing_on_disk(busy: Monitored, tmp_path: Path) -> None:
+    """The web console reads with read_only=True: the same numbers, but no capture purged and no byte of
+    requests.db written; the default (`slmkit monitor`) still deletes what is past its retention."""
+    log_path = busy.config.state_dir / "requests.db"
+    with busy.log() as log:  # a capture from long before the 30-day retention
+        log.append([], [CaptureRow("old-1", "2026-09-01T00:00:00.000Z", "support-tickets", 1, "[]", "{}")])
+
+    def files() -> list[bytes]:
+        return [p.read_bytes() if p.exists() else b"" for p in (log_path, log_path.with_name("requests.db-wal"))]
+
+    before = files()
+    seen = run_monitor(busy.config, since=T0, now=T0 + timedelta(hours=3), window_s=3600, read_only=True)
+    assert files() == before and seen.purged_captures == 0
+    assert [b["requests"] for b in seen.releases[0].series] == [200, 200, 200]
+    assert seen.alerts[0]["state"] == "firing"
+    with busy.log() as log:
+        assert log.read("SELECT COUNT(*) FROM captures")[0][0] == 1
+    with RequestLog(log_path, read_only=True) as reader, pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.append([], [CaptureRow("new-1", "2026-12-01T00:00:00.000Z", "support-tickets", 1, "[]", "{}")])
+
+    assert run_monitor(busy.config, since=T0, now=T0 + timedelta(hours=3), window_s=3600).purged_captures == 1
+
+    # A project that never served: no traffic, and no request log created to say so.
+    fresh = monitored_project(tmp_path / "fresh")
+    assert run_monitor(fresh.config, read_only=True).releases == []
+    assert not (fresh.config.state_dir / "requests.db").exists()

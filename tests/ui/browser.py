@@ -28,12 +28,32 @@ def launch(playwright):  # type: ignore[no-untyped-def]
 
 
 def screenshot(page, folder: Path, name: str, *, readme: bool = False) -> Path:  # type: ignore[no-untyped-def]
-    """A full-page PNG in `folder`; a `readme` one is also copied to $SLMKIT_SCREENSHOTS when set (docs/img)."""
+    """A full-page PNG in `folder`; a `readme` one is also stored small in $SLMKIT_SCREENSHOTS when set (docs/img)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     extra = os.environ.get("SLMKIT_SCREENSHOTS")
     if extra and readme:
         Path(extra).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, Path(extra) / path.name)
+        save_small(path.read_bytes(), Path(extra) / path.name)
+    return path
+
+
+def save_small(png: bytes, path: Path, *, height: int = 2400, max_bytes: int = 150_000) -> Path:
+    """The top `height` pixels of a screenshot (fewer while the file is over `max_bytes`), stored with a
+    256-colour palette: the pages are flat colours, so text stays sharp at a fraction of the size."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    height = min(image.height, height)
+    tmp = path.with_suffix(".png.tmp")
+    while True:
+        small = image.crop((0, 0, image.width, height)).quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+        small.save(tmp, format="PNG", optimize=True)
+        if tmp.stat().st_size <= max_bytes:
+            break
+        height = int(height * 0.85)
+    tmp.replace(path)  # written whole, then renamed
     return path

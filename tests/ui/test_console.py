@@ -6,80 +6,21 @@ and a cross-origin or token-less POST cannot act."""
 from __future__ import annotations
 
 import http.server
-import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
-import pytest
 
-from slmkit.config import load_config
 from slmkit.registry import Registry
-from slmkit.serve.keys import KeyStore
-from slmkit.ui import ConsoleHandle, start_console
-from tests.test_release_cli import Released, ok, released  # noqa: F401  (the module's two releases)
-from tests.ui.browser import launch, needs_browser, screenshot
+from tests.test_release_cli import ok
+from tests.ui.browser import needs_browser, screenshot
+from tests.ui.helpers import add_key, log_in, serve, submit
 
 pytestmark = needs_browser
 TASK = "support-tickets"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture
-def project(released: Released, tmp_path: Path) -> Path:  # noqa: F811
-    target = tmp_path / "project"
-    shutil.copytree(released.project, target)
-    return target
-
-
-@pytest.fixture
-def console(project: Path) -> Iterator[ConsoleHandle]:
-    with start_console(load_config(project, check_files=False)) as handle:
-        yield handle
-
-
-@pytest.fixture
-def page(browser, console: ConsoleHandle):  # type: ignore[no-untyped-def]
-    context = browser.new_context(base_url=console.url, viewport={"width": 1280, "height": 900})
-    yield context.new_page()
-    context.close()
-
-
-def add_key(project: Path, name: str, *roles: str) -> str:
-    with KeyStore(project / ".slmkit" / "keys.db") as keys:
-        return keys.add(name, roles=list(roles))[1]
-
-
-def submit(page, button) -> None:  # type: ignore[no-untyped-def]
-    """Click a form's button and wait for the page the console sends back (POST, then redirect)."""
-    with page.expect_navigation():
-        button.click()
-
-
-def log_in(page, token: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto("/login")
-    page.fill("input[name=token]", token)
-    submit(page, page.get_by_role("button", name="log in"))
-    assert page.url.endswith("/")
 
 
 def test_every_page_renders_for_a_visitor_and_is_screenshotted(page, project: Path, shots: Path) -> None:
@@ -201,30 +142,11 @@ def test_a_reviewer_answers_items_in_the_page_and_the_verdicts_land_in_the_regis
     assert re.search(r"FAIL\s+human review of edge cases signed off\s+8 items reviewed by alice@console", checked)
 
 
-def _serve(project: Path) -> tuple[subprocess.Popen, str]:
-    """`slmkit serve` in its own process on a free port; returns it and its OpenAI base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "slmkit", "serve", "-p", str(project), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        found = re.search(r"OpenAI base URL: (\S+)", line)
-        if found:
-            threading.Thread(target=process.stdout.read, daemon=True).start()  # keep draining its log
-            return process, found.group(1)
-    process.wait(timeout=10)
-    raise AssertionError(f"slmkit serve exited {process.returncode} before printing its URL")
-
-
 def test_a_rollback_clicked_in_the_page_moves_the_alias_and_a_running_server_follows(
     page, project: Path, shots: Path
 ) -> None:
     token = add_key(project, "bob", "releaser")
-    server, url = _serve(project)
+    server, url = serve(project)
     try:
         client = openai.OpenAI(base_url=url, api_key=token, max_retries=0)
 

@@ -171,11 +171,13 @@ def with_reviewed_source(config: ProjectConfig) -> ProjectConfig:
 
 
 def _training_contexts(config: ProjectConfig, task: Task, build: BuildState) -> Any:
-    """For a task with retrieval: every row written gets a RAFT context (see `training_grounder`). None otherwise."""
+    """For a task with retrieval: every row written gets a RAFT context (see `training_grounder`), its questions
+    embedded in batches. None otherwise."""
     grounder = training_grounder(config, task, build.cleaner.scrub_document)
     if grounder is None:
         return None
-    contexts, build.ground = grounder
+    contexts, _ = grounder
+    build.ground = contexts.attach_many
     return contexts
 
 
@@ -183,12 +185,13 @@ def training_grounder(
     config: ProjectConfig, task: Task, scrub: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> tuple[Any, Callable[[dict[str, Any]], dict[str, Any]]] | None:
     """For a task with retrieval: index data.documents (an update: unchanged documents are not read
-    again) and return the contexts and the function that gives a row its RAFT context
-    (slmkit.retrieval.context). None for a task without retrieval. `slmkit synth` grounds its rows so too."""
+    again) and return the contexts (slmkit.retrieval.training; `attach_many` grounds rows in batches) and
+    the function that gives one row its RAFT context. None for a task without retrieval. `slmkit synth`
+    grounds its rows so too."""
     if task.cfg.retrieval is None:
         return None
     from slmkit.retrieval import Retriever, open_index, run_index_update
-    from slmkit.retrieval.context import TrainingContexts
+    from slmkit.retrieval.training import TrainingContexts
 
     if not config.data.documents.paths:
         raise StageError(
@@ -196,15 +199,9 @@ def training_grounder(
             hint="list the documents under data.documents.paths, or remove task.retrieval",
         )
     run_index_update(config)
-    contexts = TrainingContexts(task, Retriever(open_index(config)), seed=config.data.split.seed)
-
-    def ground(row: dict[str, Any]) -> dict[str, Any]:
-        grounded = contexts.attach(row)
-        # Document text enters the dataset here: it passes the same PII removal as the corpus.
-        grounded["context"] = [scrub(chunk) for chunk in grounded["context"]]
-        return grounded
-
-    return contexts, ground
+    # Document text enters the dataset here: every chunk passes the same PII removal as the corpus.
+    contexts = TrainingContexts(task, Retriever(open_index(config)), seed=config.data.split.seed, scrub=scrub)
+    return contexts, contexts.attach
 
 
 class _Clock:

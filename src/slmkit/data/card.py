@@ -55,6 +55,7 @@ def render_card(report: dict[str, Any]) -> str:
         _lengths(report.get("lengths")),
         _sources(report.get("sources")),
         _documents(report.get("documents")),
+        _context(report.get("retrieval")),
         _section("synthetic", "Synthetic rows", synthetic_body(report.get("synthetic"))),
     ]
     nav = "".join(f'<li><a href="#{anchor}">{name}</a></li>' for anchor, name in _SECTIONS)
@@ -96,6 +97,7 @@ _SECTIONS = (
     ("lengths", "Lengths"),
     ("sources", "Sources"),
     ("documents", "Documents"),
+    ("context", "Retrieved context"),
     ("synthetic", "Synthetic"),
 )
 
@@ -378,6 +380,38 @@ def _documents(docs: Any) -> str:
     row = f"<tr>{num_cell(docs.get('files'))}{num_cell(docs.get('chunks'))}{num_cell(docs.get('chars'))}</tr>"
     note = "<p>Files kept as a corpus for grounding and retrieval, cut into chunks.</p>"
     return _section("documents", "Documents", note + table(["Files", "Chunks", "Characters"], [row], numeric=(0, 1, 2)))
+
+
+_CONTEXT_SETTINGS = ("top_k", "oracle_share", "counterfactual_share", "entity_swap_share", "shuffle_context")
+
+
+def _context(retrieval: Any) -> str:
+    """How training rows got their retrieved chunks: the settings, rows of each kind, one changed chunk of each."""
+    if not isinstance(retrieval, dict):
+        return _section("context", "Retrieved context", _not_run("the task does not retrieve (no task.retrieval)"))
+    groups = retrieval.get("training_groups") or []
+    note = (
+        "<p>Every row was given retrieved chunks (RAFT). Chunks come from public documents"
+        + (f" and the groups {esc(', '.join(map(str, groups)))}" if groups else " only")
+        + ". A counterfactual row changes the answer's value in its chunk and in the answer alike; a name-swap "
+        "row replaces the question's name in the context and answers with the refusal.</p>"
+    )
+    facts = [(esc(key), esc(str(retrieval[key]))) for key in _CONTEXT_SETTINGS if key in retrieval]
+    kinds = [
+        f'<tr><th scope="row">{esc(kind)}</th>{num_cell(n)}</tr>'
+        for kind, n in retrieval.items()
+        if kind not in _CONTEXT_SETTINGS and kind not in ("training_groups", "examples") and isinstance(n, int)
+    ]
+    examples = "".join(
+        f"<h3>{esc(kind)}</h3>{_row_ref({'source': ex.get('chunk')})}"
+        f"{_snippet(ex.get('question'))}{_snippet(ex.get('text'))}"
+        f"{_output({'answer': ex.get('answer')}, False)}"
+        for kind, ex in (retrieval.get("examples") or {}).items()
+        if isinstance(ex, dict)
+    )
+    return _section(
+        "context", "Retrieved context", note + _facts(facts) + table(["Rows", "Count"], kinds, numeric=(1,)) + examples
+    )
 
 
 # ----------------------------------------------------------------------------- checks

@@ -204,11 +204,14 @@ class Cleaner:
         return scrubbed
 
     def scrub_document(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        """A document chunk (corpus record or training context) with PII replaced in its text and in the
+        headings around it (title, section path, heading), one placeholder per value across them."""
         if self._scrubber is None:
             return chunk
-        texts, _, counts = self._scrubber.scrub_row({"title": chunk.get("title") or "", "text": chunk["text"]}, None)
+        fields = {k: chunk[k] for k in ("title", "section", "heading", "text") if isinstance(chunk.get(k), str)}
+        texts, _, counts = self._scrubber.scrub_row(fields, None)
         self.pii_counts.update(counts)
-        return {**chunk, "title": texts["title"] if chunk.get("title") is not None else None, "text": texts["text"]}
+        return {**chunk, **texts}
 
     def pii_report(self, canaries_checked: int) -> dict[str, Any]:
         pii = self.config.data.pii

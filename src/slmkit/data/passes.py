@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
@@ -34,6 +34,7 @@ CHUNK = 2048  # rows cleaned, token-counted and MinHashed together
 LARGE_INPUT_BYTES = 16 * 2**20  # above this, worker processes and sampled token lengths
 TOKEN_SAMPLE = 16
 SPLITS = ("train", "validation", "gold")
+GROUND_BATCH = 128  # rows given retrieved context together (their questions embedded in one pass)
 
 
 class _SplitRow(NamedTuple):
@@ -57,7 +58,8 @@ class BuildState:
     gold_from_sources: int = 0
     stages: list[dict[str, Any]] = field(default_factory=list)
     # A task with retrieval: gives each row written to a split its context (slmkit.retrieval.context).
-    ground: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # A task with retrieval: rows in, the same rows with their retrieved context out (data.build).
+    ground: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
         from slmkit.data.clean import Cleaner
@@ -307,6 +309,7 @@ class BuildState:
         names = ("train", "validation", "gold")
         self.written = {name: [] for name in names}
         label_counts: dict[str, Counter[str]] = {name: Counter() for name in names}
+        ungrounded: list[tuple[IO[bytes], bytes]] = []  # (file, line) waiting for their context, in order
         length_rows: dict[str, list[int]] = {name: [] for name in names}
         stage_of = {
             "duplicate": "dedup",
@@ -339,17 +342,23 @@ class BuildState:
                 if name == "gold":
                     self.gold_from_sources += 1
                 if name == "gold" and gold_fh is None and row in self.slice_rows:
-                    if self.ground is not None:
-                        line = json.dumps(self.ground(json.loads(line)), ensure_ascii=False).encode()
+                    if self.ground is not None:  # a few rows: grounded one by one, as they come
+                        line = json.dumps(self.ground([json.loads(line)])[0], ensure_ascii=False).encode()
                     self._slice_lines.append(line + b"\n")  # appended to the locked gold file below
                 elif name != "gold" or gold_fh is not None:
-                    if self.ground is not None:
-                        line = json.dumps(self.ground(json.loads(line)), ensure_ascii=False).encode()
-                    (gold_fh if name == "gold" else files[name]).write(line + b"\n")  # type: ignore[union-attr]
+                    target = gold_fh if name == "gold" else files[name]
+                    assert target is not None
+                    if self.ground is None:
+                        target.write(line + b"\n")
+                    else:  # grounded in batches: one embedding pass for many questions
+                        ungrounded.append((target, line))
+                        if len(ungrounded) >= GROUND_BATCH:
+                            self._write_grounded(ungrounded)
                 self.written[name].append(row)
                 length_rows[name].append(row)
                 if self.labels[row] is not None:
                     label_counts[name][self.labels[row]] += 1  # type: ignore[index]
+            self._write_grounded(ungrounded)
         finally:
             for fh in files.values():
                 fh.close()
@@ -371,6 +380,16 @@ class BuildState:
             }
         self._length_rows = length_rows
         self.spool.close()
+
+    def _write_grounded(self, pending: list[tuple[IO[bytes], bytes]]) -> None:
+        """Give the pending rows their context and write each to its file, in the order they came."""
+        if not pending:
+            return
+        assert self.ground is not None
+        grounded = self.ground([json.loads(line) for _, line in pending])
+        for (target, _), row in zip(pending, grounded, strict=True):
+            target.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+        pending.clear()
 
     # --- report ---------------------------------------------------------------------------------
 

@@ -176,7 +176,9 @@ class Prompts:
         )
 
     def document(self, chunk: dict[str, Any]) -> str:
-        title = f" ({chunk['title']})" if chunk.get("title") else ""
+        # The heading path the passage sits under ("Returns > Refunds"); the document's title when it has none.
+        where = chunk.get("section") or chunk.get("title")
+        title = f" ({where})" if where else ""
         return (
             "Read the passage. Write one request a user might send whose answer is in the passage, and that answer. "
             f"Copy every value of the answer exactly from the passage.\n\nPassage{title}:\n{chunk['text']}\n\n"

@@ -1,4 +1,4 @@
-"""Write a Llama-architecture transformers model as one GGUF file for llama.cpp and Ollama.
+"""Write a Llama- or Gemma 3-architecture transformers model as one GGUF file for llama.cpp and Ollama.
 
 Our own converter, built on the `gguf` package's writer and tensor names. Three things differ
 from the transformers layout and are easy to get silently wrong:
@@ -9,6 +9,8 @@ from the transformers layout and are easy to get silently wrong:
 - The tokenizer. A byte-level BPE (tokenizer.json) becomes token strings, token types and
   merges, plus the name of the pre-tokenizer llama.cpp must split text with before BPE.
 - Norm weights stay float32 whatever the file's type; llama.cpp expects them so.
+
+Gemma 3 differs again (norms, RoPE layout, a SentencePiece tokenizer): see slmkit.models.gguf_gemma.
 
 Quantized files (Q8_0, Q4_K_M) are made from the float GGUF by llama.cpp's own quantizer,
 through llama-cpp-python, which also answers prompts greedily to check an export.
@@ -25,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from slmkit.errors import ModelError
+from slmkit.models import gguf_gemma
 
-SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
+SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", gguf_gemma.ARCHITECTURE)
 FLOAT_TYPES = ("f32", "f16")  # written here
 QUANT_TYPES = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M"}  # llama.cpp writes these
 LLAMA_CPP_HINT = "pip install llama-cpp-python   (or `pip install 'slmkit[gguf]'`, which `make setup` does)"
@@ -47,14 +50,22 @@ class GgufAnswer:
 
 
 def write_gguf(
-    model_dir: Path, out: Path, *, dtype: str = "f16", pre_tokenizer: str | None = None, name: str | None = None
+    model_dir: Path,
+    out: Path,
+    *,
+    dtype: str = "f16",
+    pre_tokenizer: str | None = None,
+    name: str | None = None,
+    source_gguf: Path | None = None,
 ) -> Path:
     """Write the transformers model in `model_dir` (safetensors + tokenizer.json) as a GGUF file.
 
     `dtype` is f32 or f16 for the matrices (norms stay f32). `pre_tokenizer` is the
     llama.cpp name of the text split before BPE; by default it is derived from tokenizer.json
     (see `derive_pre_tokenizer`). `name` is general.name, the model name engines show
-    (default: the config's). The file is written under a temporary name and renamed.
+    (default: the config's). `source_gguf` is the GGUF the base was converted from (default:
+    the one `model_dir`'s slmkit-model.json names): a Gemma 3 file takes its tokenizer from it.
+    The file is written under a temporary name and renamed.
     """
     import gguf
 
@@ -62,15 +73,23 @@ def write_gguf(
         raise ModelError(f"cannot write a GGUF in {dtype!r}", hint=f"choose one of {', '.join(FLOAT_TYPES)}")
     model_dir = Path(model_dir)
     hp = _hyperparameters(model_dir)
-    vocab = _vocabulary(model_dir, hp["vocab_size"])
-    pre = pre_tokenizer or derive_pre_tokenizer(vocab["pre_tokenizer"], model_dir / "tokenizer.json")
+    file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16}[dtype]
+    gemma = hp["arch"] == "gemma3"
+    if gemma:
+        vocab = gguf_gemma.vocabulary(model_dir, source_gguf or source_gguf_path(model_dir), hp["vocab_size"])
+    else:
+        vocab = _vocabulary(model_dir, hp["vocab_size"])
+        pre = pre_tokenizer or derive_pre_tokenizer(vocab["pre_tokenizer"], model_dir / "tokenizer.json")
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(4)}")
-    writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    writer = gguf.GGUFWriter(tmp, hp["arch"])
     try:
-        _write_metadata(writer, hp, vocab, pre, dtype, name or hp["name"])
+        if gemma:
+            gguf_gemma.write_metadata(writer, hp, vocab, file_type, name or hp["name"])
+        else:
+            _write_metadata(writer, hp, vocab, pre, file_type, name or hp["name"])
         # Two passes over the weights: names, shapes and types first (the header), then the
         # data one tensor at a time, so a model larger than memory converts too.
         plan = _tensor_plan(model_dir, hp, dtype)
@@ -252,6 +271,8 @@ def _hyperparameters(model_dir: Path) -> dict[str, Any]:
             f"{path}: architectures is {archs}; the GGUF export supports {', '.join(SUPPORTED_ARCHITECTURES)}",
             hint="export --format merged (safetensors, loadable by transformers and vLLM) for this model",
         )
+    if archs[0] == gguf_gemma.ARCHITECTURE:
+        return gguf_gemma.hyperparameters(config, path) | {"name": _display_name(config, model_dir)}
     problems = []
     if config.get("hidden_act", "silu") != "silu":
         problems.append(f"hidden_act is {config['hidden_act']!r} (llama.cpp's Llama uses silu)")
@@ -264,6 +285,7 @@ def _hyperparameters(model_dir: Path) -> dict[str, Any]:
     rope = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
     rope.setdefault("rope_theta", config.get("rope_theta", 10000.0))
     return {
+        "arch": "llama",
         "vocab_size": int(config["vocab_size"]),
         "context_length": int(config.get("max_position_embeddings", 2048)),
         "hidden": hidden,
@@ -380,15 +402,21 @@ def _step_shape(step: Any) -> str:
     return str(kind)
 
 
-def source_gguf_pre_tokenizer(model_dir: Path) -> str | None:
-    """tokenizer.ggml.pre of the GGUF a base model was converted from (see models.resolve), if any."""
-    import gguf
-
+def source_gguf_path(model_dir: Path) -> Path | None:
+    """The GGUF a base model was converted from (see models.resolve), when it is still there."""
     marker = Path(model_dir) / "slmkit-model.json"
     if not marker.exists():
         return None
     source = json.loads(marker.read_text()).get("source_gguf")
-    if not source or not Path(source).exists():
+    return Path(source) if source and Path(source).exists() else None
+
+
+def source_gguf_pre_tokenizer(model_dir: Path) -> str | None:
+    """tokenizer.ggml.pre of the GGUF a base model was converted from, if any."""
+    import gguf
+
+    source = source_gguf_path(model_dir)
+    if source is None:
         return None
     field = gguf.GGUFReader(source).get_field(gguf.Keys.Tokenizer.PRE)
     return str(field.contents()) if field is not None else None
@@ -397,12 +425,13 @@ def source_gguf_pre_tokenizer(model_dir: Path) -> str | None:
 # --- writing ---------------------------------------------------------------------------
 
 
-def _write_metadata(writer: Any, hp: dict[str, Any], vocab: dict[str, Any], pre: str, dtype: str, name: str) -> None:
+def _write_metadata(
+    writer: Any, hp: dict[str, Any], vocab: dict[str, Any], pre: str, file_type: Any, name: str
+) -> None:
     import gguf
 
-    file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16}
     writer.add_name(name)
-    writer.add_file_type(file_type[dtype])
+    writer.add_file_type(file_type)
     writer.add_vocab_size(hp["vocab_size"])
     writer.add_context_length(hp["context_length"])
     writer.add_embedding_length(hp["hidden"])
@@ -458,7 +487,8 @@ def _tensor_plan(model_dir: Path, hp: dict[str, Any], dtype: str) -> list[tuple[
     files = sorted(model_dir.glob("*.safetensors"))
     if not files:
         raise ModelError(f"no *.safetensors in {model_dir}", hint="save the model with save_pretrained first")
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, hp["layers"])
+    arch = gguf.MODEL_ARCH.GEMMA3 if hp["arch"] == "gemma3" else gguf.MODEL_ARCH.LLAMA
+    names = gguf.get_tensor_name_map(arch, hp["layers"])
     matrix = np.dtype(np.float16 if dtype == "f16" else np.float32)
     plan: list[tuple[str, Any, tuple[int, ...], Any]] = []
     freqs = _rope_freqs(hp)
@@ -470,9 +500,11 @@ def _tensor_plan(model_dir: Path, hp: dict[str, Any], dtype: str) -> list[tuple[
             for key in weights.keys():  # noqa: SIM118 - safe_open is not a mapping
                 if key.endswith("rotary_emb.inv_freq"):
                     continue  # recomputed by llama.cpp from the rope settings
+                if hp["arch"] == "gemma3" and gguf_gemma.skipped(key, hp):
+                    continue
                 name = names.get_name(key, try_suffixes=(".weight", ".bias"))
                 if name is None:
-                    raise ModelError(f"{file.name}: tensor {key} has no place in a llama.cpp Llama model")
+                    raise ModelError(f"{file.name}: tensor {key} has no place in a llama.cpp {hp['arch']} model")
                 shape = tuple(weights.get_slice(key).get_shape())
                 plan.append((name, _loader(file, key, hp), shape, matrix if len(shape) > 1 else np.dtype(np.float32)))
     return plan
@@ -484,6 +516,8 @@ def _loader(file: Path, key: str, hp: dict[str, Any]) -> Any:
 
         with safe_open(str(file), framework="pt") as weights:
             array = weights.get_tensor(key).float().numpy()
+        if hp["arch"] == "gemma3":
+            return gguf_gemma.transform(key, array)
         if key.endswith("self_attn.q_proj.weight"):
             return _rope_rows(array, hp["heads"])
         if key.endswith("self_attn.k_proj.weight"):
@@ -508,7 +542,7 @@ def _rope_freqs(hp: dict[str, Any]) -> Any:
     """Llama 3 style RoPE scaling as llama.cpp takes it: one divisor per rotated frequency."""
     import numpy as np
 
-    rope = hp["rope"]
+    rope = hp.get("rope") or {}
     if (rope.get("rope_type") or rope.get("type")) != "llama3":
         return None
     factor = float(rope["factor"])

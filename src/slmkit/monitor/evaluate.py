@@ -18,7 +18,7 @@ import numpy as np
 
 from slmkit.config import ProjectConfig
 from slmkit.monitor.drift import DriftReport, run_drift
-from slmkit.monitor.embedding import Reference, dequantize, reference_for
+from slmkit.monitor.embedding import Reference, dequantize, reference_for, stored_reference
 from slmkit.monitor.reference import TaskReference, task_reference
 from slmkit.monitor.window import Traffic, confidences, label_counts, recent_embeddings, window_metrics
 from slmkit.registry import Registry, Release
@@ -70,8 +70,10 @@ class Monitor:
         *,
         embed: Callable[[Sequence[str]], Any] | None = None,
         registry: Registry | None = None,
+        read_only: bool = False,
     ) -> None:
         self.config = config
+        self.read_only = read_only  # read stored input references only: never embed, never store one
         self._embed = embed
         self._registry = registry
         self._own_registry = registry is None
@@ -100,6 +102,12 @@ class Monitor:
         if key not in self._inputs:
             if not self.config.monitor.embeddings:
                 self._inputs[key] = "monitor.embeddings is off"
+            elif self.read_only:
+                dataset = self.release(name, version).dataset_version
+                stored = stored_reference(self.registry, dataset, size=self.config.monitor.drift.reference_size)
+                self._inputs[key] = stored or (
+                    f"none stored for dataset {dataset} yet (`slmkit release` builds it, or the server's first check)"
+                )
             else:
                 try:
                     with self._lock:

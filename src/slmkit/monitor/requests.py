@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from slmkit.errors import StageError
+
 # Ordered, named migrations; a schema change is a new entry, never an edit of an applied one.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
@@ -202,6 +204,31 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, list[
     return applied
 
 
+def read_only_connection(path: Path) -> sqlite3.Connection:
+    """A connection that can only read an existing log whose migrations are all applied.
+
+    Raises StageError when the file is missing or was written by an older slmkit (its schema
+    lacks columns a reader expects): upgrading it is a write, left to the writers.
+    """
+    if not path.is_file():
+        raise StageError(f"no request log at {path}", hint="`slmkit serve` writes one as it answers")
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    try:
+        applied = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StageError(f"cannot read the request log {path}: {exc}") from None
+    missing = [name for name, _ in MIGRATIONS if name not in applied]
+    if missing:
+        conn.close()
+        raise StageError(
+            f"the request log {path} predates this slmkit (migrations {', '.join(missing)} not applied)",
+            hint="`slmkit monitor` or a restart of `slmkit serve` upgrades it",
+        )
+    return conn
+
+
 def _redactor() -> Callable[[str], str]:
     """Every kind of personal data the data stage knows, whatever the project's data.pii says: a
     project that keeps PII out of training on purpose still must not collect it from traffic."""
@@ -274,22 +301,37 @@ _CAPTURE_COLUMNS = [f.name for f in fields(CaptureRow)]
 
 
 class RequestLog:
-    """Append-only request metrics in SQLite (WAL); one instance may be shared by threads."""
+    """Append-only request metrics in SQLite (WAL); one instance may be shared by threads.
 
-    def __init__(self, path: Path) -> None:
+    `read_only=True` opens an existing log for reading only (SQLite's mode=ro: no migration, no
+    pragma that writes, and any write is an error), for pages that must not change what they show.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        self._lock = threading.Lock()
+        self._redactor: Callable[[str], str] | None = None
+        if read_only:
+            self._conn = read_only_connection(self.path)
+            self._conn.row_factory = sqlite3.Row
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are explicit, as in the registry.
         self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
         self._conn.execute("PRAGMA busy_timeout = 30000")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         # Deleted captures (retention) are overwritten with zeros, not left in free pages.
         self._conn.execute("PRAGMA secure_delete = ON")
         self.migrate()
-        self._redact = _redactor()
+        self._redactor = _redactor()
+
+    def _redact(self, text: str) -> str:
+        if self._redactor is None:  # a read-only log builds the scrubber only if a lookup needs it
+            self._redactor = _redactor()
+        return self._redactor(text)
 
     def migrate(self) -> list[str]:
         """Apply the migrations not yet recorded, in order, each in its own transaction."""

@@ -113,25 +113,35 @@ def run_monitor(
     window_s: float = 3600.0,
     now: datetime | None = None,
     monitor: Monitor | None = None,
+    read_only: bool = False,
 ) -> MonitorResult:
-    """Read the request log over [since, now) (default: the last 24 hours) and judge each release's traffic."""
+    """Read the request log over [since, now) (default: the last 24 hours) and judge each release's traffic.
+
+    It also deletes captures past their retention (as the server does hourly), and builds a
+    release's input drift reference if none is stored. `read_only=True` (the web console) does
+    neither and opens the log read-only: nothing on disk changes, and a missing log is no traffic.
+    """
     now = now or datetime.now(UTC)
     since = since or now - timedelta(days=1)
     path = config.state_dir / "requests.db"
-    writer = RequestLog(path)
+    if read_only and not path.exists():
+        return MonitorResult(config.task.name, since, now, window_s, [])
+    log = RequestLog(path, read_only=read_only)
     try:
-        purged = purge_expired(
-            writer,
-            config.monitor.capture.retention_days,
-            now,
-            embedding_retention_days=config.monitor.embedding_retention_days,
-        )
-        alerts, events = alert_states(writer), alert_events(writer, limit=50)
+        purged = 0
+        if not read_only:
+            purged = purge_expired(
+                log,
+                config.monitor.capture.retention_days,
+                now,
+                embedding_retention_days=config.monitor.embedding_retention_days,
+            )
+        alerts, events = alert_states(log), alert_events(log, limit=50)
     finally:
-        writer.close()
+        log.close()
     own = monitor is None
-    monitor = monitor or Monitor(config)
-    conn = connect(path)
+    monitor = monitor or Monitor(config, read_only=read_only)
+    conn = connect(path, read_only=read_only)
     try:
         releases = releases_in(conn, since, now)
         if ref is not None:

@@ -305,10 +305,16 @@ def _front_matter(text: str, lines: list[tuple[int, str]]) -> tuple[dict[str, ob
 # --- html and pdf ---------------------------------------------------------------------------------
 
 
+_HTML_HEADING = re.compile(r"(<h[1-6](?:\s[^>]*)?>)(.*?)(</h[1-6]\s*>)", re.IGNORECASE | re.DOTALL)
+
+
 def _html(raw: str) -> tuple[str, str]:
     """(title, main text as Markdown) by trafilatura: navigation, scripts and boilerplate dropped."""
     import trafilatura
 
+    # A heading wrapped over lines in the page is one heading: trafilatura would keep the line break, and
+    # its second line would read as a paragraph.
+    raw = _HTML_HEADING.sub(lambda m: m.group(1) + " ".join(m.group(2).split()) + m.group(3), raw)
     text = trafilatura.extract(
         raw, output_format="markdown", include_formatting=True, include_links=False, include_images=False,
         include_tables=True, include_comments=False, favor_recall=True,

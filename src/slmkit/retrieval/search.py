@@ -67,14 +67,20 @@ class Retriever:
         mode: Mode = "rrf",
         dense_weight: float = 0.5,
         depth: int = 50,
+        query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
-        """The best `k` chunks for `query` among those the caller's `groups` may see."""
+        """The best `k` chunks for `query` among those the caller's `groups` may see.
+
+        `query_vector` is the query's embedding when the caller has it already (`embed_queries`
+        embeds many questions in one batch); otherwise the query is embedded here.
+        """
         depth = max(depth, k)
         vectors = self._vectors()
         if not len(vectors.ids):  # an empty index: nothing to rank
             return []
         visible = vectors.visible(groups)
-        query_vector = self.embedder.embed([query])[0]
+        if query_vector is None:
+            query_vector = self.embedder.embed([query])[0]
         similarity = np.full(len(vectors.ids), -1.0, dtype=np.float32)
         similarity[visible] = vectors.matrix[visible] @ query_vector
         bm25 = self.bm25(query, groups) if mode != "dense" else {}
@@ -98,6 +104,10 @@ class Retriever:
         best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
         chunks = self.store.chunk_rows(best)
         return [Hit(chunks[i], fused[i], float(similarity[row_of[i]]), bm25.get(i, 0.0)) for i in best if i in chunks]
+
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """(len(queries), dim) unit vectors for `search(query_vector=...)`: one batched pass through the model."""
+        return np.asarray(self.embedder.embed(list(queries)), dtype=np.float32)
 
     def bm25(self, query: str, groups: Sequence[str]) -> dict[int, float]:
         """BM25 of every chunk the caller may see that holds a query term, with the caller's statistics."""

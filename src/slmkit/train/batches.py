@@ -198,12 +198,16 @@ class PromptCost:
     def per_row(self) -> float:
         return self.shared / self.batch_size + self.own_prompt + self.answer
 
+    @property
+    def epoch_tokens(self) -> float:
+        return self.per_row * self.rows
+
     def line(self) -> str:
         return (
             f"prompt: {self.shared} tokens every row starts with (system prompt, computed once per batch of "
             f"{self.batch_size}) + {self.own_prompt:.1f} of its own + {self.answer:.1f} answer tokens = "
             f"{self.per_row:.1f} tokens computed per row; an epoch of {self.rows:,} rows is "
-            f"{self.per_row * self.rows:,.0f} tokens"
+            f"{self.epoch_tokens:,.0f} tokens"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -212,7 +216,7 @@ class PromptCost:
             "own_prompt_tokens": round(self.own_prompt, 2),
             "answer_tokens": round(self.answer, 2),
             "tokens_per_row": round(self.per_row, 2),
-            "epoch_tokens": round(self.per_row * self.rows),
+            "epoch_tokens": round(self.epoch_tokens),
         }
 
 

@@ -38,6 +38,7 @@ from slmkit.models.gguf_export import (
     gguf_answers,
     quantize_gguf,
     require_llama_cpp,
+    source_gguf_path,
     source_gguf_pre_tokenizer,
     write_gguf,
 )
@@ -237,9 +238,10 @@ def _build(
 
     began = time.perf_counter()
     merged = merge_adapter(base, adapter_dir, scratch / "merged", "float32")
-    settings = {
+    settings: dict[str, Any] = {
         "pre_tokenizer": config.export.gguf_pre_tokenizer or source_gguf_pre_tokenizer(base.path),
         "name": f"{rel.name}-v{rel.version}",
+        "source_gguf": source_gguf_path(base.path),  # a Gemma 3 file's tokenizer comes from it
     }
     # Quantized files are made from the f32 file when one is asked for, else from f16.
     source_type = "f32" if "f32" in quants else "f16"

@@ -56,6 +56,7 @@ from slmkit.train.methods import load_base, make_trainable, save_trained, warm_s
 from slmkit.train.observe import MetricsLog, check_loggers, flat_params, write_loss_plot
 from slmkit.train.replay import prepare_replay
 from slmkit.train.resume import find_resumable_run, reopened_run, run_lock
+from slmkit.train.schedule import Schedule
 from slmkit.train.sharded import Sharding, shard
 from slmkit.train.stopping import AUTO_VALIDATION_ROWS, StoppingRule, paired_difference
 
@@ -286,18 +287,27 @@ def _train_loop(
     precision = resolve_precision(cfg.precision, device)
     # The system prompt every example starts with is computed once per batch (see answer_loss).
     prefix_len = shared_prefix_length(train_set)
+    cost = prompt_cost(train_set, prefix_len, cfg.batch_size)
+    val_cost = prompt_cost(val_set, shared_prefix_length(val_set), cfg.batch_size)
+    length = Schedule.plan(cfg.epochs, cost.epoch_tokens)
     steps_per_epoch = max(1, len(train_set) // (cfg.batch_size * cfg.grad_accum))
-    total_steps = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    total_steps = cfg.max_steps or max(1, math.ceil(steps_per_epoch * length.epochs))
     rule = StoppingRule.from_config(
         cfg,
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
         validation_rows=len(val_set),
         validation_available=len(val_set) if validation_available is None else validation_available,
+        epoch_tokens=cost.epoch_tokens,
+        validation_tokens=val_cost.epoch_tokens,
     )
-    cost = prompt_cost(train_set, prefix_len, cfg.batch_size)
     if world.is_main:
         log(cost.line())
+        log(
+            length.line()
+            if not cfg.max_steps
+            else f"max_steps: {cfg.max_steps} ({total_steps / steps_per_epoch:.2f} epoch)"
+        )
         log(rule.describe())
     params = [p for p in model.parameters() if p.requires_grad]
     if sharding is None:
@@ -498,6 +508,7 @@ def _train_loop(
         "final_train_loss": round(state.running, 5),
         "shared_prefix_tokens": prefix_len,
         "prompt_cost": cost.as_dict(),
+        "schedule": length.as_dict(),
         "early_stopping": {**rule.as_dict(), "decision": state.decision or None},
         "batching": cfg.batching,
         # Of the first epoch's batches (every epoch's are alike): what the batching costs in compute.

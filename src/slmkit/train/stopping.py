@@ -8,7 +8,9 @@ checkpoints than training moves it. So, by default:
   stratified by label beyond that): the standard error of a paired difference of means falls as
   1/sqrt(rows), and at ~1,000 rows it is a few thousandths of a nat for a routing answer, below
   any difference worth acting on (the decision line prints it);
-- it runs about VALIDATIONS_PER_EPOCH times per epoch (at least every step of a tiny set);
+- it runs up to VALIDATIONS_PER_EPOCH times per epoch (at least every step of a tiny set), fewer
+  when validating would cost more than VALIDATION_SHARE of the training compute (a forward pass
+  costs FORWARD_COST of a training step per token), but at least MIN_VALIDATIONS_PER_EPOCH;
 - patience is counted in training examples, not validations: the run stops only once
   PATIENCE_EPOCHS of an epoch has passed without a new best validation loss, and never before
   MIN_EPOCHS epochs (or the end of a shorter run);
@@ -27,6 +29,9 @@ from slmkit.config import TrainConfig
 
 AUTO_VALIDATION_ROWS = 1000
 VALIDATIONS_PER_EPOCH = 8
+MIN_VALIDATIONS_PER_EPOCH = 2
+VALIDATION_SHARE = 0.1  # of the training compute
+FORWARD_COST = 0.4  # a validation token / a training token, measured (bench/train_cost.py, docs/quality.md)
 PATIENCE_EPOCHS = 0.5
 MIN_EPOCHS = 1.0
 
@@ -43,6 +48,7 @@ class StoppingRule:
     steps_per_epoch: int
     validation_rows: int
     validation_available: int
+    cadence: str = ""  # why fewer validations than VALIDATIONS_PER_EPOCH, when so
 
     @classmethod
     def from_config(
@@ -53,9 +59,14 @@ class StoppingRule:
         total_steps: int,
         validation_rows: int,
         validation_available: int,
+        epoch_tokens: float | None = None,
+        validation_tokens: float | None = None,
     ) -> StoppingRule:
+        """`epoch_tokens` and `validation_tokens` (tokens computed by an epoch of training and by one
+        validation) let the cadence keep validation under VALIDATION_SHARE of the compute."""
         examples_per_step = cfg.batch_size * cfg.grad_accum
-        eval_every = cfg.eval_every or max(1, round(steps_per_epoch / VALIDATIONS_PER_EPOCH))
+        per_epoch = validations_per_epoch(epoch_tokens, validation_tokens)
+        eval_every = cfg.eval_every or max(1, round(steps_per_epoch / per_epoch))
         setting = cfg.early_stopping_patience
         if isinstance(setting, int):  # counted in validations, as set: the older rule, no minimum
             patience, minimum = setting * eval_every, 0
@@ -74,6 +85,9 @@ class StoppingRule:
             steps_per_epoch=steps_per_epoch,
             validation_rows=validation_rows,
             validation_available=validation_available,
+            cadence=""
+            if cfg.eval_every or per_epoch == VALIDATIONS_PER_EPOCH
+            else f"{per_epoch} an epoch, to keep validation under {VALIDATION_SHARE:.0%} of the training compute",
         )
 
     def should_stop(self, step: int, best_step: int) -> bool:
@@ -87,6 +101,8 @@ class StoppingRule:
             else " (the whole split)"
         )
         head = f"validation: {rows} every {self.eval_every} steps ({self._examples(self.eval_every)})"
+        if self.cadence:
+            head += f" ({self.cadence})"
         if not self.validation_rows:
             return head + "; no validation rows, so no early stopping (the last step's adapter is kept)"
         if not self.enabled:
@@ -126,6 +142,15 @@ class StoppingRule:
 
     def _epochs(self, steps: int) -> str:
         return f"{steps / max(self.steps_per_epoch, 1):.2f} epoch"
+
+
+def validations_per_epoch(epoch_tokens: float | None, validation_tokens: float | None) -> int:
+    """VALIDATIONS_PER_EPOCH, or fewer (down to MIN_VALIDATIONS_PER_EPOCH) when that many would cost more
+    than VALIDATION_SHARE of an epoch's training compute."""
+    if not epoch_tokens or not validation_tokens:
+        return VALIDATIONS_PER_EPOCH
+    affordable = math.floor(VALIDATION_SHARE * epoch_tokens / (FORWARD_COST * validation_tokens))
+    return max(MIN_VALIDATIONS_PER_EPOCH, min(VALIDATIONS_PER_EPOCH, affordable))
 
 
 def paired_difference(latest: Sequence[float], best: Sequence[float]) -> tuple[float, float] | None:

@@ -22,7 +22,7 @@ from slmkit.charts import esc
 from slmkit.config import ProjectConfig
 from slmkit.errors import RegistryError, SlmkitError
 from slmkit.registry import Registry
-from slmkit.ui import history, overview, releases, review, traffic
+from slmkit.ui import history, monitoring, overview, releases, review, traffic
 from slmkit.ui.context import Context
 from slmkit.ui.layout import page
 from slmkit.ui.security import (
@@ -59,6 +59,8 @@ def create_app(config: ProjectConfig, allowed_hosts: set[str]) -> FastAPI:
     app = FastAPI(title="slmkit console", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     sessions = Sessions(config.state_dir / "keys.db")
     app.state.sessions = sessions  # closed by the server when it stops
+    views = monitoring.Views(config)
+    app.state.monitor_views = views  # closed by the server when it stops
     app.state.allowed_hosts = allowed_hosts
 
     @app.middleware("http")
@@ -151,6 +153,10 @@ def create_app(config: ProjectConfig, allowed_hosts: set[str]) -> FastAPI:
     @app.get("/releases/{version}")
     def release(request: Request, version: int) -> Response:
         return render(request, lambda ctx: releases.release(ctx, version))
+
+    @app.get("/monitoring")
+    def monitoring_page(request: Request, span: str = "24h", release: str | None = None, refresh: int = 30) -> Response:
+        return render(request, lambda ctx: monitoring.monitoring(ctx, views, span, release, refresh))
 
     @app.get("/audit")
     def audit(request: Request, page: int = 0, all: int = 0) -> Response:

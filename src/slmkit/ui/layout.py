@@ -18,6 +18,7 @@ NAV = (
     ("/datasets", "Datasets"),
     ("/runs", "Training runs"),
     ("/releases", "Releases"),
+    ("/monitoring", "Monitoring"),
     ("/audit", "Audit log"),
     ("/review", "Review"),
 )

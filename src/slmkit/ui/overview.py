@@ -25,6 +25,7 @@ def overview(ctx: Context) -> str:
         card("training runs", counts["runs"]),
         card("dataset versions", counts["datasets"]),
         card("gold set", f"sha256:{lock.gold_hash[:12]}" if lock else "not locked", _locked(lock)),
+        _alerts_card(ctx),
         "</div>",
     ]
     if current is None:
@@ -56,6 +57,24 @@ def checklist_table(checklist: Checklist) -> str:
         for item in checklist.items
     ]
     return table(["status", "item", "evidence", ""], rows)
+
+
+def _alerts_card(ctx: Context) -> str:
+    """How many alerts fire now (read from the request log without writing), linking to the monitoring page."""
+    from slmkit.errors import StageError
+    from slmkit.ui.monitoring import log_state
+
+    try:
+        _, states, _ = log_state(ctx.config)
+    except StageError as exc:  # a log written by an older slmkit: the page still shows the rest
+        return card("alerts", "unknown", esc(exc.message))
+    firing = sorted({f"{a['rule']} ({a['release']})" for a in states if a["state"] == "firing"})
+    pending = sum(a["state"] == "pending" for a in states)
+    detail = esc("; ".join(firing)) if firing else f"{len(states)} rule × release state(s) judged"
+    if pending:
+        detail += f" · {pending} pending"
+    value = f"{len(firing)} firing" if firing else "none firing"
+    return card("alerts", value, f'{detail} · <a href="/monitoring">monitoring</a>')
 
 
 def _since(release: Any) -> str:

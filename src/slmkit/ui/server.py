@@ -32,6 +32,7 @@ class ConsoleHandle:
         self._server.should_exit = True
         self._thread.join(timeout=30)
         self.app.state.sessions.close()
+        self.app.state.monitor_views.close()
 
     def __enter__(self) -> ConsoleHandle:
         return self
@@ -71,6 +72,7 @@ def run_console(
         uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="off")).run(sockets=[sock])
     finally:
         app.state.sessions.close()
+        app.state.monitor_views.close()
 
 
 def _prepare(config: ProjectConfig, host: str, port: int, *, allow_network: bool) -> tuple[Any, Any]:
