@@ -58,8 +58,11 @@ class Monitored:
             log.append(rows)
 
 
-def eval_report(task_name: str, mix: dict[str, int], *, seed: int = 0) -> dict[str, Any]:
-    """An eval report as `slmkit eval` writes it, as far as monitoring reads it: the adapter's answers."""
+def eval_report(
+    task_name: str, mix: dict[str, int], *, seed: int = 0, label_scoring: bool | None = True
+) -> dict[str, Any]:
+    """An eval report as `slmkit eval` writes it, as far as monitoring reads it: the adapter's answers and
+    how they were decoded (`label_scoring` None: a report from before label scoring, which has no such key)."""
     rng = random.Random(seed)
     predictions = []
     for label, count in mix.items():
@@ -77,7 +80,10 @@ def eval_report(task_name: str, mix: dict[str, int], *, seed: int = 0) -> dict[s
                     },
                 }
             )
-    return {"kind": "slmkit.eval_report", "task": task_name, "items": len(predictions), "predictions": predictions}
+    report = {"kind": "slmkit.eval_report", "task": task_name, "items": len(predictions), "predictions": predictions}
+    if label_scoring is not None:
+        report["decoding"] = {"greedy": True, "constrained": True, "label_scoring": label_scoring}
+    return report
 
 
 def record_release(
@@ -88,6 +94,7 @@ def record_release(
     dataset_version: str | None = None,
     adapter_dir: Path | None = None,
     base_model: dict[str, Any] | None = None,
+    label_scoring: bool | None = True,
 ) -> Release:
     """A release whose eval report (the release's answers on 100 gold items, `mix`) is in the store.
 
@@ -109,7 +116,8 @@ def record_release(
                 dataset_version = f"ds-{digest[:12]}"
                 registry.record_dataset(dataset_version, config.task.name, digest, "0" * 64, {"train": len(rows)}, {})
             report = Path(tmp) / "report.json"
-            report.write_text(json.dumps(eval_report(config.task.name, mix or EVAL_MIX)), encoding="utf-8")
+            answers = eval_report(config.task.name, mix or EVAL_MIX, label_scoring=label_scoring)
+            report.write_text(json.dumps(answers), encoding="utf-8")
             report_digest = registry.store.put_file(report)
             if adapter_dir is None:
                 adapter_dir = Path(tmp) / "adapter"

@@ -200,3 +200,33 @@ def test_the_webhook_gets_firing_and_resolved_and_a_failed_delivery_is_retried(t
     with project.log() as log:
         events = alert_events(log)
     assert all(e["notified_at"] for e in events)
+
+
+def test_confidence_drift_compares_only_the_same_kind_of_confidence(tmp_path: Path) -> None:
+    """An eval from before label scoring measured the least likely token; serving with label scoring records
+    the label's probability. Compared, they would fire on unchanged traffic: the rule says why it cannot run."""
+    from slmkit.monitor.rules import release_rule_checks
+    from slmkit.registry import Registry
+    from tests.monitor.conftest import example_inputs, record_release
+
+    rule = {"name": "less sure", "metric": "confidence_drift", "op": ">=", "threshold": 1, "window": "1h",
+            "min_requests": 100}  # fmt: skip
+    outcomes = {}
+    for scoring in (True, None):  # the eval scored labels as serving does; an eval from before label scoring
+        project = monitored_project(tmp_path / str(scoring), **rules(rule))
+        release = record_release(project.config, train_inputs=example_inputs(60), label_scoring=scoring)
+        project.release = release
+        # Served answers sure of their label (label scoring), against eval confidences spread over 0.5..1.
+        project.add(T0, 200, confidence=lambda i: 0.99 + (i % 10) / 1000)
+        (outcomes[scoring],) = evaluate_alerts(project.config, now=T0 + timedelta(minutes=10)).outcomes
+        with Registry(project.config.state_dir) as registry:
+            (check,) = release_rule_checks(project.config, registry, release, quick=True)
+        assert check.evaluates is (scoring is True), check
+        if scoring is None:
+            assert "re-run `slmkit eval`" in check.detail
+
+    assert outcomes[True].state == "firing" and outcomes[True].evidence["test"]["effect"] > 0.9
+    stale = outcomes[None]
+    assert stale.state == "inactive" and stale.value is None
+    why = stale.evidence["why"]
+    assert "least likely token's probability" in why and "label's probability" in why and "slmkit eval" in why

@@ -166,6 +166,8 @@ class Monitor:
         )
         if not isinstance(inputs, Reference) and "input" in report.skipped:
             report.skipped["input"] = f"no reference: {inputs}"
+        if "confidence" in report.skipped and reference.problems.get("confidence"):
+            report.skipped["confidence"] = f"no reference: {reference.problems['confidence']}"
         return report
 
     def close(self) -> None:

@@ -93,8 +93,13 @@ def reference_of(
         if task.cfg.label_field is not None:
             reference.eval_labels = labels
         reference.eval_confidences = confidences
+        mismatch = _confidence_mismatch(task, recorded_config, report)
         if not confidences:
             reference.problems["confidence"] = "its eval report records no confidences (evaluated before they were)"
+        elif mismatch:
+            # Comparing two different numbers would call drift on unchanged traffic: no reference rather.
+            reference.eval_confidences = []
+            reference.problems["confidence"] = mismatch
     try:
         dataset = registry.get_dataset(dataset_version)
         train = registry.store.path(dataset.digest) / "train.jsonl"
@@ -104,6 +109,30 @@ def reference_of(
     except Exception as exc:  # a release of a dataset this store does not hold
         reference.problems["train"] = f"no training split for {dataset_version}: {exc}"
     return reference
+
+
+def _confidence_mismatch(task: Task, recorded_config: dict[str, Any], report: dict[str, Any]) -> str:
+    """Why the eval's confidences are not the number serving records ('' when they are the same kind).
+
+    With label scoring (serve.label_scoring) an answer's confidence is its label's probability; without
+    it, the probability of its least likely token. The eval report says which one it measured
+    (`decoding.label_scoring`; reports from before label scoring have no such key and decoded the label);
+    the release's recorded config says how it is served.
+    """
+    from slmkit.models.labels import LabelField
+
+    if LabelField.of(task) is None:  # no label to score: both are the least likely token's probability
+        return ""
+    decoding = report.get("decoding") or {}
+    evaluated = bool(decoding.get("label_scoring", False))
+    served = bool((recorded_config.get("serve") or {}).get("label_scoring", True))  # ServeConfig's default
+    if evaluated == served:
+        return ""
+    kinds = {True: "its label's probability (label scoring)", False: "its least likely token's probability"}
+    return (
+        f"its eval measured each answer's confidence as {kinds[evaluated]} and serving records "
+        f"{kinds[served]}: re-run `slmkit eval` and release again for a confidence reference"
+    )
 
 
 def _answer_label(task: Task, text: Any) -> str | None:
