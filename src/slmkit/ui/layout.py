@@ -43,7 +43,7 @@ th{background:var(--bg);font-weight:600}td.num,th.num{text-align:right;font-vari
 .pass,.ok{color:var(--ok);font-weight:600}.fail,.bad{color:var(--bad);font-weight:600}
 .missing,.warn{color:var(--warn);font-weight:600}.na,.muted{color:var(--muted)}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(210px,1fr));gap:12px;margin:8px 0}
-.card{border:1px solid var(--line);border-radius:6px;padding:10px 12px}
+.card{border:1px solid var(--line);border-radius:6px;padding:10px 12px;min-width:0;overflow-wrap:anywhere}
 .card .big{font-size:20px;font-weight:600}.card .label{color:var(--muted);font-size:12px}
 .flash{padding:8px 12px;border-radius:6px;margin:8px 0;border:1px solid}
 .flash.error{background:#ffebe9;border-color:#ff8182}.flash.done{background:#dafbe1;border-color:#4ac26b}
