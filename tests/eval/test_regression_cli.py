@@ -99,3 +99,34 @@ def test_eval_refuses_a_gold_set_changed_after_the_lock(project: Path, tmp_path:
     gold.write_text(gold.read_text().replace("billing", "shipping", 1))
     code, _, err = cli("eval", "-p", str(copy))
     assert code != 0 and "was changed after it was locked" in err
+
+
+def test_a_pair_decoded_two_ways_is_refused_until_the_release_is_evaluated_the_same_way(
+    project: Path, tmp_path: Path
+) -> None:
+    """Release 1's labels were scored; with label scoring off the candidate's are generated. Paired,
+    that would measure the decoding: refused with the command, which then makes the pair possible."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    p = str(copy)
+    edit_config(copy, serve__label_scoring=False)
+    code, _out, err = cli("eval", "-p", p)
+    assert code == 6, err
+    with Registry(copy / ".slmkit") as registry:
+        first = registry.get_release(TASK, 1)
+        candidate = registry.get_run(None, task=TASK)
+    report = json.loads((copy / ".slmkit" / "runs" / candidate.run_id / "eval" / "report.json").read_text())
+    [gate] = [g for g in report["gates"] if g["gate"] == GATE]
+    assert not gate["passed"]
+    assert gate["reason"].startswith(
+        "its eval report chose labels by scoring every allowed label and this evaluation by generating them"
+    )
+    assert f"slmkit eval --run {first.run_id}" in gate["reason"]
+
+    # Evaluated again as the candidate is, release 1 pairs with it item by item.
+    cli("eval", "-p", p, "--run", first.run_id)  # exit 6 too: the margin-0 gate against itself
+    cli("eval", "-p", p, "--run", candidate.run_id)
+    report = json.loads((copy / ".slmkit" / "runs" / candidate.run_id / "eval" / "report.json").read_text())
+    [gate] = [g for g in report["gates"] if g["gate"] == GATE]
+    assert "two decodings" not in gate["reason"] and "8 paired items" in gate["reason"]
+    assert report["regression"]["production"]["paired_items"] == 8

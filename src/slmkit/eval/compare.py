@@ -175,12 +175,16 @@ def regression_against(
     *,
     normalize: Mapping[str, Any] | None = None,
     rounds: int = 1000,
+    label_scoring: bool | None = None,
 ) -> Regression:
     """Pair the candidate's answers with those the release behind `alias` recorded in its eval
     report (same gold id and same gold answer), and compare them.
 
     The recorded answers are the release's own greedy answers, as its rollback rehearsal proves
-    they still are; so nothing is generated again here.
+    they still are; so nothing is generated again here. They must have been chosen the way the
+    candidate's were (`label_scoring`): generated labels against scored ones would measure the
+    decoding, not the model, so a later evaluation of the release's run that matches is used, or
+    the comparison is refused with the command that makes one.
     """
     release = registry.current(task.name, alias)
     if release is None:
@@ -189,6 +193,17 @@ def regression_against(
     if problems:
         return Regression(alias, release.ref, error=f"its eval report {'; '.join(problems)}")
     report = json.loads(registry.store.path(release.eval_report_digest).read_text(encoding="utf-8"))
+    if label_scoring is not None and _scored(report) != label_scoring:
+        matching = _matching_report(registry, release.run_id, label_scoring)
+        if matching is None:
+            return Regression(
+                alias,
+                release.ref,
+                error=f"its eval report chose labels {_how(_scored(report))} and this evaluation "
+                f"{_how(label_scoring)}: the pair would compare two decodings, not two models; evaluate "
+                f"{release.ref}'s run again with these settings (slmkit eval --run {release.run_id})",
+            )
+        report = matching
     recorded = {str(p["id"]): p for p in report.get("predictions", []) if "adapter" in p}
     keep = [
         i
@@ -218,6 +233,24 @@ def regression_against(
         comparisons=compare(task, paired_ids, paired_gold, mine, theirs, normalize=normalize, rounds=rounds),
         label_kappa=kappa,
     )
+
+
+def _scored(report: Mapping[str, Any]) -> bool:
+    """Whether a report's labels were chosen by scoring every allowed one (older reports: generated)."""
+    return bool((report.get("decoding") or {}).get("label_scoring"))
+
+
+def _how(scored: bool) -> str:
+    return "by scoring every allowed label" if scored else "by generating them"
+
+
+def _matching_report(registry: Registry, run_id: str, label_scoring: bool) -> dict[str, Any] | None:
+    """The release's run's latest evaluation, when it chose labels the given way and is intact."""
+    latest = registry.latest_eval(run_id)
+    if latest is None or registry.store.verify(latest.digest):
+        return None
+    report = json.loads(registry.store.path(latest.digest).read_text(encoding="utf-8"))
+    return report if _scored(report) == label_scoring else None
 
 
 def _label(parsed: Parsed, label: str) -> str:

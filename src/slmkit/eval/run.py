@@ -227,7 +227,15 @@ def run_eval(
     forgetting = check_forgetting(config, base, tokenizer, adapter_dir, dtype) if config.eval.forgetting else None
     regressions = {
         alias: regression_against(
-            registry, task, alias, ids, gold, predictions["adapter"], normalize=normalize, rounds=rounds
+            registry,
+            task,
+            alias,
+            ids,
+            gold,
+            predictions["adapter"],
+            normalize=normalize,
+            rounds=rounds,
+            label_scoring=scoring,
         )
         for alias in aliases
     }
