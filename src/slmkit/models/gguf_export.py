@@ -86,10 +86,11 @@ def write_gguf(
     tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(4)}")
     writer = gguf.GGUFWriter(tmp, hp["arch"])
     try:
+        _write_shape(writer, hp, file_type, name or hp["name"])
         if gemma:
-            gguf_gemma.write_metadata(writer, hp, vocab, file_type, name or hp["name"])
+            gguf_gemma.write_metadata(writer, hp, vocab)
         else:
-            _write_metadata(writer, hp, vocab, pre, file_type, name or hp["name"])
+            _write_metadata(writer, hp, vocab, pre)
         # Two passes over the weights: names, shapes and types first (the header), then the
         # data one tensor at a time, so a model larger than memory converts too.
         plan = _tensor_plan(model_dir, hp, dtype)
@@ -425,14 +426,10 @@ def source_gguf_pre_tokenizer(model_dir: Path) -> str | None:
 # --- writing ---------------------------------------------------------------------------
 
 
-def _write_metadata(
-    writer: Any, hp: dict[str, Any], vocab: dict[str, Any], pre: str, file_type: Any, name: str
-) -> None:
-    import gguf
-
+def _write_shape(writer: Any, hp: dict[str, Any], file_type: Any, name: str) -> None:
+    """The header keys every architecture writes the same way."""
     writer.add_name(name)
     writer.add_file_type(file_type)
-    writer.add_vocab_size(hp["vocab_size"])
     writer.add_context_length(hp["context_length"])
     writer.add_embedding_length(hp["hidden"])
     writer.add_block_count(hp["layers"])
@@ -440,6 +437,12 @@ def _write_metadata(
     writer.add_head_count(hp["heads"])
     writer.add_head_count_kv(hp["kv_heads"])
     writer.add_layer_norm_rms_eps(hp["rms_eps"])
+
+
+def _write_metadata(writer: Any, hp: dict[str, Any], vocab: dict[str, Any], pre: str) -> None:
+    import gguf
+
+    writer.add_vocab_size(hp["vocab_size"])
     writer.add_rope_dimension_count(hp["head_dim"])
     writer.add_rope_freq_base(float(hp["rope"]["rope_theta"]))
     if hp["head_dim"] != hp["hidden"] // hp["heads"]:

@@ -117,16 +117,8 @@ def vocabulary(model_dir: Path, source_gguf: Path | None, vocab_size: int) -> di
     return {"entries": entries, "chat_template": template.get("default") if isinstance(template, dict) else template}
 
 
-def write_metadata(writer: Any, hp: dict[str, Any], vocab: dict[str, Any], file_type: Any, name: str) -> None:
-    writer.add_name(name)
-    writer.add_file_type(file_type)
-    writer.add_context_length(hp["context_length"])
-    writer.add_embedding_length(hp["hidden"])
-    writer.add_block_count(hp["layers"])
-    writer.add_feed_forward_length(hp["ffn"])
-    writer.add_head_count(hp["heads"])
-    writer.add_head_count_kv(hp["kv_heads"])
-    writer.add_layer_norm_rms_eps(hp["rms_eps"])
+def write_metadata(writer: Any, hp: dict[str, Any], vocab: dict[str, Any]) -> None:
+    """Gemma 3's own header keys and its vocabulary (the shared ones are written before)."""
     writer.add_key_length(hp["head_dim"])
     writer.add_value_length(hp["head_dim"])
     writer.add_rope_freq_base(hp["rope_theta"])
